@@ -1,0 +1,455 @@
+//! The Redfish HTTP transport: authentication (session or Basic), deadlines, bounded retries,
+//! `Retry-After`, body size cap, JSON decoding with clear errors. Knows nothing of vendors or
+//! of which resources exist; `mod.rs` and `logs.rs` walk the tree.
+
+use std::time::Duration;
+
+use rand::Rng as _;
+use reqwest::header::{HeaderMap, HeaderValue, LOCATION, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tracing::{debug, warn};
+
+use super::tls::{self, TlsPolicy};
+use crate::bmc::{BmcError, Endpoint};
+use crate::secret::Secret;
+use crate::timeouts;
+
+/// User name and password for a BMC. `Debug` hides the password.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: Secret,
+}
+
+/// Transport settings; defaults come from [`crate::timeouts`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub tls: TlsPolicy,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub attempts: u32,
+    pub body_max: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            tls: TlsPolicy::default(),
+            connect_timeout: timeouts::BMC_CONNECT,
+            request_timeout: timeouts::BMC_REQUEST,
+            attempts: timeouts::BMC_ATTEMPTS,
+            body_max: timeouts::BODY_MAX_BYTES,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Auth {
+    /// No credentials sent (service root only).
+    Basic,
+    Session {
+        token: Secret,
+        /// The session resource, for logout.
+        location: Option<String>,
+        /// Where to log in again after a 401.
+        login_path: String,
+    },
+}
+
+/// An answer that is not an error by transport standards.
+pub(crate) struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+/// One BMC's HTTP client.
+pub(crate) struct Client {
+    http: reqwest::Client,
+    base: String,
+    creds: Credentials,
+    options: ClientOptions,
+    auth: Mutex<Auth>,
+}
+
+/// First 240 characters of a body, credentials scrubbed, for error messages.
+fn excerpt(body: &[u8], creds: &Credentials) -> String {
+    let text = String::from_utf8_lossy(body);
+    let cut: String = text.chars().take(240).collect();
+    creds.password.scrub(&cut)
+}
+
+impl Client {
+    pub fn new(
+        endpoint: &Endpoint,
+        creds: Credentials,
+        options: ClientOptions,
+    ) -> Result<Self, BmcError> {
+        let builder = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .http1_only()
+            .user_agent(concat!("oob/", env!("CARGO_PKG_VERSION")));
+        let builder = if endpoint.tls {
+            tls::apply(builder, &options.tls, &endpoint.authority())?
+        } else {
+            builder
+        };
+        let http = builder.build().map_err(|e| BmcError::Client {
+            bmc: endpoint.authority(),
+            reason: chain(&e),
+        })?;
+        Ok(Self {
+            http,
+            base: endpoint.base_url(),
+            creds,
+            options,
+            auth: Mutex::new(Auth::Basic),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// GET a resource and decode it.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, BmcError> {
+        let reply = self.send(Method::GET, path, None).await?;
+        self.decode(path, reply)
+    }
+
+    /// Decode a successful reply, or turn an unsuccessful one into an error.
+    pub fn decode<T: DeserializeOwned>(&self, path: &str, reply: Reply) -> Result<T, BmcError> {
+        let reply = self.expect_success(path, reply)?;
+        serde_json::from_slice(&reply.body).map_err(|e| BmcError::Malformed {
+            url: self.url(path),
+            detail: format!("{e} (body starts: {:?})", excerpt(&reply.body, &self.creds)),
+        })
+    }
+
+    /// Error out on a non-2xx reply.
+    pub fn expect_success(&self, path: &str, reply: Reply) -> Result<Reply, BmcError> {
+        if reply.status.is_success() {
+            return Ok(reply);
+        }
+        let url = self.url(path);
+        Err(match reply.status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => BmcError::Auth {
+                url,
+                status: reply.status.as_u16(),
+            },
+            status => BmcError::Http {
+                url,
+                status: status.as_u16(),
+                body: excerpt(&reply.body, &self.creds),
+            },
+        })
+    }
+
+    /// POST a JSON body. Never retried once it may have reached the BMC (only a refused
+    /// connection or a 503, which means "not processed", is tried again).
+    pub async fn post(&self, path: &str, body: Value) -> Result<Reply, BmcError> {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// Log in with a session at `sessions_path`. `Ok(false)` when the service has no working
+    /// session endpoint (404/405/501): the caller stays on Basic auth.
+    pub async fn login(&self, sessions_path: &str) -> Result<bool, BmcError> {
+        let mut auth = self.auth.lock().await;
+        self.login_locked(&mut auth, sessions_path).await
+    }
+
+    async fn login_locked(&self, auth: &mut Auth, sessions_path: &str) -> Result<bool, BmcError> {
+        let url = self.url(sessions_path);
+        let body = serde_json::json!({
+            "UserName": self.creds.user,
+            "Password": self.creds.password.expose(),
+        });
+        let response = self
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| transport_error(&url, &e, self.options.request_timeout))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let raw = self.read_body(&url, response).await?;
+        match status {
+            s if s.is_success() => {}
+            StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::NOT_IMPLEMENTED => {
+                debug!(bmc = %self.base, status = s_u16(status), "no session service, using basic auth");
+                return Ok(false);
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => {
+                return Err(BmcError::Auth {
+                    url,
+                    status: status.as_u16(),
+                })
+            }
+            _ => {
+                return Err(BmcError::Http {
+                    url,
+                    status: status.as_u16(),
+                    body: excerpt(&raw, &self.creds),
+                })
+            }
+        }
+        let token = headers
+            .get("x-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| BmcError::Malformed {
+                url: url.clone(),
+                detail: "session created without an X-Auth-Token header".into(),
+            })?;
+        let location = headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| self.relative(l))
+            .or_else(|| {
+                serde_json::from_slice::<Value>(&raw)
+                    .ok()
+                    .and_then(|v| v.get("@odata.id")?.as_str().map(str::to_owned))
+            });
+        *auth = Auth::Session {
+            token: Secret::new(token),
+            location,
+            login_path: sessions_path.to_owned(),
+        };
+        debug!(bmc = %self.base, "session opened");
+        Ok(true)
+    }
+
+    /// End the session, if any. Best effort.
+    pub async fn logout(&self) {
+        let mut auth = self.auth.lock().await;
+        if let Auth::Session {
+            location: Some(location),
+            ..
+        } = &*auth
+        {
+            let url = self.url(location);
+            let request = self.http.delete(&url).headers(self.auth_headers(&auth));
+            match request.send().await {
+                Ok(r) => debug!(bmc = %self.base, status = s_u16(r.status()), "session closed"),
+                Err(e) => debug!(bmc = %self.base, error = %chain(&e), "session close failed"),
+            }
+        }
+        *auth = Auth::Basic;
+    }
+
+    /// Strip scheme and authority from an absolute URL the BMC handed us.
+    fn relative(&self, link: &str) -> String {
+        match link.strip_prefix(&self.base) {
+            Some(rest) => rest.to_owned(),
+            None => match link.split_once("://") {
+                Some((_, rest)) => rest.find('/').map_or("/".into(), |i| rest[i..].to_owned()),
+                None => link.to_owned(),
+            },
+        }
+    }
+
+    fn auth_headers(&self, auth: &Auth) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Auth::Session { token, .. } = auth {
+            if let Ok(mut value) = HeaderValue::from_str(token.expose()) {
+                value.set_sensitive(true);
+                headers.insert("x-auth-token", value);
+            }
+        }
+        headers
+    }
+
+    /// Send with retries: transport errors on idempotent requests, refused connections,
+    /// 503 honouring `Retry-After` up to [`timeouts::RETRY_AFTER_MAX`], and one re-login on
+    /// a 401 when a session expired.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Reply, BmcError> {
+        let url = self.url(path);
+        let idempotent = method == Method::GET || method == Method::DELETE;
+        let mut relogged = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (request, session) = {
+                let auth = self.auth.lock().await;
+                let mut request = self
+                    .http
+                    .request(method.clone(), &url)
+                    .headers(self.auth_headers(&auth));
+                if matches!(*auth, Auth::Basic) {
+                    request =
+                        request.basic_auth(&self.creds.user, Some(self.creds.password.expose()));
+                }
+                if let Some(body) = &body {
+                    request = request.json(body);
+                }
+                let session = match &*auth {
+                    Auth::Session { login_path, .. } => Some(login_path.clone()),
+                    Auth::Basic => None,
+                };
+                (request, session)
+            };
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = transport_error(&url, &e, self.options.request_timeout);
+                    let safe = idempotent || e.is_connect();
+                    if safe && err.is_retriable() && attempt < self.options.attempts {
+                        warn!(url = %url, attempt, error = %err, "bmc request failed, retrying");
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            let status = response.status();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                let wait = retry_after(response.headers());
+                if attempt >= self.options.attempts
+                    || wait.is_none_or(|w| w > timeouts::RETRY_AFTER_MAX)
+                {
+                    return Err(BmcError::Unavailable {
+                        url,
+                        attempts: attempt,
+                    });
+                }
+                let wait = wait.unwrap_or_else(|| backoff(attempt));
+                warn!(url = %url, attempt, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(0), "bmc busy (503), waiting");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                if let (Some(login_path), false) = (session, relogged) {
+                    relogged = true;
+                    attempt -= 1;
+                    warn!(bmc = %self.base, "session expired (401), logging in again");
+                    let mut auth = self.auth.lock().await;
+                    self.login_locked(&mut auth, &login_path).await?;
+                    continue;
+                }
+            }
+            let body = match self.read_body(&url, response).await {
+                Ok(body) => body,
+                // The connection dropped mid-response: only an idempotent request is re-sent.
+                Err(e) if idempotent && e.is_retriable() && attempt < self.options.attempts => {
+                    warn!(url = %url, attempt, error = %e, "bmc response cut off, retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            debug!(method = %method, url = %url, status = status.as_u16(), bytes = body.len(), "bmc replied");
+            return Ok(Reply { status, body });
+        }
+    }
+
+    /// Read a body up to the cap.
+    async fn read_body(
+        &self,
+        url: &str,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, BmcError> {
+        let limit = self.options.body_max;
+        let too_large = || BmcError::BodyTooLarge {
+            url: url.to_owned(),
+            limit,
+        };
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| transport_error(url, &e, self.options.request_timeout))?
+        {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+fn s_u16(s: StatusCode) -> u16 {
+    s.as_u16()
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by BMCs and counts as absent).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Exponential back-off with jitter: base · 2^(attempt-1) · [0.5, 1.5).
+fn backoff(attempt: u32) -> Duration {
+    let base = timeouts::BMC_BACKOFF * 2u32.saturating_pow(attempt.saturating_sub(1));
+    base.mul_f64(rand::rng().random_range(0.5..1.5))
+}
+
+/// The error and its sources, joined, for messages.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Is there a rustls error anywhere in the chain (also inside `io::Error`s)?
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if err.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                return true;
+            }
+        }
+        current = err.source();
+    }
+    false
+}
+
+fn transport_error(url: &str, e: &reqwest::Error, after: Duration) -> BmcError {
+    if e.is_timeout() {
+        return BmcError::Timeout {
+            url: url.to_owned(),
+            after,
+        };
+    }
+    let detail = chain(e);
+    if is_tls(e) {
+        return BmcError::Tls {
+            url: url.to_owned(),
+            detail,
+        };
+    }
+    BmcError::Transport {
+        url: url.to_owned(),
+        detail,
+    }
+}

@@ -1,0 +1,125 @@
+//! The ops CLI: argument parsing (clap), logging setup, exit codes, and one file per command
+//! group. Results go to stdout through [`output`]; logs go to stderr. No business logic here:
+//! commands call the library and print what it returns.
+//!
+//! Exit codes: 0 ok, 1 done but problems found (an action not verified, critical log
+//! entries), 2 error.
+
+mod bmc_cmds;
+mod output;
+mod power;
+mod profile;
+mod target;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use output::Format;
+
+/// Out-of-band power and hardware manager for bare-metal Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "oob", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file (TOML) with the machine inventory.
+    #[arg(long, global = true, env = "OOB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Output format on stdout.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// Show what would be done; change nothing.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// More logging on stderr (-v info, -vv debug, -vvv trace). `OOB_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Power status and verified power actions through the BMC.
+    Power(power::PowerArgs),
+    /// Who the BMC says the machine is (UUID, serial, model, firmware).
+    Identity(target::TargetArgs),
+    /// The system event log (`--clear` prints it, then clears it).
+    Sel(bmc_cmds::SelArgs),
+    /// BMC vendor profiles.
+    Profile(profile::ProfileArgs),
+}
+
+/// What a command reports back to `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Problems,
+}
+
+/// Parse, run, and map the result to an exit code. The only place that prints errors.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(Status::Ok) => ExitCode::SUCCESS,
+        Ok(Status::Problems) => ExitCode::from(1),
+        Err(e) => {
+            if output::is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Status> {
+    let ctx = target::Context::new(cli.config.as_deref(), cli.output, cli.dry_run)?;
+    match cli.command {
+        Command::Power(args) => power::run(&ctx, args).await,
+        Command::Identity(args) => bmc_cmds::identity(&ctx, args).await,
+        Command::Sel(args) => bmc_cmds::sel(&ctx, args).await,
+        Command::Profile(args) => profile::run(&ctx, args),
+    }
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("OOB_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    // A second initialisation (never in the binary) is harmless; ignore it.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

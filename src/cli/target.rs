@@ -1,0 +1,191 @@
+//! Which machine a command acts on: an inventory name from the config file, or an ad hoc
+//! `--bmc URL --user U --password-env VAR`. Resolves credentials and TLS policy and connects.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+
+use crate::bmc::power::PowerTiming;
+use crate::bmc::profile::{Profile, Profiles};
+use crate::bmc::redfish::tls::{self, TlsPolicy};
+use crate::bmc::redfish::{ClientOptions, Credentials, RedfishBmc};
+use crate::bmc::{Bmc, Endpoint, Protocol};
+use crate::config::{read_password, Config, TlsSettings};
+
+use super::Format;
+
+/// Shared by every command.
+pub struct Context {
+    pub config: Option<Config>,
+    pub profiles: Profiles,
+    pub format: Format,
+    pub dry_run: bool,
+}
+
+impl Context {
+    pub fn new(config: Option<&Path>, format: Format, dry_run: bool) -> anyhow::Result<Self> {
+        let config = config.map(Config::load).transpose()?;
+        let profiles = match config.as_ref().and_then(|c| c.profiles_dir.as_deref()) {
+            Some(dir) => Profiles::with_overrides(dir)?,
+            None => Profiles::embedded()?,
+        };
+        Ok(Self {
+            config,
+            profiles,
+            format,
+            dry_run,
+        })
+    }
+}
+
+/// A machine by inventory name, or an ad hoc BMC.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Machine (node) name from the config file. Omit when using --bmc.
+    pub target: Option<String>,
+    /// BMC address: redfish[+http|+https]://host[:port][/redfish/v1/Systems/ID], ipmi://host[:port].
+    #[arg(long)]
+    pub bmc: Option<String>,
+    /// BMC user (with --bmc).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Environment variable holding the BMC password.
+    #[arg(long)]
+    pub password_env: Option<String>,
+    /// File holding the BMC password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Accept any TLS certificate (logged as a warning).
+    #[arg(long, conflicts_with_all = ["ca_cert", "fingerprint"])]
+    pub insecure: bool,
+    /// Trust only this CA certificate (PEM) for the BMC.
+    #[arg(long, conflicts_with = "fingerprint")]
+    pub ca_cert: Option<PathBuf>,
+    /// Pin the BMC certificate by its SHA-256 fingerprint.
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// BMC profile id (see `oob profile list`); default: from the address, then detection.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Seconds to wait for a power action to be observed (default: the profile's).
+    #[arg(long)]
+    pub verify_timeout: Option<u64>,
+}
+
+/// A connected BMC and what the commands need to know about it.
+pub struct Connected {
+    pub name: String,
+    pub bmc: Box<dyn Bmc>,
+    pub profile: Profile,
+    pub timing: PowerTiming,
+}
+
+struct Resolved {
+    name: String,
+    endpoint: Endpoint,
+    creds: Credentials,
+    tls: TlsPolicy,
+    profile: Option<String>,
+}
+
+impl TargetArgs {
+    fn resolve(&self, ctx: &Context) -> anyhow::Result<Resolved> {
+        match (&self.target, &self.bmc) {
+            (Some(_), Some(_)) => bail!("give a machine name or --bmc, not both"),
+            (None, None) => bail!("no target: give a machine name (with --config) or --bmc URL"),
+            (None, Some(address)) => {
+                let endpoint = Endpoint::parse(address)?;
+                let user = self.user.clone().context("--bmc needs --user")?;
+                let password = read_password(
+                    &endpoint.authority(),
+                    self.password_env.as_deref(),
+                    self.password_file.as_deref(),
+                )?;
+                let settings = TlsSettings {
+                    insecure: self.insecure,
+                    ca_cert: self.ca_cert.clone(),
+                    fingerprint: self.fingerprint.clone(),
+                };
+                Ok(Resolved {
+                    name: endpoint.authority(),
+                    endpoint,
+                    creds: Credentials { user, password },
+                    tls: tls_policy(&settings)?,
+                    profile: self.profile.clone(),
+                })
+            }
+            (Some(name), None) => {
+                let config = ctx
+                    .config
+                    .as_ref()
+                    .with_context(|| format!("{name:?}: machine names need --config FILE"))?;
+                let machine = config.machine(name)?;
+                let endpoint = Endpoint::parse(&machine.bmc)
+                    .with_context(|| format!("machine {name:?} in {}", config.path))?;
+                let password = machine.credentials.resolve(name)?;
+                Ok(Resolved {
+                    name: name.clone(),
+                    endpoint,
+                    creds: Credentials {
+                        user: machine.credentials.user.clone(),
+                        password,
+                    },
+                    tls: tls_policy(&machine.tls)?,
+                    profile: self.profile.clone().or_else(|| machine.profile.clone()),
+                })
+            }
+        }
+    }
+
+    /// Resolve and connect.
+    pub async fn connect(&self, ctx: &Context) -> anyhow::Result<Connected> {
+        let r = self.resolve(ctx)?;
+        let options = ClientOptions {
+            tls: r.tls,
+            ..ClientOptions::default()
+        };
+        let (bmc, profile): (Box<dyn Bmc>, Profile) = match r.endpoint.protocol {
+            Protocol::Redfish => {
+                let bmc = RedfishBmc::connect(
+                    &r.endpoint,
+                    r.creds,
+                    options,
+                    &ctx.profiles,
+                    r.profile.as_deref(),
+                )
+                .await
+                .with_context(|| match r.name == r.endpoint.authority() {
+                    true => format!("connecting to {}", r.endpoint),
+                    false => format!("{}: connecting to {}", r.name, r.endpoint),
+                })?;
+                let profile = bmc.profile().clone();
+                (Box::new(bmc), profile)
+            }
+            Protocol::Ipmi => bail!("{}: the IPMI backend is not built yet", r.name),
+        };
+        let mut timing = profile.power.timing();
+        if let Some(secs) = self.verify_timeout {
+            timing.timeout = Duration::from_secs(secs);
+        }
+        Ok(Connected {
+            name: r.name,
+            bmc,
+            profile,
+            timing,
+        })
+    }
+}
+
+fn tls_policy(settings: &TlsSettings) -> anyhow::Result<TlsPolicy> {
+    Ok(
+        match (settings.insecure, &settings.ca_cert, &settings.fingerprint) {
+            (true, None, None) => TlsPolicy::Insecure,
+            (false, Some(path), None) => TlsPolicy::CaFile(path.clone()),
+            (false, None, Some(fp)) => TlsPolicy::Fingerprint(tls::parse_fingerprint(fp)?),
+            (false, None, None) => TlsPolicy::SystemRoots,
+            _ => bail!("--insecure, --ca-cert and --fingerprint exclude each other"),
+        },
+    )
+}

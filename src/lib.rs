@@ -1,0 +1,12 @@
+//! `oob`: out-of-band power and hardware management for bare-metal Kubernetes.
+//!
+//! The library holds everything; `src/main.rs` is a thin entry point into [`cli`].
+//! See `DESIGN.md` in the shared notes for the data flow: probes → evidence → verdict →
+//! stage machine → remedy → executor. This crate currently implements the BMC layer
+//! ([`bmc`]: Redfish), its vendor profiles, configuration and the ops CLI.
+
+pub mod bmc;
+pub mod cli;
+pub mod config;
+pub mod secret;
+pub mod timeouts;

@@ -1,0 +1,42 @@
+//! Every default deadline in one place, each with the reason for its value.
+//!
+//! Callers own deadlines for waits; these are the defaults they start from. Nothing here
+//! talks to anything.
+
+use std::time::Duration;
+
+/// TCP + TLS connect to a BMC. BMCs on a healthy management network answer in milliseconds;
+/// five seconds tolerates a congested switch without hiding a dead BMC for long.
+pub const BMC_CONNECT: Duration = Duration::from_secs(5);
+
+/// One HTTP request to a BMC, headers and body. Some BMCs (iLO, iDRAC) take several seconds
+/// to render large collections; 30 s is what ipmitool/Redfish tools commonly allow.
+pub const BMC_REQUEST: Duration = Duration::from_secs(30);
+
+/// The longest `Retry-After` we honour from a 503. A BMC asking for more is treated as down
+/// for this call; the caller retries on its own schedule.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
+
+/// How many times a retriable request (idempotent GET, or a 503 with `Retry-After`) is tried
+/// in total.
+pub const BMC_ATTEMPTS: u32 = 3;
+
+/// First back-off between retries; doubled each attempt, with jitter.
+pub const BMC_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Response body cap. The largest collection in the recorded vendor trees (Lenovo XCC's
+/// 1,152-entry event log) is about 2 MiB; 16 MiB leaves room and still bounds memory per call.
+pub const BODY_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Default time for a power action to be observed in the target state, when the profile does
+/// not say. sushy-emulator takes up to 11 s; real servers take 10-60 s to power off gracefully.
+pub const POWER_VERIFY: Duration = Duration::from_secs(120);
+
+/// Default interval between power-state polls while verifying an action.
+pub const POWER_POLL: Duration = Duration::from_millis(1000);
+
+/// Most log entries read from one LogService (pages followed via `Members@odata.nextLink`).
+pub const SEL_MAX_ENTRIES: usize = 5000;
+
+/// Most pages followed when reading a paged collection, whatever their size.
+pub const MAX_PAGES: usize = 200;
