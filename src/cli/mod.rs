@@ -111,7 +111,10 @@ fn init_logging(verbose: u8, format: LogFormat) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("OOB_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // rustls-platform-verifier logs every refused certificate at ERROR; oob reports the
+    // same failure itself, with the BMC's address, so that echo is silenced by default.
+    let filter = EnvFilter::try_from_env("OOB_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},rustls_platform_verifier=off")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

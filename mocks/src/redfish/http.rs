@@ -63,7 +63,10 @@ async fn handle(
         }
         return response;
     }
-    let drop = !is_root && take(&mock, |f| &mut f.drop);
+    let drop = (!is_root && take(&mock, |f| &mut f.drop))
+        || (method == Method::POST
+            && path.contains("/Actions/")
+            && take(&mock, |f| &mut f.drop_actions));
     let response = route(&mock, &method, &path, &headers, &body);
     if drop {
         return dropped();
@@ -228,6 +231,7 @@ fn login(mock: &Mock, sessions: &str, body: &[u8]) -> Response {
     let location = format!("{sessions}/{id}");
     state.sessions.insert(token.clone(), location.clone());
     state.counters.logins += 1;
+    state.counters.issued_tokens.push(token.clone());
     let body = json!({
         "@odata.id": location, "@odata.type": "#Session.v1_3_0.Session",
         "Id": id.to_string(), "Name": "User Session", "UserName": mock.config.user,
@@ -270,11 +274,7 @@ fn reset(mock: &Mock, system: &str, body: &[u8]) -> Response {
         );
     };
     let mut state = mock.lock();
-    let allowed: Option<Vec<String>> = state
-        .resources
-        .get(system)
-        .and_then(|s| s.pointer("/Actions/#ComputerSystem.Reset/ResetType@Redfish.AllowableValues"))
-        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    let allowed = allowed_reset_types(&state.resources, system);
     if !state.power.contains_key(system) {
         return error(
             StatusCode::NOT_FOUND,
@@ -314,6 +314,27 @@ fn reset(mock: &Mock, system: &str, body: &[u8]) -> Response {
     settle(power);
     transition(power, &reset_type, Instant::now() + delay);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// AllowableValues of a system's Reset action, inline or through `@Redfish.ActionInfo`.
+fn allowed_reset_types(
+    resources: &std::collections::BTreeMap<String, Value>,
+    system: &str,
+) -> Option<Vec<String>> {
+    let action = resources
+        .get(system)?
+        .pointer("/Actions/#ComputerSystem.Reset")?;
+    if let Some(values) = action.get("ResetType@Redfish.AllowableValues") {
+        return serde_json::from_value(values.clone()).ok();
+    }
+    let info = action.get("@Redfish.ActionInfo")?.as_str()?;
+    resources
+        .get(&normalize(info))?
+        .get("Parameters")?
+        .as_array()?
+        .iter()
+        .find(|p| p.get("Name").and_then(Value::as_str) == Some("ResetType"))
+        .and_then(|p| serde_json::from_value(p.get("AllowableValues")?.clone()).ok())
 }
 
 /// What a ResetType does to the power state (sushy-emulator's fake driver behaves alike:

@@ -74,6 +74,9 @@ pub struct Faults {
     /// The next N requests (except the service root) are processed, then the connection is
     /// dropped mid-response.
     pub drop: u32,
+    /// The next N action POSTs (Reset, ClearLog) are carried out, then the connection is
+    /// dropped before the answer: the client cannot know whether they happened.
+    pub drop_actions: u32,
 }
 
 /// Counters tests read to prove what reached the BMC.
@@ -86,6 +89,8 @@ pub struct Counters {
     pub requests: u32,
     /// Requests refused with 401.
     pub unauthorized: u32,
+    /// Every session token ever issued (tests check none leaks into output).
+    pub issued_tokens: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

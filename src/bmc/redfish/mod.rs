@@ -26,6 +26,8 @@ use super::{
 
 const ROOT: &str = "/redfish/v1";
 const RESET: &str = "#ComputerSystem.Reset";
+/// How long the system document read during discovery may stand in for a fresh read.
+const DISCOVERY_FRESH: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A connected Redfish BMC, bound to one system.
 pub struct RedfishBmc {
@@ -33,6 +35,9 @@ pub struct RedfishBmc {
     endpoint: Endpoint,
     profile: Profile,
     system_path: String,
+    /// The system document read during discovery, handed to the first read (if it is still
+    /// fresh) so that a one-shot command does not fetch it twice; later reads go to the BMC.
+    discovered: std::sync::Mutex<Option<(std::time::Instant, System)>>,
     managers_path: String,
     manager: OnceCell<String>,
     reset: OnceCell<(String, Option<Vec<String>>)>,
@@ -114,6 +119,7 @@ impl RedfishBmc {
             endpoint: endpoint.clone(),
             profile,
             system_path,
+            discovered: std::sync::Mutex::new(Some((std::time::Instant::now(), system))),
             managers_path,
             manager: OnceCell::new(),
             reset: OnceCell::new(),
@@ -212,7 +218,15 @@ impl RedfishBmc {
     }
 
     async fn system(&self) -> Result<System, BmcError> {
-        self.client.get(&self.system_path).await
+        let cached = self
+            .discovered
+            .lock()
+            .map(|mut slot| slot.take())
+            .unwrap_or_default();
+        match cached {
+            Some((at, system)) if at.elapsed() < DISCOVERY_FRESH => Ok(system),
+            _ => self.client.get(&self.system_path).await,
+        }
     }
 
     /// The system's manager: `Links.ManagedBy`, or the only Manager.
