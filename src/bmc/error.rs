@@ -55,8 +55,37 @@ pub enum BmcError {
     )]
     Conflict { request: String, state: String },
 
+    #[error("{url}: {command} failed with completion code {code:#04x} ({})", completion_meaning(*.code))]
+    Completion {
+        url: String,
+        command: String,
+        code: u8,
+    },
+
+    #[error("{url} refused the session: {detail}")]
+    Refused { url: String, detail: String },
+
     #[error("cannot read {path}: {detail}")]
     Local { path: String, detail: String },
+}
+
+/// IPMI completion codes (§5.2, table 5-2).
+fn completion_meaning(code: u8) -> &'static str {
+    match code {
+        0xC0 => "node busy",
+        0xC1 => "invalid command",
+        0xC3 => "timeout while processing",
+        0xC5 => "reservation cancelled or invalid",
+        0xC7 | 0xC8 => "request data length invalid",
+        0xC9 => "parameter out of range",
+        0xCB => "requested data not present",
+        0xCC => "invalid data field in request",
+        0xCE => "cannot respond",
+        0xD4 => "insufficient privilege level",
+        0xD5 => "not supported in present state",
+        0xFF => "unspecified error",
+        _ => "command-specific error",
+    }
 }
 
 impl BmcError {
@@ -65,6 +94,7 @@ impl BmcError {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } | Self::Unavailable { .. } => true,
             Self::Http { status, .. } => *status >= 500 && *status != 501,
+            Self::Completion { code, .. } => matches!(code, 0xC0 | 0xC3 | 0xCE),
             _ => false,
         }
     }
@@ -79,6 +109,7 @@ impl BmcError {
         match self {
             Self::Unsupported { .. } => true,
             Self::Http { status, .. } => *status == 501 || *status == 405,
+            Self::Completion { code, .. } => *code == 0xC1,
             _ => false,
         }
     }

@@ -6,6 +6,7 @@
 
 mod endpoint;
 mod error;
+pub mod ipmi;
 pub mod power;
 pub mod profile;
 pub mod redfish;

@@ -199,6 +199,13 @@ pub struct IpmiSettings {
     /// Requested session privilege: `operator` or `administrator`.
     #[serde(default = "default_privilege")]
     pub privilege: String,
+    /// Byte order of Get System GUID: `rfc4122`, `reversed` (the IPMI spec's), `smbios`.
+    #[serde(default = "default_guid_order")]
+    pub guid_order: super::ipmi::GuidOrder,
+}
+
+fn default_guid_order() -> super::ipmi::GuidOrder {
+    super::ipmi::GuidOrder::Rfc4122
 }
 
 fn default_suites() -> Vec<u8> {
@@ -214,6 +221,7 @@ impl Default for IpmiSettings {
         Self {
             cipher_suites: default_suites(),
             privilege: default_privilege(),
+            guid_order: default_guid_order(),
         }
     }
 }

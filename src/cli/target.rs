@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::Args;
 
+use crate::bmc::ipmi::IpmiBmc;
 use crate::bmc::power::PowerTiming;
 use crate::bmc::profile::{Profile, Profiles};
 use crate::bmc::redfish::tls::{self, TlsPolicy};
@@ -72,6 +73,12 @@ pub struct TargetArgs {
     /// Seconds to wait for a power action to be observed (default: the profile's).
     #[arg(long)]
     pub verify_timeout: Option<u64>,
+    /// IPMI: RMCP+ cipher suite (3 or 17) instead of the profile's list.
+    #[arg(long)]
+    pub cipher_suite: Option<u8>,
+    /// IPMI: session privilege (operator or administrator) instead of the profile's.
+    #[arg(long)]
+    pub privilege: Option<String>,
 }
 
 /// A connected BMC and what the commands need to know about it.
@@ -163,7 +170,22 @@ impl TargetArgs {
                 let profile = bmc.profile().clone();
                 (Box::new(bmc), profile)
             }
-            Protocol::Ipmi => bail!("{}: the IPMI backend is not built yet", r.name),
+            Protocol::Ipmi => {
+                let mut profile = match r.profile.as_deref() {
+                    Some(id) => ctx.profiles.get(id)?.clone(),
+                    None => ctx.profiles.generic(Protocol::Ipmi)?.clone(),
+                };
+                if let Some(suite) = self.cipher_suite {
+                    profile.ipmi.cipher_suites = vec![suite];
+                }
+                if let Some(privilege) = &self.privilege {
+                    profile.ipmi.privilege = privilege.to_ascii_lowercase();
+                }
+                let bmc = IpmiBmc::connect(&r.endpoint, r.creds.user, r.creds.password, &profile)
+                    .await
+                    .with_context(|| format!("connecting to {}", r.endpoint))?;
+                (Box::new(bmc), profile)
+            }
         };
         let mut timing = profile.power.timing();
         if let Some(secs) = self.verify_timeout {
