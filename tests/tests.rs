@@ -8,6 +8,7 @@
 
 mod common;
 
+mod ipmi_sim;
 mod redfish_faults;
 mod redfish_sushy;
 mod redfish_trees;

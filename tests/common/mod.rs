@@ -199,3 +199,86 @@ pub fn sushy_systems() -> Vec<(String, String, String)> {
     assert_eq!(out.len(), 3, "emulator.conf lists three systems");
     out
 }
+
+/// A free loopback UDP port (bound, then released).
+pub fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+    s.local_addr().expect("local addr").port()
+}
+
+/// A running OpenIPMI `ipmi_sim` (`shared/peers/ipmi_sim/start.sh`), stopped on drop.
+pub struct IpmiSim {
+    pub port: u16,
+    pub state: tempfile::TempDir,
+}
+
+impl IpmiSim {
+    pub fn start() -> Self {
+        let state = tempfile::tempdir().expect("state dir");
+        // start.sh refuses a port already bound; retry with another on the rare collision.
+        for _ in 0..5 {
+            let port = free_udp_port();
+            let out = std::process::Command::new("sh")
+                .arg(peers().join("ipmi_sim/start.sh"))
+                .arg(port.to_string())
+                .arg(state.path())
+                .env("SOFT_OFF_DELAY", "1")
+                .output()
+                .expect("run ipmi_sim start.sh");
+            if out.status.success() {
+                return Self { port, state };
+            }
+            eprintln!(
+                "ipmi_sim start on {port} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        panic!("ipmi_sim did not start (the test script installs openipmi and ipmitool)");
+    }
+
+    pub fn url(&self) -> String {
+        format!("ipmi://127.0.0.1:{}", self.port)
+    }
+
+    /// Lines of the simulator's chassis-control log (`set power 0`, `set reset 1`, …).
+    pub fn chassis_log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.state.path().join("chassis.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest.to_owned()))
+            .filter(|l| l.starts_with("set "))
+            .collect()
+    }
+
+    /// Run ipmitool against the simulator (admin, suite 3) and return stdout.
+    pub fn ipmitool(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("timeout")
+            .args([
+                "30",
+                "ipmitool",
+                "-I",
+                "lanplus",
+                "-C",
+                "3",
+                "-H",
+                "127.0.0.1",
+                "-p",
+            ])
+            .arg(self.port.to_string())
+            .args(["-U", "admin", "-P", "password"])
+            .args(args)
+            .output()
+            .expect("run ipmitool")
+    }
+}
+
+impl Drop for IpmiSim {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("sh")
+            .arg(peers().join("ipmi_sim/stop.sh"))
+            .arg(self.port.to_string())
+            .arg(self.state.path())
+            .output();
+    }
+}
