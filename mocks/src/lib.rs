@@ -5,5 +5,6 @@
 //!
 //! Every server binds to loopback only and stops when its handle is dropped.
 
+pub mod ipmi;
 pub mod redfish;
 pub mod serve;

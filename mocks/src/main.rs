@@ -46,6 +46,17 @@ enum Command {
         #[arg(long)]
         power_cycle: bool,
     },
+    /// A stateful IPMI v2.0 (RMCP+, suites 3 and 17) BMC on UDP; users admin/password,
+    /// operator/oppass, viewer/viewpass.
+    Ipmi {
+        #[arg(long, default_value_t = 9643)]
+        port: u16,
+        #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+        bind: IpAddr,
+        /// Refuse cipher suite 3 (17 only).
+        #[arg(long)]
+        no_suite3: bool,
+    },
 }
 
 #[tokio::main]
@@ -53,6 +64,22 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .init();
+    let command = Cli::parse().command;
+    if let Command::Ipmi {
+        port,
+        bind,
+        no_suite3,
+    } = command
+    {
+        let config = oob_mocks::ipmi::Config {
+            suite3: !no_suite3,
+            ..Default::default()
+        };
+        let running = oob_mocks::ipmi::MockIpmi::start(config, SocketAddr::new(bind, port)).await?;
+        println!("mock ipmi bmc on {}", running.url());
+        tokio::signal::ctrl_c().await?;
+        return Ok(());
+    }
     let Command::Redfish {
         port,
         bind,
@@ -64,7 +91,10 @@ async fn main() -> anyhow::Result<()> {
         power_delay_ms,
         no_sessions,
         power_cycle,
-    } = Cli::parse().command;
+    } = command
+    else {
+        return Ok(());
+    };
     let config = Config {
         tree,
         systems,

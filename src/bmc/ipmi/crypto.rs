@@ -96,7 +96,7 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    /// SIK = HMAC(Kg, Rm | Rc | RoleM | ULenM | UNameM); K1/K2 = HMAC(SIK, const 1/2).
+    /// SIK = HMAC(Kg, Rm | Rc | RoleM | ULenM | UNameM); K1/K2 = HMAC(SIK, 20 × 0x01/0x02).
     /// Kg is the BMC key; when none is set, the user's password (Kuid) is used.
     pub fn derive(
         suite: Suite,
@@ -108,9 +108,10 @@ impl Keys {
     ) -> Self {
         let ulen = [u8::try_from(user.len()).unwrap_or(u8::MAX)];
         let sik = suite.hmac(kg, &[rm, rc, &[role], &ulen, user]);
-        let n = suite.kex_len();
-        let k1 = suite.hmac(&sik, &[&vec![1u8; n]]);
-        let k2 = suite.hmac(&sik, &[&vec![2u8; n]]);
+        // const1/const2 are 20 bytes for every suite (§13.32), also with SHA-256: ipmitool
+        // and BMCs agree on this, and a 32-byte constant would interoperate with nobody.
+        let k1 = suite.hmac(&sik, &[&[1u8; 20]]);
+        let k2 = suite.hmac(&sik, &[&[2u8; 20]]);
         Self { suite, sik, k1, k2 }
     }
 

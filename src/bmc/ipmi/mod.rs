@@ -133,11 +133,20 @@ impl IpmiBmc {
             attempt_timeout: ATTEMPT_TIMEOUT,
             attempts: ATTEMPTS,
         };
+        Self::with_config(config, profile.ipmi.guid_order).await
+    }
+
+    /// Open a session with explicit transport settings (timeouts, attempts, suites).
+    pub async fn with_config(
+        config: SessionConfig,
+        guid_order: GuidOrder,
+    ) -> Result<Self, BmcError> {
+        let url = format!("ipmi://{}", config.addr);
         let session = Session::open(&config).await?;
         Ok(Self {
             config,
             url,
-            guid_order: profile.ipmi.guid_order,
+            guid_order,
             session: Mutex::new(Some(session)),
         })
     }
