@@ -8,6 +8,7 @@
 
 mod common;
 
+mod fleet;
 mod ipmi_mock;
 mod ipmi_sim;
 mod redfish_faults;

@@ -56,6 +56,9 @@ enum Command {
         /// Refuse cipher suite 3 (17 only).
         #[arg(long)]
         no_suite3: bool,
+        /// Start this many BMCs on consecutive ports from --port (a simulated fleet).
+        #[arg(long, default_value_t = 1)]
+        count: u16,
     },
 }
 
@@ -69,14 +72,21 @@ async fn main() -> anyhow::Result<()> {
         port,
         bind,
         no_suite3,
+        count,
     } = command
     {
-        let config = oob_mocks::ipmi::Config {
-            suite3: !no_suite3,
-            ..Default::default()
-        };
-        let running = oob_mocks::ipmi::MockIpmi::start(config, SocketAddr::new(bind, port)).await?;
-        println!("mock ipmi bmc on {}", running.url());
+        let mut running = Vec::new();
+        for i in 0..count {
+            let config = oob_mocks::ipmi::Config {
+                suite3: !no_suite3,
+                ..Default::default()
+            };
+            let addr = SocketAddr::new(bind, port + i);
+            running.push(oob_mocks::ipmi::MockIpmi::start(config, addr).await?);
+        }
+        for r in &running {
+            println!("mock ipmi bmc on {}", r.url());
+        }
         tokio::signal::ctrl_c().await?;
         return Ok(());
     }

@@ -3,10 +3,11 @@
 use clap::Args;
 use serde::Serialize;
 
+use super::fleet;
 use super::output::{cell, emit};
 use super::target::{Context, TargetArgs};
 use super::Status;
-use crate::bmc::{Protocol, SelEntry, Severity};
+use crate::bmc::{Identity, Protocol, SelEntry, Severity};
 
 #[derive(Serialize)]
 struct IdentityJson<'a> {
@@ -21,7 +22,51 @@ struct IdentityJson<'a> {
     profile: &'a str,
 }
 
+fn identity_json<'a>(target: &'a str, id: &Identity, profile: &'a str) -> IdentityJson<'a> {
+    IdentityJson {
+        target,
+        protocol: id.protocol,
+        manufacturer: id.manufacturer.clone(),
+        model: id.model.clone(),
+        serial: id.serial.clone(),
+        uuid: id.uuid.clone(),
+        bios_version: id.bios_version.clone(),
+        bmc_firmware: id.bmc_firmware.clone(),
+        profile,
+    }
+}
+
 pub async fn identity(ctx: &Context, args: TargetArgs) -> anyhow::Result<Status> {
+    if args.is_fleet() {
+        let outcomes = fleet::each(ctx, &args, async |c| {
+            Ok((c.bmc.identity().await?, c.profile.id.clone()))
+        })
+        .await?;
+        let header = [
+            "TARGET",
+            "UUID",
+            "SERIAL",
+            "MODEL",
+            "BMC FIRMWARE",
+            "PROFILE",
+        ];
+        return fleet::print(
+            ctx,
+            &outcomes,
+            header.iter().map(|h| (*h).to_owned()).collect(),
+            |name, (id, profile)| serde_json::json!(identity_json(name, id, profile)),
+            |name, (id, profile)| {
+                vec![vec![
+                    name.to_owned(),
+                    cell(id.uuid.as_deref()),
+                    cell(id.serial.as_deref()),
+                    cell(id.model.as_deref()),
+                    cell(id.bmc_firmware.as_deref()),
+                    profile.clone(),
+                ]]
+            },
+        );
+    }
     let c = args.connect(ctx).await?;
     let id = c.bmc.identity().await;
     c.bmc.close().await;
@@ -37,18 +82,11 @@ pub async fn identity(ctx: &Context, args: TargetArgs) -> anyhow::Result<Status>
         vec!["BMC FIRMWARE".into(), cell(id.bmc_firmware.as_deref())],
         vec!["PROFILE".into(), c.profile.id.clone()],
     ];
-    let json = IdentityJson {
-        target: &c.name,
-        protocol: id.protocol,
-        manufacturer: id.manufacturer,
-        model: id.model,
-        serial: id.serial,
-        uuid: id.uuid,
-        bios_version: id.bios_version,
-        bmc_firmware: id.bmc_firmware,
-        profile: &c.profile.id,
-    };
-    emit(ctx.format, &json, &rows)?;
+    emit(
+        ctx.format,
+        &identity_json(&c.name, &id, &c.profile.id),
+        &rows,
+    )?;
     Ok(Status::Ok)
 }
 
@@ -81,7 +119,53 @@ struct SelJson<'a> {
     cleared: Option<bool>,
 }
 
+fn entry_json(e: &SelEntry) -> EntryJson<'_> {
+    EntryJson {
+        id: &e.id,
+        created: e.created.as_deref(),
+        severity: e.severity,
+        message: &e.message,
+        sensor_type: e.sensor_type.as_deref(),
+    }
+}
+
+fn entry_row(e: &SelEntry) -> Vec<String> {
+    vec![
+        e.id.clone(),
+        cell(e.created.as_deref()),
+        format!("{:?}", e.severity).to_lowercase(),
+        cell(e.sensor_type.as_deref()),
+        e.message.clone(),
+    ]
+}
+
 pub async fn sel(ctx: &Context, args: SelArgs) -> anyhow::Result<Status> {
+    if args.target.is_fleet() {
+        if args.clear {
+            anyhow::bail!("--clear takes one target at a time");
+        }
+        let max = args.max;
+        let outcomes = fleet::each(ctx, &args.target, async |c| Ok(c.bmc.sel(max).await?)).await?;
+        let header = ["TARGET", "ID", "CREATED", "SEVERITY", "SENSOR", "MESSAGE"];
+        let status = fleet::print(
+            ctx,
+            &outcomes,
+            header.iter().map(|h| (*h).to_owned()).collect(),
+            |name, entries| serde_json::json!({ "target": name, "entries": entries.iter().map(entry_json).collect::<Vec<_>>() }),
+            |name, entries| {
+                entries
+                    .iter()
+                    .map(|e| [vec![name.to_owned()], entry_row(e)].concat())
+                    .collect()
+            },
+        )?;
+        let critical = outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok())
+            .flatten()
+            .any(|e| e.severity == Severity::Critical);
+        return Ok(if critical { Status::Problems } else { status });
+    }
     let c = args.target.connect(ctx).await?;
     let result = read_and_clear(ctx, &c, &args).await;
     c.bmc.close().await;
@@ -93,27 +177,10 @@ pub async fn sel(ctx: &Context, args: SelArgs) -> anyhow::Result<Status> {
         "SENSOR".into(),
         "MESSAGE".into(),
     ]];
-    rows.extend(entries.iter().map(|e| {
-        vec![
-            e.id.clone(),
-            cell(e.created.as_deref()),
-            format!("{:?}", e.severity).to_lowercase(),
-            cell(e.sensor_type.as_deref()),
-            e.message.clone(),
-        ]
-    }));
+    rows.extend(entries.iter().map(entry_row));
     let json = SelJson {
         target: &c.name,
-        entries: entries
-            .iter()
-            .map(|e| EntryJson {
-                id: &e.id,
-                created: e.created.as_deref(),
-                severity: e.severity,
-                message: &e.message,
-                sensor_type: e.sensor_type.as_deref(),
-            })
-            .collect(),
+        entries: entries.iter().map(entry_json).collect(),
         cleared,
     };
     emit(ctx.format, &json, &rows)?;

@@ -6,6 +6,7 @@
 //! entries), 2 error.
 
 mod bmc_cmds;
+mod fleet;
 mod output;
 mod power;
 mod profile;

@@ -3,6 +3,7 @@
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
+use super::fleet;
 use super::output::{self, emit};
 use super::target::{Context, TargetArgs};
 use super::Status;
@@ -66,6 +67,25 @@ struct PlanJson<'a> {
 }
 
 pub async fn run(ctx: &Context, args: PowerArgs) -> anyhow::Result<Status> {
+    if args.target.is_fleet() {
+        if !matches!(args.verb, Verb::Status) {
+            anyhow::bail!("power actions take one target at a time; only status takes several");
+        }
+        let outcomes =
+            fleet::each(ctx, &args.target, async |c| Ok(c.bmc.power_state().await?)).await?;
+        return fleet::print(
+            ctx,
+            &outcomes,
+            vec!["TARGET".into(), "POWER".into(), "ERROR".into()],
+            |name, state| {
+                serde_json::json!(StatusJson {
+                    target: name,
+                    power: *state
+                })
+            },
+            |name, state| vec![vec![name.to_owned(), state.to_string()]],
+        );
+    }
     let c = args.target.connect(ctx).await?;
     let result = act(ctx, &c, args.verb).await;
     c.bmc.close().await;

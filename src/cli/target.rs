@@ -44,8 +44,18 @@ impl Context {
 /// A machine by inventory name, or an ad hoc BMC.
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
-    /// Machine (node) name from the config file. Omit when using --bmc.
-    pub target: Option<String>,
+    /// Machine (node) names from the config file; read commands take several. Omit when
+    /// using --bmc.
+    pub targets: Vec<String>,
+    /// Every machine in the config file (read commands).
+    #[arg(long, conflicts_with = "bmc")]
+    pub all: bool,
+    /// Read commands over several targets: how many BMCs at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Read commands over several targets: seconds allowed per BMC (connect, read, close).
+    #[arg(long, default_value_t = 30)]
+    pub deadline: u64,
     /// BMC address: redfish[+http|+https]://host[:port][/redfish/v1/Systems/ID], ipmi://host[:port].
     #[arg(long)]
     pub bmc: Option<String>,
@@ -98,11 +108,31 @@ struct Resolved {
 }
 
 impl TargetArgs {
+    /// True when the command names more than one machine (or --all).
+    pub fn is_fleet(&self) -> bool {
+        self.all || self.targets.len() > 1
+    }
+
+    /// The machine names a fleet command runs over, in order.
+    pub fn names(&self, ctx: &Context) -> anyhow::Result<Vec<String>> {
+        if self.bmc.is_some() {
+            bail!("--bmc names one BMC; use machine names from --config for several");
+        }
+        if self.all {
+            let config = ctx.config.as_ref().context("--all needs --config FILE")?;
+            return Ok(config.machines.iter().map(|m| m.name.clone()).collect());
+        }
+        Ok(self.targets.clone())
+    }
+
     fn resolve(&self, ctx: &Context) -> anyhow::Result<Resolved> {
-        match (&self.target, &self.bmc) {
-            (Some(_), Some(_)) => bail!("give a machine name or --bmc, not both"),
-            (None, None) => bail!("no target: give a machine name (with --config) or --bmc URL"),
-            (None, Some(address)) => {
+        match (self.targets.as_slice(), &self.bmc) {
+            (_, Some(_)) if self.all => bail!("give --all or --bmc, not both"),
+            ([], None) if self.all => bail!("--all is for read commands over the whole inventory"),
+            ([_, _, ..], _) => bail!("this command takes one target"),
+            ([_], Some(_)) => bail!("give a machine name or --bmc, not both"),
+            ([], None) => bail!("no target: give a machine name (with --config) or --bmc URL"),
+            ([], Some(address)) => {
                 let endpoint = Endpoint::parse(address)?;
                 let user = self.user.clone().context("--bmc needs --user")?;
                 let password = read_password(
@@ -123,7 +153,7 @@ impl TargetArgs {
                     profile: self.profile.clone(),
                 })
             }
-            (Some(name), None) => {
+            ([name], None) => {
                 let config = ctx
                     .config
                     .as_ref()
@@ -143,6 +173,15 @@ impl TargetArgs {
                     profile: self.profile.clone().or_else(|| machine.profile.clone()),
                 })
             }
+        }
+    }
+
+    /// The same arguments, aimed at one machine of the inventory.
+    pub fn for_name(&self, name: &str) -> Self {
+        Self {
+            targets: vec![name.to_owned()],
+            all: false,
+            ..self.clone()
         }
     }
 
