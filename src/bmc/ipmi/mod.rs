@@ -6,7 +6,7 @@
 //! One session per BMC, shared by concurrent callers through a mutex (one request in flight
 //! per BMC, which is also what fragile BMCs want). A session the BMC dropped is re-opened once.
 
-mod crypto;
+pub mod crypto;
 pub mod packet;
 pub mod sel;
 mod session;
