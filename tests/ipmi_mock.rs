@@ -290,3 +290,15 @@ async fn a_dropped_client_closes_its_session() {
     }
     panic!("the session stayed open after the client was dropped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identify_blinks_and_an_empty_sel_reads_as_empty() {
+    let bmc = start().await;
+    let client = IpmiBmc::with_config(config(bmc.addr, 17), GuidOrder::Rfc4122)
+        .await
+        .unwrap();
+    client.identify(15).await.unwrap();
+    client.clear_sel().await.unwrap();
+    assert!(client.sel(100).await.unwrap().is_empty());
+    client.close().await;
+}

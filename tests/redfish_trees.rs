@@ -254,3 +254,46 @@ async fn sel_clear_prints_the_entries_then_empties_the_log() {
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.json()["entries"].as_array().map(Vec::len), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paged_log_is_followed_through_next_links_up_to_the_cap() {
+    // Lenovo XCC's 1,152-entry event log, served 100 per page.
+    let tree = tree_dir("lenovo-xcc-sr650");
+    let recorded = doc(
+        &tree,
+        "/redfish/v1/Systems/1/LogServices/StandardLog/Entries",
+    );
+    let recorded = recorded["Members"].as_array().unwrap();
+    let bmc = mock(Config {
+        tree: Some(tree.clone()),
+        page_size: Some(100),
+        ..mock_config()
+    })
+    .await;
+    let url = bmc.url();
+    let run = oob(
+        &[&["-o", "json", "sel"][..], &target(&url, &[])].concat(),
+        &[],
+    )
+    .await;
+    let entries = run.json()["entries"].as_array().unwrap().clone();
+    assert_eq!(entries.len(), recorded.len(), "{}", run.stderr);
+    assert_eq!(
+        entries.last().unwrap()["id"],
+        recorded.last().unwrap()["Id"]
+    );
+    let run = oob(
+        &[
+            &["-o", "json", "sel", "--max", "250"][..],
+            &target(&url, &[]),
+        ]
+        .concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        run.json()["entries"].as_array().unwrap().len(),
+        250,
+        "the cap holds across pages"
+    );
+}

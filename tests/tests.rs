@@ -8,6 +8,7 @@
 
 mod common;
 
+mod cli;
 mod fleet;
 mod ipmi_mock;
 mod ipmi_sim;

@@ -114,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         sessions: !no_sessions,
         power_delay: Duration::from_millis(power_delay_ms),
         tls,
+        page_size: None,
     };
     let running = Mock::start(config, SocketAddr::new(bind, port)).await?;
     if let Some(cert) = &running.cert {

@@ -67,7 +67,7 @@ async fn handle(
         || (method == Method::POST
             && path.contains("/Actions/")
             && take(&mock, |f| &mut f.drop_actions));
-    let response = route(&mock, &method, &path, &headers, &body);
+    let response = route(&mock, &method, &path, uri.query(), &headers, &body);
     if drop {
         return dropped();
     }
@@ -139,7 +139,14 @@ fn authorized(mock: &Mock, headers: &HeaderMap) -> bool {
     decoded == expected.as_bytes()
 }
 
-fn route(mock: &Mock, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+fn route(
+    mock: &Mock,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     let open = (*method == Method::GET && (path == ROOT || path == "/redfish"))
         || (*method == Method::POST && path.ends_with("/SessionService/Sessions"));
     if !open && !authorized(mock, headers) {
@@ -159,7 +166,7 @@ fn route(mock: &Mock, method: &Method, path: &str, headers: &HeaderMap, body: &[
         Method::GET if path == "/redfish" => {
             json_response(StatusCode::OK, &json!({ "v1": "/redfish/v1/" }))
         }
-        Method::GET => get(mock, path),
+        Method::GET => get(mock, path, query),
         Method::POST if path.ends_with("/SessionService/Sessions") => login(mock, path, body),
         Method::POST => match path.rsplit_once("/Actions/") {
             Some((system, "ComputerSystem.Reset")) => reset(mock, system, body),
@@ -179,7 +186,32 @@ fn route(mock: &Mock, method: &Method, path: &str, headers: &HeaderMap, body: &[
     }
 }
 
-fn get(mock: &Mock, path: &str) -> Response {
+/// `?$skip=N` of a collection page.
+fn skip_of(query: Option<&str>) -> usize {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("$skip="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Cut a collection down to one page and link the next.
+fn paginate(value: &mut Value, path: &str, skip: usize, size: usize) {
+    let Some(members) = value.get("Members").and_then(Value::as_array).cloned() else {
+        return;
+    };
+    if members.len() <= size && skip == 0 {
+        return;
+    }
+    let page: Vec<Value> = members.iter().skip(skip).take(size).cloned().collect();
+    value["Members"] = Value::Array(page);
+    if skip + size < members.len() {
+        value["Members@odata.nextLink"] = Value::String(format!("{path}?$skip={}", skip + size));
+    }
+}
+
+fn get(mock: &Mock, path: &str, query: Option<&str>) -> Response {
     let mut state = mock.lock();
     let Some(mut value) = state.resources.get(path).cloned() else {
         return error(
@@ -188,6 +220,9 @@ fn get(mock: &Mock, path: &str) -> Response {
             "No resource at this URI.",
         );
     };
+    if let Some(size) = mock.config.page_size {
+        paginate(&mut value, path, skip_of(query), size.max(1));
+    }
     if let Some(power) = state.power.get_mut(path) {
         settle(power);
         if let Some(obj) = value.as_object_mut() {

@@ -38,6 +38,9 @@ pub struct Config {
     pub power_delay: Duration,
     /// HTTPS with a self-signed certificate.
     pub tls: bool,
+    /// Serve collections in pages of this many members, linked by `Members@odata.nextLink`
+    /// (`?$skip=N`), as large BMC logs are.
+    pub page_size: Option<usize>,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             sessions: true,
             power_delay: Duration::from_millis(300),
             tls: false,
+            page_size: None,
         }
     }
 }

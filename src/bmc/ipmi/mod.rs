@@ -280,6 +280,15 @@ impl Bmc for IpmiBmc {
     }
 
     async fn sel(&self, max: usize) -> Result<Vec<SelEntry>, BmcError> {
+        // Get SEL Info first: an empty SEL answers Get SEL Entry with 0xCB, not a record.
+        let info = self.checked(STORAGE, 0x40, &[], "Get SEL Info").await?;
+        let count = info
+            .get(1..3)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .ok_or_else(|| self.short("Get SEL Info"))?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let reservation = self.reserve_sel().await?;
         let mut out = Vec::new();
         let mut next: u16 = 0;

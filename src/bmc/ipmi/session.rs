@@ -12,7 +12,7 @@ use std::time::Duration;
 use rand::Rng as _;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::crypto::{Keys, Suite};
 use super::packet::{self, payload, Response};
@@ -162,6 +162,9 @@ impl Session {
                         attempts: cfg.attempts,
                     };
                     session.set_privilege(cfg.privilege).await?;
+                    if i > 0 && suite == Suite::Three {
+                        warn!(bmc = %url, "bmc refused cipher suite 17, using 3 (hmac-sha1)");
+                    }
                     info!(bmc = %url, suite = suite.id(), "ipmi session open");
                     return Ok(session);
                 }
