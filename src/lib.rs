@@ -8,5 +8,6 @@
 pub mod bmc;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod secret;
 pub mod timeouts;

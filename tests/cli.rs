@@ -91,3 +91,82 @@ async fn bad_targets_are_clear_errors_with_exit_2() {
         assert!(run.stdout.is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_and_nic_from_files_print_the_documented_shapes() {
+    let corpus = crate::common::peers();
+    let failed =
+        corpus.join("smart-corpus/text/linuxhw-ed__NVMe_Crucial_CT500P1SSD8_1AA37AE5B55C.txt");
+    let passed = corpus.join("smart-corpus/json/pysmart__nvme_5_issue_46__nvmessd.json");
+    let run = oob(
+        &[
+            "-o",
+            "json",
+            "smart",
+            "--file",
+            failed.to_str().unwrap(),
+            "--file",
+            passed.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 1, "findings are problems: {}", run.all());
+    let devices = run.json()["devices"].as_array().unwrap().clone();
+    assert_eq!(devices.len(), 2);
+    for key in [
+        "device",
+        "protocol",
+        "model",
+        "serial",
+        "overall_health",
+        "findings",
+    ] {
+        assert!(devices[0].get(key).is_some(), "{key}");
+    }
+    assert_eq!(
+        (
+            devices[0]["protocol"].as_str(),
+            devices[0]["overall_health"].as_str()
+        ),
+        (Some("NVMe"), Some("FAILED"))
+    );
+    let codes: Vec<&str> = devices[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        codes.contains(&"nvme_reliability_degraded"),
+        "critical_warning 0x04: {codes:?}"
+    );
+    assert_eq!(devices[1]["overall_health"], "PASSED");
+    assert!(devices[1]["findings"].as_array().unwrap().is_empty());
+
+    let garbage = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(garbage.path(), "{ not json").unwrap();
+    let run = oob(&["smart", "--file", garbage.path().to_str().unwrap()], &[]).await;
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("not valid JSON"), "{}", run.stderr);
+
+    let eth = corpus.join("nic-corpus/ethtool/go-ethtool-metrics__i40e__01_int_tp__ethtool-S.txt");
+    let run = oob(
+        &[
+            "-o",
+            "json",
+            "nic",
+            "--file",
+            eth.to_str().unwrap(),
+            "--previous",
+            eth.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 0, "nothing rose: {}", run.all());
+    assert_eq!(
+        run.json()["interfaces"][0]["counters"]["rx_crc_errors"],
+        201
+    );
+}

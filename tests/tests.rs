@@ -10,6 +10,7 @@ mod common;
 
 mod cli;
 mod fleet;
+mod health_corpus;
 mod ipmi_mock;
 mod ipmi_sim;
 mod redfish_faults;

@@ -7,6 +7,7 @@
 
 mod bmc_cmds;
 mod fleet;
+mod health_cmds;
 mod output;
 mod power;
 mod profile;
@@ -58,6 +59,10 @@ pub enum Command {
     Sel(bmc_cmds::SelArgs),
     /// BMC vendor profiles.
     Profile(profile::ProfileArgs),
+    /// SMART findings from smartctl output (JSON or text).
+    Smart(health_cmds::SmartArgs),
+    /// NIC error-counter findings from `ethtool -S` output.
+    Nic(health_cmds::NicArgs),
 }
 
 /// What a command reports back to `main`.
@@ -101,6 +106,8 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Identity(args) => bmc_cmds::identity(&ctx, args).await,
         Command::Sel(args) => bmc_cmds::sel(&ctx, args).await,
         Command::Profile(args) => profile::run(&ctx, args),
+        Command::Smart(args) => health_cmds::smart(&ctx, args),
+        Command::Nic(args) => health_cmds::nic(&ctx, args),
     }
 }
 
