@@ -9,5 +9,6 @@ pub mod bmc;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod probe;
 pub mod secret;
 pub mod timeouts;

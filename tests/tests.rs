@@ -13,6 +13,7 @@ mod fleet;
 mod health_corpus;
 mod ipmi_mock;
 mod ipmi_sim;
+mod probe_netns;
 mod redfish_faults;
 mod redfish_sushy;
 mod redfish_trees;

@@ -10,6 +10,7 @@ mod fleet;
 mod health_cmds;
 mod output;
 mod power;
+mod probe;
 mod profile;
 mod target;
 
@@ -59,6 +60,8 @@ pub enum Command {
     Sel(bmc_cmds::SelArgs),
     /// BMC vendor profiles.
     Profile(profile::ProfileArgs),
+    /// Liveness of hosts: ICMP echo (loss, RTT) and the SSH banner.
+    Probe(probe::ProbeArgs),
     /// SMART findings from smartctl output (JSON or text).
     Smart(health_cmds::SmartArgs),
     /// NIC error-counter findings from `ethtool -S` output.
@@ -106,6 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Identity(args) => bmc_cmds::identity(&ctx, args).await,
         Command::Sel(args) => bmc_cmds::sel(&ctx, args).await,
         Command::Profile(args) => profile::run(&ctx, args),
+        Command::Probe(args) => probe::run(&ctx, args).await,
         Command::Smart(args) => health_cmds::smart(&ctx, args),
         Command::Nic(args) => health_cmds::nic(&ctx, args),
     }

@@ -46,6 +46,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct Machine {
     pub name: String,
+    /// The host's own address (for ping and SSH), when it differs from the node name.
+    #[serde(default)]
+    pub host: Option<String>,
     /// BMC address, e.g. `redfish://10.0.0.5/redfish/v1/Systems/1` or `ipmi://10.0.0.6`.
     pub bmc: String,
     #[serde(default)]

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -280,5 +282,24 @@ impl Drop for IpmiSim {
             .arg(self.port.to_string())
             .arg(self.state.path())
             .output();
+    }
+}
+
+/// Run `oob ARGS` inside network namespace `ns` (bounded to 3 min).
+pub async fn oob_in(ns: &str, args: &[&str]) -> Run {
+    let mut cmd = tokio::process::Command::new("ip");
+    cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_oob")])
+        .args(args)
+        .env_remove("OOB_LOG")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(180), cmd.output())
+        .await
+        .expect("oob did not finish within 180 s")
+        .expect("run ip netns exec");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }

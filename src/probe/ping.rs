@@ -1,0 +1,146 @@
+//! ICMP echo to many hosts at once: count, interval and per-echo timeout, loss and RTT
+//! statistics, bounded concurrency. One ICMP socket per address family, shared by all targets
+//! (datagram "ping" sockets when `ping_group_range` allows, raw sockets as root/CAP_NET_RAW).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use surge_ping::{Client, Config, PingIdentifier, PingSequence, ICMP};
+
+use super::ProbeError;
+
+/// How to ping.
+#[derive(Debug, Clone, Copy)]
+pub struct PingOptions {
+    pub count: u16,
+    pub interval: Duration,
+    /// Wait for each echo reply.
+    pub timeout: Duration,
+    /// Hosts pinged at once.
+    pub concurrency: usize,
+}
+
+impl Default for PingOptions {
+    fn default() -> Self {
+        Self {
+            count: 3,
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_secs(1),
+            concurrency: 512,
+        }
+    }
+}
+
+/// What one host answered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PingStats {
+    pub sent: u16,
+    pub received: u16,
+    pub loss_pct: f64,
+    pub rtt_ms_avg: Option<f64>,
+    pub rtt_ms_min: Option<f64>,
+    pub rtt_ms_max: Option<f64>,
+}
+
+impl PingStats {
+    fn from_rtts(sent: u16, rtts: &[Duration]) -> Self {
+        let ms: Vec<f64> = rtts.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        let received = u16::try_from(ms.len()).unwrap_or(u16::MAX);
+        let loss_pct = if sent == 0 {
+            0.0
+        } else {
+            100.0 * f64::from(sent - received.min(sent)) / f64::from(sent)
+        };
+        let round = |v: f64| (v * 1000.0).round() / 1000.0;
+        Self {
+            sent,
+            received,
+            loss_pct: round(loss_pct),
+            rtt_ms_avg: (!ms.is_empty()).then(|| round(ms.iter().sum::<f64>() / ms.len() as f64)),
+            rtt_ms_min: ms.iter().copied().reduce(f64::min).map(round),
+            rtt_ms_max: ms.iter().copied().reduce(f64::max).map(round),
+        }
+    }
+}
+
+/// The ICMP clients (one per family), opened once per run.
+pub struct Pinger {
+    v4: Option<Client>,
+    v6: Option<Client>,
+}
+
+impl Pinger {
+    /// Open the sockets needed for `targets`.
+    pub fn new(targets: &[IpAddr]) -> Result<Self, ProbeError> {
+        let open = |kind: ICMP| {
+            Client::new(&Config::builder().kind(kind).build()).map_err(|e| {
+                ProbeError::IcmpPermission {
+                    detail: e.to_string(),
+                }
+            })
+        };
+        let v4 = targets
+            .iter()
+            .any(IpAddr::is_ipv4)
+            .then(|| open(ICMP::V4))
+            .transpose()?;
+        let v6 = targets
+            .iter()
+            .any(IpAddr::is_ipv6)
+            .then(|| open(ICMP::V6))
+            .transpose()?;
+        Ok(Self { v4, v6 })
+    }
+
+    /// Ping one host `count` times.
+    pub async fn ping(&self, target: IpAddr, ident: u16, o: PingOptions) -> PingStats {
+        let client = match target {
+            IpAddr::V4(_) => self.v4.as_ref(),
+            IpAddr::V6(_) => self.v6.as_ref(),
+        };
+        let Some(client) = client else {
+            return PingStats::from_rtts(o.count, &[]);
+        };
+        let mut pinger = client.pinger(target, PingIdentifier(ident)).await;
+        pinger.timeout(o.timeout);
+        let payload = [0u8; 32];
+        let mut rtts = Vec::new();
+        for seq in 0..o.count {
+            if seq > 0 {
+                tokio::time::sleep(o.interval).await;
+            }
+            if let Ok((_, rtt)) = pinger.ping(PingSequence(seq), &payload).await {
+                rtts.push(rtt);
+            }
+        }
+        PingStats::from_rtts(o.count, &rtts)
+    }
+
+    /// Ping every target with bounded concurrency; results in input order.
+    pub async fn ping_all(&self, targets: &[IpAddr], o: PingOptions) -> Vec<PingStats> {
+        futures_util::stream::iter(targets.iter().enumerate())
+            .map(|(i, t)| self.ping(*t, u16::try_from(i % usize::from(u16::MAX)).unwrap_or(0), o))
+            .buffered(o.concurrency.max(1))
+            .collect()
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_from_replies() {
+        let s = PingStats::from_rtts(4, &[Duration::from_millis(1), Duration::from_millis(3)]);
+        assert_eq!((s.sent, s.received, s.loss_pct), (4, 2, 50.0));
+        assert_eq!(
+            (s.rtt_ms_avg, s.rtt_ms_min, s.rtt_ms_max),
+            (Some(2.0), Some(1.0), Some(3.0))
+        );
+        let none = PingStats::from_rtts(3, &[]);
+        assert_eq!((none.loss_pct, none.rtt_ms_avg), (100.0, None));
+    }
+}

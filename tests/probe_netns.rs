@@ -1,0 +1,159 @@
+//! Probes against hosts that are network namespaces: they really answer ping, really run sshd,
+//! and really go dark when their link goes down.
+
+use std::process::{Child, Command, Stdio};
+
+use crate::common::netns::Link;
+use crate::common::oob_in;
+
+/// A real OpenSSH server inside a namespace, on `port`, with a generated host key.
+struct Sshd {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    fn start(ns: &str, port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("host_ed25519");
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .output()
+            .expect("ssh-keygen (openssh-client)");
+        assert!(out.status.success(), "{out:?}");
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!("Port {port}\nHostKey {}\nPidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n", key.display()),
+        )
+        .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sshd (openssh-server; the test script installs it)");
+        Self { child, _dir: dir }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_is_up_answers_and_goes_dark_when_its_link_drops() {
+    let link = Link::new();
+    let host = link.host_ip();
+    let args = [
+        "-o",
+        "json",
+        "probe",
+        host.as_str(),
+        "--count",
+        "3",
+        "--interval-ms",
+        "50",
+        "--timeout-ms",
+        "500",
+        "--no-ssh",
+    ];
+    let run = oob_in(&link.monitor.name, &args).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let ping = run.json()["targets"][0]["ping"].clone();
+    assert_eq!(
+        (
+            ping["sent"].as_u64(),
+            ping["received"].as_u64(),
+            ping["loss_pct"].as_f64()
+        ),
+        (Some(3), Some(3), Some(0.0))
+    );
+    assert!(ping["rtt_ms_avg"].as_f64().is_some());
+
+    link.host_down();
+    let run = oob_in(&link.monitor.name, &args).await;
+    assert_eq!(run.code, 1, "a dark host is a problem found: {}", run.all());
+    let ping = run.json()["targets"][0]["ping"].clone();
+    assert_eq!(
+        (ping["received"].as_u64(), ping["loss_pct"].as_f64()),
+        (Some(0), Some(100.0))
+    );
+
+    link.host_up();
+    let run = oob_in(&link.monitor.name, &args).await;
+    assert_eq!(
+        run.json()["targets"][0]["ping"]["received"],
+        3,
+        "back: {}",
+        run.all()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_namespace_addresses_in_one_call() {
+    let link = Link::new();
+    let addrs = link.add_host_addresses(500);
+    let mut args = vec![
+        "-o",
+        "json",
+        "probe",
+        "--count",
+        "1",
+        "--timeout-ms",
+        "2000",
+        "--no-ssh",
+    ];
+    args.extend(addrs.iter().map(String::as_str));
+    let run = oob_in(&link.monitor.name, &args).await;
+    assert_eq!(run.code, 0, "{}", &run.stderr);
+    let targets = run.json()["targets"].as_array().unwrap().clone();
+    assert_eq!(targets.len(), 500);
+    for (t, a) in targets.iter().zip(&addrs) {
+        assert_eq!(t["target"], a.as_str(), "input order");
+        assert_eq!(t["ping"]["received"], 1, "{a}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ssh_banner_is_seen_when_sshd_runs_and_not_after() {
+    let link = Link::new();
+    let host = link.host_ip();
+    let sshd = Sshd::start(&link.host.name, 2222);
+    let args = [
+        "-o",
+        "json",
+        "probe",
+        host.as_str(),
+        "--count",
+        "1",
+        "--ssh-port",
+        "2222",
+        "--timeout-ms",
+        "2000",
+    ];
+    let mut banner = None;
+    for _ in 0..50 {
+        let run = oob_in(&link.monitor.name, &args).await;
+        let ssh = run.json()["targets"][0]["ssh"].clone();
+        if ssh["reachable"] == true {
+            banner = ssh["banner"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let banner = banner.expect("sshd's banner within 5 s");
+    assert!(banner.starts_with("SSH-2.0-OpenSSH"), "{banner}");
+    drop(sshd);
+    let run = oob_in(&link.monitor.name, &args).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    let ssh = run.json()["targets"][0]["ssh"].clone();
+    assert_eq!(ssh["reachable"], false);
+    assert!(ssh["error"].as_str().unwrap().contains("refused"), "{ssh}");
+}
