@@ -31,6 +31,9 @@ pub struct ProbeArgs {
     /// Hosts probed at once.
     #[arg(long, default_value_t = 512)]
     pub concurrency: usize,
+    /// Hosts started per second (pacing, like fping's interval).
+    #[arg(long, default_value_t = 2000)]
+    pub rate: u32,
     #[arg(long, default_value_t = 22)]
     pub ssh_port: u16,
     /// ICMP only.
@@ -80,6 +83,7 @@ pub async fn run(ctx: &Context, args: ProbeArgs) -> anyhow::Result<Status> {
         interval: Duration::from_millis(args.interval_ms),
         timeout: Duration::from_millis(args.timeout_ms),
         concurrency: args.concurrency,
+        rate: args.rate,
     };
     let pinger = Pinger::new(&addrs)?;
     let deadline = Duration::from_millis(args.timeout_ms);

@@ -20,6 +20,9 @@ pub struct PingOptions {
     pub timeout: Duration,
     /// Hosts pinged at once.
     pub concurrency: usize,
+    /// Hosts started per second: first echoes are paced so that a burst of ARP resolutions
+    /// and replies does not overflow neighbour queues and socket buffers (fping paces too).
+    pub rate: u32,
 }
 
 impl Default for PingOptions {
@@ -29,6 +32,7 @@ impl Default for PingOptions {
             interval: Duration::from_millis(200),
             timeout: Duration::from_secs(1),
             concurrency: 512,
+            rate: 2000,
         }
     }
 }
@@ -120,8 +124,15 @@ impl Pinger {
 
     /// Ping every target with bounded concurrency; results in input order.
     pub async fn ping_all(&self, targets: &[IpAddr], o: PingOptions) -> Vec<PingStats> {
+        let start = tokio::time::Instant::now();
+        let spacing = Duration::from_secs(1) / o.rate.max(1);
         futures_util::stream::iter(targets.iter().enumerate())
-            .map(|(i, t)| self.ping(*t, u16::try_from(i % usize::from(u16::MAX)).unwrap_or(0), o))
+            .map(|(i, t)| async move {
+                let slot = spacing.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
+                tokio::time::sleep_until(start + slot).await;
+                self.ping(*t, u16::try_from(i % usize::from(u16::MAX)).unwrap_or(0), o)
+                    .await
+            })
             .buffered(o.concurrency.max(1))
             .collect()
             .await
