@@ -1,51 +1,9 @@
 //! Probes against hosts that are network namespaces: they really answer ping, really run sshd,
 //! and really go dark when their link goes down.
 
-use std::process::{Child, Command, Stdio};
-
 use crate::common::netns::Link;
 use crate::common::oob_in;
-
-/// A real OpenSSH server inside a namespace, on `port`, with a generated host key.
-struct Sshd {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Sshd {
-    fn start(ns: &str, port: u16) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("host_ed25519");
-        let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key)
-            .output()
-            .expect("ssh-keygen (openssh-client)");
-        assert!(out.status.success(), "{out:?}");
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let config = dir.path().join("sshd_config");
-        std::fs::write(
-            &config,
-            format!("Port {port}\nHostKey {}\nPidFile none\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n", key.display()),
-        )
-        .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sshd (openssh-server; the test script installs it)");
-        Self { child, _dir: dir }
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::common::sshd::Sshd;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_is_up_answers_and_goes_dark_when_its_link_drops() {
@@ -125,7 +83,7 @@ async fn five_hundred_namespace_addresses_in_one_call() {
 async fn the_ssh_banner_is_seen_when_sshd_runs_and_not_after() {
     let link = Link::new();
     let host = link.host_ip();
-    let sshd = Sshd::start(&link.host.name, 2222);
+    let sshd = Sshd::start(Some(&link.host.name), 2222);
     let args = [
         "-o",
         "json",

@@ -18,4 +18,5 @@ mod redfish_faults;
 mod redfish_sushy;
 mod redfish_trees;
 mod secrets;
+mod ssh_exec;
 mod tls;

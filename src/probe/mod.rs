@@ -1,6 +1,7 @@
 //! Liveness probes: ICMP echo (surge-ping) and the SSH banner. They measure and report; they
 //! do not interpret (the verdict does). Every probe has a deadline.
 
+pub mod exec;
 pub mod ping;
 pub mod ssh;
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod sshd;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

@@ -1,0 +1,117 @@
+//! Command execution over SSH against a real OpenSSH server on loopback.
+
+use std::time::Duration;
+
+use oob::probe::exec::{self, HostKeyPolicy, SshError, SshTarget};
+
+use crate::common::free_port;
+use crate::common::sshd::Sshd;
+
+fn target(sshd: &Sshd, policy: HostKeyPolicy) -> SshTarget {
+    SshTarget {
+        host: "127.0.0.1".into(),
+        port: sshd.port,
+        user: "root".into(),
+        key: sshd.user_key.clone(),
+        policy,
+        connect_timeout: Duration::from_secs(10),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_returns_stdout_stderr_and_exit_code_with_a_known_host_key() {
+    let sshd = Sshd::start(None, free_port());
+    sshd.wait_ready();
+    let t = target(
+        &sshd,
+        HostKeyPolicy::KnownHosts(sshd.known_hosts("127.0.0.1")),
+    );
+    let out = exec::exec(
+        &t,
+        "echo hello; echo oops >&2; exit 3",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    assert_eq!(out.exit_status, Some(3));
+
+    // The command limit is enforced on the host by `timeout` (exit 124).
+    let out = exec::exec(&t, "sleep 30", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(out.exit_status, Some(124));
+
+    let pinned =
+        russh::keys::parse_public_key_base64(sshd.host_key_pub.split_whitespace().nth(1).unwrap())
+            .unwrap();
+    let out = exec::exec(
+        &target(&sshd, HostKeyPolicy::Pinned(pinned)),
+        "true",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.exit_status, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_changed_host_keys_are_refused() {
+    let sshd = Sshd::start(None, free_port());
+    sshd.wait_ready();
+    let empty = sshd.dir.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let err = exec::exec(
+        &target(&sshd, HostKeyPolicy::KnownHosts(empty)),
+        "true",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, SshError::UnknownHostKey { .. }), "{err}");
+
+    let other = Sshd::start(None, free_port());
+    let changed = sshd.dir.path().join("changed_known_hosts");
+    std::fs::write(
+        &changed,
+        format!("[127.0.0.1]:{} {}\n", sshd.port, other.host_key_pub),
+    )
+    .unwrap();
+    let err = exec::exec(
+        &target(&sshd, HostKeyPolicy::KnownHosts(changed)),
+        "true",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, SshError::ChangedHostKey { .. }), "{err}");
+
+    let wrong =
+        russh::keys::parse_public_key_base64(other.host_key_pub.split_whitespace().nth(1).unwrap())
+            .unwrap();
+    let err = exec::exec(
+        &target(&sshd, HostKeyPolicy::Pinned(wrong)),
+        "true",
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, SshError::ChangedHostKey { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reboot_counts_as_sent_when_the_channel_drops() {
+    let sshd = Sshd::start(None, free_port());
+    sshd.wait_ready();
+    let t = target(
+        &sshd,
+        HostKeyPolicy::KnownHosts(sshd.known_hosts("127.0.0.1")),
+    );
+    // Stand-in for `systemctl reboot`: the session's sshd dies under the command.
+    assert!(exec::reboot(&t, "kill -9 $PPID; sleep 5").await.unwrap());
+    let err = exec::reboot(&t, "echo 'Failed to reboot' >&2; exit 1")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Failed to reboot"), "{err}");
+}
