@@ -40,3 +40,7 @@ pub const SEL_MAX_ENTRIES: usize = 5000;
 
 /// Most pages followed when reading a paged collection, whatever their size.
 pub const MAX_PAGES: usize = 200;
+
+/// SSH connect, key exchange and authentication to a host. Hosts that are up answer in well
+/// under a second; ten seconds allows a loaded host without waiting long on a dead one.
+pub const SSH_CONNECT: Duration = Duration::from_secs(10);

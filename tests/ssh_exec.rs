@@ -115,3 +115,78 @@ async fn a_reboot_counts_as_sent_when_the_channel_drops() {
         .unwrap_err();
     assert!(err.to_string().contains("Failed to reboot"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_and_nic_are_collected_from_a_host_over_ssh() {
+    let sshd = Sshd::start(None, free_port());
+    sshd.wait_ready();
+    let corpus = crate::common::peers().join("smart-corpus/json");
+    // A fake smartctl on the host that answers with real recorded outputs.
+    let fake = sshd.dir.path().join("smartctl");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in\n  *--scan-open*) printf '{{\"devices\":[{{\"name\":\"/dev/sda\",\"type\":\"sat\"}},{{\"name\":\"/dev/nvme0\",\"type\":\"nvme\"}}]}}' ;;\n  \
+             *sda*) cat '{}' ;;\n  *nvme0*) cat '{}'; exit 8 ;;\nesac\n",
+            corpus.join("scrutiny__smart-megaraid1.json").display(),
+            corpus.join("smartctl_exporter__nvme-null-SAMSUNG_MZWLL3T2HAJQ-00005-nvme0.json").display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .unwrap();
+    let config = sshd.dir.path().join("oob.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[machines]]\nname = \"node-1\"\nhost = \"127.0.0.1\"\nbmc = \"ipmi://127.0.0.1:1\"\n\
+             credentials = {{ user = \"admin\", password_env = \"UNUSED\" }}\n\
+             ssh = {{ user = \"root\", key = \"{}\", known_hosts = \"{}\", port = {}, smartctl = \"{}\" }}\n",
+            sshd.user_key.display(),
+            sshd.known_hosts("127.0.0.1").display(),
+            sshd.port,
+            fake.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let run = crate::common::oob(&["--config", config, "-o", "json", "smart", "node-1"], &[]).await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    let devices = run.json()["devices"].as_array().unwrap().clone();
+    let names: Vec<&str> = devices
+        .iter()
+        .map(|d| d["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["/dev/sda", "/dev/nvme0"]);
+    let codes = |i: usize| {
+        devices[i]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        codes(0).contains(&"smart_reallocated_sectors".to_owned()),
+        "{:?}",
+        codes(0)
+    );
+    assert_eq!(devices[1]["overall_health"], "FAILED");
+    assert!(
+        codes(1).contains(&"nvme_volatile_backup_failed".to_owned()),
+        "{:?}",
+        codes(1)
+    );
+
+    let run = crate::common::oob(&["--config", config, "-o", "json", "nic", "node-1"], &[]).await;
+    assert!(run.code == 0 || run.code == 1, "{}", run.all());
+    let ifaces = run.json()["interfaces"].as_array().unwrap().clone();
+    let lo = ifaces
+        .iter()
+        .find(|i| i["interface"] == "lo")
+        .expect("lo is read from sysfs");
+    assert!(lo["counters"]["rx_errors"].is_u64(), "{lo}");
+}

@@ -17,8 +17,11 @@ use crate::health::Finding;
 
 #[derive(Debug, Args)]
 pub struct SmartArgs {
+    /// A machine from the config: runs smartctl on it over SSH ([machines.ssh]).
+    #[arg(required_unless_present = "files", conflicts_with = "files")]
+    pub target: Option<String>,
     /// smartctl output to read (`smartctl -j -x` JSON or `smartctl -x` text); repeatable.
-    #[arg(long = "file", required = true)]
+    #[arg(long = "file")]
     pub files: Vec<PathBuf>,
 }
 
@@ -36,8 +39,11 @@ fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-pub fn smart(ctx: &Context, args: SmartArgs) -> anyhow::Result<Status> {
-    let mut drives = Vec::new();
+pub async fn smart(ctx: &Context, args: SmartArgs) -> anyhow::Result<Status> {
+    let mut drives = match &args.target {
+        Some(name) => super::host::smart_over_ssh(ctx, name).await?,
+        None => Vec::new(),
+    };
     for path in &args.files {
         let name = path.display().to_string();
         drives.extend(smart::parse(&name, &read(path)?)?);
@@ -93,9 +99,12 @@ pub fn smart(ctx: &Context, args: SmartArgs) -> anyhow::Result<Status> {
 
 #[derive(Debug, Args)]
 pub struct NicArgs {
+    /// A machine from the config: reads /sys/class/net/*/statistics over SSH.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub target: Option<String>,
     /// `ethtool -S IFACE` output to read.
     #[arg(long)]
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
     /// An earlier `ethtool -S` of the same interface: only counters that rose since count.
     #[arg(long)]
     pub previous: Option<PathBuf>,
@@ -107,27 +116,43 @@ pub struct NicArgs {
     pub interface: Option<String>,
 }
 
-pub fn nic(ctx: &Context, args: NicArgs) -> anyhow::Result<Status> {
-    let name = args
-        .interface
-        .clone()
-        .unwrap_or_else(|| args.file.display().to_string());
+fn counter_row(name: &str, c: &nic::Counters) -> Vec<String> {
+    let show = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+    vec![
+        name.to_owned(),
+        show(c.rx_errors),
+        show(c.tx_errors),
+        show(c.rx_dropped),
+        show(c.tx_dropped),
+        show(c.rx_crc_errors),
+        show(c.rx_fifo_errors),
+        show(c.rx_missed_errors),
+        show(c.carrier_changes),
+    ]
+}
+
+pub async fn nic(ctx: &Context, args: NicArgs) -> anyhow::Result<Status> {
     let text = |p: &PathBuf| -> anyhow::Result<String> {
         Ok(String::from_utf8_lossy(&read(p)?).into_owned())
     };
-    let current = nic::parse_ethtool(&name, &text(&args.file)?)?;
-    let previous = match &args.previous {
-        Some(p) => Some(nic::parse_ethtool(&name, &text(p)?)?),
-        None => None,
-    };
-    let findings = nic::findings(
-        previous.as_ref(),
-        &current,
-        Duration::from_secs(args.interval),
-        Thresholds::default(),
-    );
-    let c = &current.counters;
-    let show = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+    let mut samples = Vec::new();
+    if let Some(name) = &args.target {
+        for s in super::host::nic_over_ssh(ctx, name).await? {
+            samples.push((s, None));
+        }
+    }
+    if let Some(file) = &args.file {
+        let name = args
+            .interface
+            .clone()
+            .unwrap_or_else(|| file.display().to_string());
+        let current = nic::parse_ethtool(&name, &text(file)?)?;
+        let previous = match &args.previous {
+            Some(p) => Some(nic::parse_ethtool(&name, &text(p)?)?),
+            None => None,
+        };
+        samples.push((current, previous));
+    }
     let mut rows = vec![[
         "INTERFACE",
         "RX_ERR",
@@ -137,30 +162,41 @@ pub fn nic(ctx: &Context, args: NicArgs) -> anyhow::Result<Status> {
         "CRC",
         "FIFO",
         "MISSED",
+        "FLAPS",
     ]
     .map(String::from)
     .to_vec()];
-    rows.push(vec![
-        name.clone(),
-        show(c.rx_errors),
-        show(c.tx_errors),
-        show(c.rx_dropped),
-        show(c.tx_dropped),
-        show(c.rx_crc_errors),
-        show(c.rx_fifo_errors),
-        show(c.rx_missed_errors),
-    ]);
-    for f in &findings {
-        rows.push(vec![
-            format!("{:?}", f.severity).to_lowercase(),
-            f.detail.clone(),
-        ]);
+    let mut docs = Vec::new();
+    let mut problems = false;
+    for (current, previous) in &samples {
+        let findings = nic::findings(
+            previous.as_ref(),
+            current,
+            Duration::from_secs(args.interval),
+            Thresholds::default(),
+        );
+        rows.push(counter_row(&current.interface, &current.counters));
+        for f in &findings {
+            rows.push(vec![
+                String::new(),
+                format!(
+                    "{}: {}",
+                    format!("{:?}", f.severity).to_lowercase(),
+                    f.detail
+                ),
+            ]);
+        }
+        problems |= !findings.is_empty();
+        docs.push(serde_json::json!({ "interface": current.interface, "counters": current.counters, "findings": findings }));
     }
-    let json = serde_json::json!({ "interfaces": [{ "interface": name, "counters": c, "findings": findings }] });
-    emit(ctx.format, &json, &rows)?;
-    Ok(if findings.is_empty() {
-        Status::Ok
-    } else {
+    emit(
+        ctx.format,
+        &serde_json::json!({ "interfaces": docs }),
+        &rows,
+    )?;
+    Ok(if problems {
         Status::Problems
+    } else {
+        Status::Ok
     })
 }

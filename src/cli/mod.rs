@@ -8,6 +8,7 @@
 mod bmc_cmds;
 mod fleet;
 mod health_cmds;
+mod host;
 mod output;
 mod power;
 mod probe;
@@ -110,8 +111,8 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Sel(args) => bmc_cmds::sel(&ctx, args).await,
         Command::Profile(args) => profile::run(&ctx, args),
         Command::Probe(args) => probe::run(&ctx, args).await,
-        Command::Smart(args) => health_cmds::smart(&ctx, args),
-        Command::Nic(args) => health_cmds::nic(&ctx, args),
+        Command::Smart(args) => health_cmds::smart(&ctx, args).await,
+        Command::Nic(args) => health_cmds::nic(&ctx, args).await,
     }
 }
 

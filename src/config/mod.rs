@@ -56,6 +56,37 @@ pub struct Machine {
     pub credentials: CredentialRef,
     #[serde(default)]
     pub tls: TlsSettings,
+    /// SSH access to the host itself (smartctl, NIC counters, soft reboot).
+    #[serde(default)]
+    pub ssh: Option<SshSettings>,
+}
+
+/// How to reach a host over SSH. The host key is always checked: a known_hosts file or a
+/// pinned key, exactly one of them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSettings {
+    pub user: String,
+    /// Private key file (OpenSSH format).
+    pub key: PathBuf,
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// `ssh-ed25519 AAAA…` (the key type and base64, as in a .pub file).
+    #[serde(default)]
+    pub host_key: Option<String>,
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// How to run smartctl (e.g. `sudo -n smartctl` for a non-root user).
+    #[serde(default = "default_smartctl")]
+    pub smartctl: String,
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+fn default_smartctl() -> String {
+    "smartctl".to_owned()
 }
 
 /// Where a BMC's user and password come from. Exactly one password source.
@@ -119,6 +150,14 @@ impl Config {
                     "machine {:?}: set exactly one of credentials.password_env, credentials.password_file",
                     m.name
                 )));
+            }
+            if let Some(ssh) = &m.ssh {
+                if ssh.known_hosts.is_some() == ssh.host_key.is_some() {
+                    return Err(invalid(format!(
+                        "machine {:?}: ssh needs exactly one of known_hosts, host_key",
+                        m.name
+                    )));
+                }
             }
             let tls = usize::from(m.tls.insecure)
                 + usize::from(m.tls.ca_cert.is_some())
