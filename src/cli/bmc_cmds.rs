@@ -188,11 +188,7 @@ pub async fn sel(ctx: &Context, args: SelArgs) -> anyhow::Result<Status> {
         eprintln!("dry run: the log was not cleared");
     }
     let critical = entries.iter().any(|e| e.severity == Severity::Critical);
-    Ok(if critical {
-        Status::Problems
-    } else {
-        Status::Ok
-    })
+    Ok(Status::problems_if(critical))
 }
 
 async fn read_and_clear(

@@ -82,9 +82,7 @@ pub fn print<T>(
         }
     }
     emit(ctx.format, &Fleet { targets: docs }, &table)?;
-    Ok(if outcomes.iter().any(|o| o.result.is_err()) {
-        Status::Problems
-    } else {
-        Status::Ok
-    })
+    Ok(Status::problems_if(
+        outcomes.iter().any(|o| o.result.is_err()),
+    ))
 }

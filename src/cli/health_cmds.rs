@@ -90,11 +90,7 @@ pub async fn smart(ctx: &Context, args: SmartArgs) -> anyhow::Result<Status> {
         &serde_json::json!({ "devices": devices }),
         &rows,
     )?;
-    Ok(if problems {
-        Status::Problems
-    } else {
-        Status::Ok
-    })
+    Ok(Status::problems_if(problems))
 }
 
 #[derive(Debug, Args)]
@@ -194,9 +190,5 @@ pub async fn nic(ctx: &Context, args: NicArgs) -> anyhow::Result<Status> {
         &serde_json::json!({ "interfaces": docs }),
         &rows,
     )?;
-    Ok(if problems {
-        Status::Problems
-    } else {
-        Status::Ok
-    })
+    Ok(Status::problems_if(problems))
 }

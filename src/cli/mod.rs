@@ -76,6 +76,17 @@ pub enum Status {
     Problems,
 }
 
+impl Status {
+    /// `Problems` when `found`, else `Ok`.
+    pub fn problems_if(found: bool) -> Self {
+        if found {
+            Self::Problems
+        } else {
+            Self::Ok
+        }
+    }
+}
+
 /// Parse, run, and map the result to an exit code. The only place that prints errors.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

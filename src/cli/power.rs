@@ -172,9 +172,5 @@ async fn act(ctx: &Context, c: &super::target::Connected, verb: Verb) -> anyhow:
         elapsed_ms: outcome.elapsed_ms,
     };
     emit(ctx.format, &json, &rows)?;
-    Ok(if outcome.verified {
-        Status::Ok
-    } else {
-        Status::Problems
-    })
+    Ok(Status::problems_if(!outcome.verified))
 }

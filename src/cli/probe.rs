@@ -138,9 +138,5 @@ pub async fn run(ctx: &Context, args: ProbeArgs) -> anyhow::Result<Status> {
         &serde_json::json!({ "targets": results }),
         &rows,
     )?;
-    Ok(if problems {
-        Status::Problems
-    } else {
-        Status::Ok
-    })
+    Ok(Status::problems_if(problems))
 }
