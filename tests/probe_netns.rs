@@ -115,3 +115,36 @@ async fn the_ssh_banner_is_seen_when_sshd_runs_and_not_after() {
     assert_eq!(ssh["reachable"], false);
     assert!(ssh["error"].as_str().unwrap().contains("refused"), "{ssh}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_privilege_the_error_names_what_is_missing() {
+    // As `nobody`: no CAP_NET_RAW, and the default ping_group_range ("1 0") excludes everyone.
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let out = tokio::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_oob"),
+            "probe",
+            "127.0.0.1",
+            "--no-ssh",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let low: u32 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let high: u32 = range.split_whitespace().nth(1).unwrap().parse().unwrap();
+    if (low..=high).contains(&65534) {
+        assert!(
+            out.status.success(),
+            "ping sockets allowed for nobody: {stderr}"
+        );
+        return;
+    }
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in ["CAP_NET_RAW", "ping_group_range", "root"] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+}
