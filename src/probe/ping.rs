@@ -81,7 +81,11 @@ impl Pinger {
         let open = |kind: ICMP| {
             Client::new(&Config::builder().kind(kind).build()).map_err(|e| {
                 ProbeError::IcmpPermission {
-                    detail: e.to_string(),
+                    // surge-ping's message carries its own advice; ours names all three ways.
+                    detail: match e.kind() {
+                        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+                        _ => e.to_string(),
+                    },
                 }
             })
         };
