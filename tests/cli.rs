@@ -170,3 +170,43 @@ async fn smart_and_nic_from_files_print_the_documented_shapes() {
         201
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profiles_dir_adds_and_overrides_profiles_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("acme.toml"),
+        "id = \"acme\"\nname = \"Acme BMC\"\nprotocol = \"redfish\"\n",
+    )
+    .unwrap();
+    std::fs::write(profiles.join("hpe.toml"), "id = \"hpe-ilo\"\nname = \"HPE iLO (site override)\"\nprotocol = \"redfish\"\n[power]\ntimeout_s = 600\n").unwrap();
+    let config = dir.path().join("oob.toml");
+    std::fs::write(
+        &config,
+        format!("profiles_dir = \"{}\"\n", profiles.display()),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let run = oob(
+        &["--config", config, "-o", "json", "profile", "show", "acme"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    let run = oob(
+        &[
+            "--config", config, "-o", "json", "profile", "show", "hpe-ilo",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (
+            run.json()["name"].as_str(),
+            run.json()["power"]["timeout_s"].as_u64()
+        ),
+        (Some("HPE iLO (site override)"), Some(600))
+    );
+}

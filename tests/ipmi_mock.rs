@@ -302,3 +302,47 @@ async fn identify_blinks_and_an_empty_sel_reads_as_empty() {
     assert!(client.sel(100).await.unwrap().is_empty());
     client.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vendor_profile_is_detected_from_the_manufacturer_id() {
+    let dell = MockIpmi::start(
+        Config {
+            manufacturer_id: 674,
+            ..Config::default()
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let url = dell.url();
+    let base = [
+        "-o",
+        "json",
+        "identity",
+        "--bmc",
+        url.as_str(),
+        "--user",
+        "admin",
+        "--password-env",
+        "PW",
+    ];
+    let run = oob(&base, &[("PW", "password")]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        (
+            run.json()["profile"].as_str(),
+            run.json()["manufacturer"].as_str()
+        ),
+        (Some("dell-idrac"), Some("Dell"))
+    );
+    let run = oob(
+        &[&base[..], &["--profile", "generic-ipmi"]].concat(),
+        &[("PW", "password")],
+    )
+    .await;
+    assert_eq!(
+        run.json()["profile"],
+        "generic-ipmi",
+        "an explicit profile wins"
+    );
+}

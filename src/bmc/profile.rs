@@ -363,6 +363,12 @@ impl Profiles {
         })
     }
 
+    /// The vendor profile whose IPMI manufacturer ids (Get Device ID) include `id`, if any.
+    pub fn detect_ipmi(&self, id: u32) -> Option<&Profile> {
+        self.iter()
+            .find(|p| p.detect.ipmi_manufacturer_ids.contains(&id))
+    }
+
     /// The profile whose detection rules match what a Redfish service says, if any.
     /// Vendor wins over OEM keys, which win over the system's manufacturer.
     pub fn detect_redfish(&self, facts: &RedfishFacts<'_>) -> Option<&Profile> {
@@ -432,6 +438,17 @@ mod tests {
             ..Default::default()
         };
         assert!(profiles.detect_redfish(&contoso).is_none());
+    }
+
+    #[test]
+    fn ipmi_manufacturer_ids_pick_the_vendor_profile() {
+        let profiles = Profiles::embedded().unwrap();
+        assert_eq!(profiles.detect_ipmi(674).unwrap().id, "dell-idrac");
+        assert_eq!(profiles.detect_ipmi(10876).unwrap().id, "supermicro");
+        assert!(
+            profiles.detect_ipmi(4753).is_none(),
+            "MontaVista (ipmi_sim): generic"
+        );
     }
 
     #[test]

@@ -223,6 +223,15 @@ impl TargetArgs {
                 let bmc = IpmiBmc::connect(&r.endpoint, r.creds.user, r.creds.password, &profile)
                     .await
                     .with_context(|| format!("connecting to {}", r.endpoint))?;
+                // Without an explicit profile, the vendor's (by IANA manufacturer id) supplies
+                // timings and is reported; the session settings already used stay generic.
+                if r.profile.is_none() {
+                    if let Some(vendor) = ctx.profiles.detect_ipmi(bmc.manufacturer_id().await?) {
+                        let ipmi = profile.ipmi.clone();
+                        profile = vendor.clone();
+                        profile.ipmi = ipmi;
+                    }
+                }
                 (Box::new(bmc), profile)
             }
         };

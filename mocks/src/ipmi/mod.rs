@@ -38,6 +38,8 @@ pub struct Config {
     pub power_delay: Duration,
     /// Sessions idle this long are dropped (real BMCs: about 60 s).
     pub session_idle: Duration,
+    /// IANA enterprise number reported by Get Device ID (674 Dell, 11 HPE, …).
+    pub manufacturer_id: u32,
 }
 
 impl Default for Config {
@@ -65,6 +67,7 @@ impl Default for Config {
             suite3: true,
             power_delay: Duration::from_millis(100),
             session_idle: Duration::from_secs(30),
+            manufacturer_id: 0x00D94F,
         }
     }
 }
@@ -520,12 +523,15 @@ impl MockIpmi {
         let operator = privilege >= 3;
         settle(s);
         match (netfn, cmd) {
-            (0x06, 0x01) => (
-                0,
-                vec![
-                    0x20, 0x01, 0x01, 0x10, 0x02, 0x9F, 0x4F, 0xD9, 0x00, 0x42, 0x00,
-                ],
-            ),
+            (0x06, 0x01) => {
+                let m = self.config.manufacturer_id.to_le_bytes();
+                (
+                    0,
+                    vec![
+                        0x20, 0x01, 0x01, 0x10, 0x02, 0x9F, m[0], m[1], m[2], 0x42, 0x00,
+                    ],
+                )
+            }
             (0x06, 0x04) => (0, vec![0x55, 0x00]),
             (0x06, 0x37) => (0, self.config.guid.to_vec()),
             (0x06, 0x3B) => match data.first() {

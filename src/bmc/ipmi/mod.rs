@@ -204,6 +204,13 @@ impl IpmiBmc {
         }
     }
 
+    /// The IANA manufacturer id from Get Device ID (vendor profile detection).
+    pub async fn manufacturer_id(&self) -> Result<u32, BmcError> {
+        let dev = self.checked(APP, 0x01, &[], "Get Device ID").await?;
+        let b = dev.get(6..9).ok_or_else(|| self.short("Get Device ID"))?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], 0]))
+    }
+
     /// Chassis Identify: blink the locator LED for `seconds` (0 turns it off).
     pub async fn identify(&self, seconds: u8) -> Result<(), BmcError> {
         self.checked(CHASSIS, 0x04, &[seconds], "Chassis Identify")
