@@ -21,8 +21,8 @@ pub enum BmcError {
     #[error("{url} did not answer within {after:?}")]
     Timeout { url: String, after: Duration },
 
-    #[error("authentication refused by {url} (HTTP {status}); check the user and password")]
-    Auth { url: String, status: u16 },
+    #[error("authentication refused by {url} ({detail}); check the user and password")]
+    Auth { url: String, detail: String },
 
     #[error("{url} answered HTTP {status}: {body}")]
     Http {
@@ -132,7 +132,7 @@ mod tests {
         assert!(!http(404).is_retriable());
         assert!(BmcError::Auth {
             url: "u".into(),
-            status: 401
+            detail: "HTTP 401".into()
         }
         .is_auth());
     }

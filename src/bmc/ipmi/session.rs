@@ -484,7 +484,7 @@ impl PreSession<'_> {
             // The BMC proved knowledge of a different password: ours is wrong.
             return Err(BmcError::Auth {
                 url: self.url.clone(),
-                status: 0,
+                detail: "RAKP 2: the BMC holds a different password for this user".into(),
             }
             .into());
         }
@@ -506,7 +506,7 @@ impl PreSession<'_> {
         if rakp4.get(8..8 + icv.len()) != Some(&icv[..]) {
             return Err(BmcError::Auth {
                 url: self.url.clone(),
-                status: 0,
+                detail: "RAKP 4: integrity check value mismatch".into(),
             }
             .into());
         }
@@ -529,7 +529,7 @@ impl PreSession<'_> {
             0 => Ok(()),
             0x0D | 0x0F | 0x0A | 0x09 => Err(BmcError::Auth {
                 url: self.url.clone(),
-                status: u16::from(status),
+                detail: format!("{} (RMCP+ status {status:#04x})", rmcp_plus_status(status)),
             }),
             s => Err(BmcError::Refused {
                 url: self.url.clone(),

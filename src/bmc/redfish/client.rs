@@ -140,7 +140,7 @@ impl Client {
         Err(match reply.status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => BmcError::Auth {
                 url,
-                status: reply.status.as_u16(),
+                detail: format!("HTTP {}", reply.status.as_u16()),
             },
             status => BmcError::Http {
                 url,
@@ -204,7 +204,7 @@ impl Client {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST => {
                 return Err(BmcError::Auth {
                     url,
-                    status: status.as_u16(),
+                    detail: format!("HTTP {} to the session login", status.as_u16()),
                 })
             }
             _ => {
