@@ -211,9 +211,9 @@ pub async fn exec(t: &SshTarget, command: &str, limit: Duration) -> Result<Outpu
             host: t.host.clone(),
             after,
         })?;
-    let _ = handle
-        .disconnect(russh::Disconnect::ByApplication, "", "en")
-        .await;
+    // Best effort and bounded: a host that is rebooting may never answer the disconnect.
+    let bye = handle.disconnect(russh::Disconnect::ByApplication, "", "en");
+    let _ = tokio::time::timeout(Duration::from_secs(2), bye).await;
     result
 }
 
