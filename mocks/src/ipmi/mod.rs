@@ -423,8 +423,12 @@ impl MockIpmi {
             s.sessions.remove(&bmc);
             return Some(wire::reply_v2(0x13, 0, 0, &r, None));
         };
-        session.rm.copy_from_slice(&p[8..24]);
-        session.rc = rand::random();
+        // A retransmitted RAKP 1 (same Rm) gets the same Rc, so that a late first reply and
+        // the second agree.
+        if session.rm[..] != p[8..24] || session.rc == [0; 16] {
+            session.rm.copy_from_slice(&p[8..24]);
+            session.rc = rand::random();
+        }
         session.role = role;
         session.user = Some(user.clone());
         let mut signed = session.console.to_le_bytes().to_vec();

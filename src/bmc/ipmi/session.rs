@@ -144,10 +144,20 @@ impl Session {
             // Some BMCs (ipmi_sim among them) ignore an Open Session for a suite they lack
             // instead of refusing it: while other suites remain, one silent wait is a refusal.
             let last_choice = i + 1 == cfg.suites.len();
-            match pre
-                .handshake(suite, if last_choice { cfg.attempts } else { 1 })
-                .await
-            {
+            let attempts = if last_choice { cfg.attempts } else { 1 };
+            let mut tries = 0;
+            let outcome = loop {
+                tries += 1;
+                match pre.handshake(suite, attempts).await {
+                    // A retransmitted RAKP 1 can make the BMC pick a new random number after
+                    // we used the first: the keys disagree. Start over once.
+                    Err(Refusal::Race) if tries < 2 => {
+                        debug!(bmc = %url, "rakp keys disagreed after a retransmission, retrying the handshake");
+                    }
+                    other => break other,
+                }
+            };
+            match outcome {
                 Ok(done) => {
                     let mut session = Session {
                         socket: pre.socket,
@@ -173,6 +183,12 @@ impl Session {
                     last = Some(code);
                 }
                 Err(Refusal::Error(e)) => return Err(e),
+                Err(Refusal::Race) => {
+                    return Err(BmcError::Auth {
+                        url,
+                        detail: "RAKP 3/4 integrity check failed twice".into(),
+                    })
+                }
             }
         }
         Err(BmcError::Unsupported {
@@ -312,6 +328,9 @@ async fn recv_until(socket: &UdpSocket, deadline: Instant) -> Option<Vec<u8>> {
 enum Refusal {
     /// The BMC refused this cipher suite: try the next one.
     Suite(u8),
+    /// RAKP 3/4 did not verify although RAKP 2 did: both sides hold the password, so the
+    /// random numbers crossed (a late reply to a retransmission). Worth one more handshake.
+    Race,
     Error(BmcError),
 }
 
@@ -500,15 +519,14 @@ impl PreSession<'_> {
                 reply_to(b, payload::RAKP4, tag, console_id)
             })
             .await?;
+        if rakp4[1] == 0x0F {
+            return Err(Refusal::Race);
+        }
         self.refused(rakp4[1])?;
         let mut icv = suite.hmac(&keys.sik, &[&rm, &bmc_id.to_le_bytes(), guid]);
         icv.truncate(suite.icv_len());
         if rakp4.get(8..8 + icv.len()) != Some(&icv[..]) {
-            return Err(BmcError::Auth {
-                url: self.url.clone(),
-                detail: "RAKP 4: integrity check value mismatch".into(),
-            }
-            .into());
+            return Err(Refusal::Race);
         }
         Ok(Established {
             keys,
