@@ -9,6 +9,7 @@ pub mod bmc;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod k8s;
 pub mod probe;
 pub mod secret;
 pub mod timeouts;

@@ -13,6 +13,7 @@ mod fleet;
 mod health_corpus;
 mod ipmi_mock;
 mod ipmi_sim;
+mod k8s;
 mod probe_netns;
 mod redfish_faults;
 mod redfish_sushy;

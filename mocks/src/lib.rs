@@ -6,5 +6,6 @@
 //! Every server binds to loopback only and stops when its handle is dropped.
 
 pub mod ipmi;
+pub mod kube;
 pub mod redfish;
 pub mod serve;

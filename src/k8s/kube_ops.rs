@@ -1,0 +1,228 @@
+//! [`NodeOps`] over a real `kube::Client`. Each verb is one API call (taints: read, then a
+//! patch guarded by resourceVersion, retried on conflict a bounded number of times).
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::{Node, ObjectReference};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tracing::{debug, info};
+
+use super::{Condition, NodeEvent, NodeInfo, NodeOps, NodeOpsError, Taint};
+
+/// Attempts for a read-modify-write that loses a resourceVersion race.
+const CONFLICT_ATTEMPTS: u32 = 3;
+
+pub struct KubeNodeOps {
+    nodes: Api<Node>,
+    events: Api<Event>,
+    /// `reportingInstance` of events (the pod or host name).
+    instance: String,
+}
+
+impl KubeNodeOps {
+    /// Events go to `namespace` (Node events conventionally live in `default`).
+    pub fn new(client: kube::Client, namespace: &str, instance: &str) -> Self {
+        Self {
+            nodes: Api::all(client.clone()),
+            events: Api::namespaced(client, namespace),
+            instance: instance.to_owned(),
+        }
+    }
+
+    async fn node(&self, node: &str) -> Result<Node, NodeOpsError> {
+        self.nodes
+            .get(node)
+            .await
+            .map_err(|e| NodeOpsError::from_kube(node, "get", e))
+    }
+
+    async fn merge(
+        &self,
+        node: &str,
+        verb: &str,
+        patch: serde_json::Value,
+    ) -> Result<Node, NodeOpsError> {
+        self.nodes
+            .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| NodeOpsError::from_kube(node, verb, e))
+    }
+}
+
+fn info(n: &Node) -> NodeInfo {
+    let status = n.status.as_ref();
+    let spec = n.spec.as_ref();
+    NodeInfo {
+        name: n.metadata.name.clone().unwrap_or_default(),
+        ready: status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.clone()),
+        system_uuid: status
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.system_uuid.clone()),
+        boot_id: status
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.boot_id.clone()),
+        addresses: status
+            .and_then(|s| s.addresses.as_ref())
+            .map(|a| {
+                a.iter()
+                    .map(|a| (a.type_.clone(), a.address.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        taints: spec
+            .and_then(|s| s.taints.as_ref())
+            .map(|t| {
+                t.iter()
+                    .map(|t| Taint {
+                        key: t.key.clone(),
+                        value: t.value.clone(),
+                        effect: t.effect.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        labels: n.metadata.labels.clone().unwrap_or_default(),
+        annotations: n.metadata.annotations.clone().unwrap_or_default(),
+    }
+}
+
+#[async_trait]
+impl NodeOps for KubeNodeOps {
+    async fn get(&self, node: &str) -> Result<NodeInfo, NodeOpsError> {
+        Ok(info(&self.node(node).await?))
+    }
+
+    async fn set_unschedulable(&self, node: &str, unschedulable: bool) -> Result<(), NodeOpsError> {
+        self.merge(
+            node,
+            "cordon",
+            json!({ "spec": { "unschedulable": unschedulable } }),
+        )
+        .await?;
+        info!(node, unschedulable, "node schedulability set");
+        Ok(())
+    }
+
+    async fn set_taint(
+        &self,
+        node: &str,
+        key: &str,
+        effect: &str,
+        taint: Option<Taint>,
+    ) -> Result<(), NodeOpsError> {
+        for attempt in 1..=CONFLICT_ATTEMPTS {
+            let current = self.node(node).await?;
+            let mut taints: Vec<serde_json::Value> = current
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| !(t.key == key && t.effect == effect))
+                .map(|t| serde_json::to_value(t).unwrap_or_default())
+                .collect();
+            if let Some(t) = &taint {
+                let mut v = json!({ "key": t.key, "effect": t.effect, "timeAdded": Time(Timestamp::now()) });
+                if let Some(value) = &t.value {
+                    v["value"] = json!(value);
+                }
+                taints.push(v);
+            }
+            // The resourceVersion makes this a compare-and-swap: a concurrent change is a 409.
+            let patch = json!({
+                "metadata": { "resourceVersion": current.metadata.resource_version },
+                "spec": { "taints": taints },
+            });
+            match self.merge(node, "taint", patch).await {
+                Ok(_) => {
+                    info!(node, key, effect, added = taint.is_some(), "node taint set");
+                    return Ok(());
+                }
+                Err(NodeOpsError::Conflict { .. }) if attempt < CONFLICT_ATTEMPTS => {
+                    debug!(node, attempt, "taint update conflicted, re-reading");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(NodeOpsError::Conflict {
+            node: node.to_owned(),
+            message: "gave up after repeated conflicts".into(),
+        })
+    }
+
+    async fn set_condition(&self, node: &str, c: Condition) -> Result<(), NodeOpsError> {
+        let now = Time(Timestamp::now());
+        // Strategic merge: NodeStatus.conditions merges by `type`, so only ours changes.
+        let patch = json!({ "status": { "conditions": [{
+            "type": c.type_, "status": c.status, "reason": c.reason, "message": c.message,
+            "lastHeartbeatTime": now, "lastTransitionTime": now,
+        }]}});
+        self.nodes
+            .patch_status(node, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+            .map_err(|e| NodeOpsError::from_kube(node, "patch status of", e))?;
+        info!(node, condition = %c.type_, status = %c.status, "node condition set");
+        Ok(())
+    }
+
+    async fn publish(&self, node: &str, e: NodeEvent) -> Result<(), NodeOpsError> {
+        let uid = self.node(node).await.ok().and_then(|n| n.metadata.uid);
+        let event = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{node}.oob.")),
+                ..ObjectMeta::default()
+            },
+            event_time: Some(MicroTime(Timestamp::now())),
+            type_: Some(e.type_),
+            reason: Some(e.reason),
+            action: Some(e.action),
+            note: Some(e.note.chars().take(1024).collect()),
+            reporting_controller: Some("oob.dev/remediation".into()),
+            reporting_instance: Some(self.instance.clone()),
+            regarding: Some(ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(node.to_owned()),
+                uid,
+                ..ObjectReference::default()
+            }),
+            ..Event::default()
+        };
+        self.events
+            .create(&PostParams::default(), &event)
+            .await
+            .map_err(|err| NodeOpsError::from_kube(node, "create events about", err))?;
+        Ok(())
+    }
+
+    async fn annotate(
+        &self,
+        node: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), NodeOpsError> {
+        self.merge(
+            node,
+            "annotate",
+            json!({ "metadata": { "annotations": { key: value } } }),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, node: &str) -> Result<(), NodeOpsError> {
+        self.nodes
+            .delete(node, &DeleteParams::default())
+            .await
+            .map_err(|e| NodeOpsError::from_kube(node, "delete", e))?;
+        info!(node, "node deleted");
+        Ok(())
+    }
+}

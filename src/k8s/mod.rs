@@ -1,0 +1,160 @@
+//! Everything `oob` does to Kubernetes, behind one small trait ([`NodeOps`]): read a node,
+//! cordon, taints, conditions, events, annotations, delete. The real implementation is
+//! [`KubeNodeOps`] over `kube::Client`; tests run it against the fake API server in `mocks/`.
+//! Deciding *when* to do any of it belongs to `remedy/`.
+
+mod kube_ops;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+pub use kube_ops::KubeNodeOps;
+
+/// A kube client for `oob`: kube's built-in retry of 429/503 is switched off, because it
+/// backs off up to 15 times with delays growing toward 1,000 s; every wait here is bounded by
+/// the caller (drain retries a PDB-blocked eviction every 5 s until its own deadline).
+pub fn client(mut config: kube::Config) -> Result<kube::Client, NodeOpsError> {
+    config.default_retry = false;
+    kube::Client::try_from(config).map_err(|e| NodeOpsError::Transport {
+        detail: e.to_string(),
+    })
+}
+
+/// The taint that lets pods with volumes move off a node verified powered off.
+pub const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeOpsError {
+    #[error("node {node} not found")]
+    NotFound { node: String },
+    #[error("conflict updating node {node} (changed under us): {message}")]
+    Conflict { node: String, message: String },
+    #[error("the API server rejected the change to {node}: {message}")]
+    Invalid { node: String, message: String },
+    #[error("the API server is throttling ({message}); try again later")]
+    Throttled { message: String },
+    #[error("not allowed to {verb} {node}: {message}")]
+    Forbidden {
+        verb: String,
+        node: String,
+        message: String,
+    },
+    #[error("API server error ({code}) on {node}: {message}")]
+    Api {
+        node: String,
+        code: u16,
+        message: String,
+    },
+    #[error("cannot reach the API server: {detail}")]
+    Transport { detail: String },
+}
+
+impl NodeOpsError {
+    pub fn is_retriable(&self) -> bool {
+        matches!(
+            self,
+            Self::Conflict { .. } | Self::Throttled { .. } | Self::Transport { .. }
+        ) || matches!(self, Self::Api { code, .. } if *code >= 500)
+    }
+
+    /// Map a kube error about `node` (the API server's `Status`, or transport trouble).
+    pub fn from_kube(node: &str, verb: &str, e: kube::Error) -> Self {
+        match e {
+            kube::Error::Api(s) => {
+                let node = node.to_owned();
+                let message = s.message.clone();
+                match s.code {
+                    404 => Self::NotFound { node },
+                    409 => Self::Conflict { node, message },
+                    422 => Self::Invalid { node, message },
+                    429 => Self::Throttled { message },
+                    403 => Self::Forbidden {
+                        verb: verb.to_owned(),
+                        node,
+                        message,
+                    },
+                    code => Self::Api {
+                        node,
+                        code,
+                        message,
+                    },
+                }
+            }
+            other => Self::Transport {
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// What the service needs to know about a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeInfo {
+    pub name: String,
+    /// The Ready condition's status: `True`, `False`, `Unknown`, or `None` when absent.
+    pub ready: Option<String>,
+    pub system_uuid: Option<String>,
+    pub boot_id: Option<String>,
+    pub addresses: Vec<(String, String)>,
+    pub unschedulable: bool,
+    pub taints: Vec<Taint>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Taint {
+    pub key: String,
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    pub effect: String,
+}
+
+/// A node condition `oob` owns (e.g. `HardwareHealthy`, `OobRemediation`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// An events.k8s.io/v1 Event about a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEvent {
+    /// `Normal` or `Warning`.
+    pub type_: String,
+    pub reason: String,
+    pub action: String,
+    pub note: String,
+}
+
+/// The seam over Kubernetes, documented as existing for fakes: five to seven verbs.
+#[async_trait]
+pub trait NodeOps: Send + Sync {
+    async fn get(&self, node: &str) -> Result<NodeInfo, NodeOpsError>;
+    /// Cordon (`true`) or uncordon. Idempotent.
+    async fn set_unschedulable(&self, node: &str, unschedulable: bool) -> Result<(), NodeOpsError>;
+    /// Add (`Some`) or remove (`None`) the taint with this key and effect. Idempotent.
+    async fn set_taint(
+        &self,
+        node: &str,
+        key: &str,
+        effect: &str,
+        taint: Option<Taint>,
+    ) -> Result<(), NodeOpsError>;
+    /// Create or replace the condition of this type (status subresource).
+    async fn set_condition(&self, node: &str, condition: Condition) -> Result<(), NodeOpsError>;
+    async fn publish(&self, node: &str, event: NodeEvent) -> Result<(), NodeOpsError>;
+    /// Set (`Some`) or remove (`None`) an annotation.
+    async fn annotate(
+        &self,
+        node: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<(), NodeOpsError>;
+    async fn delete(&self, node: &str) -> Result<(), NodeOpsError>;
+}

@@ -1,0 +1,287 @@
+//! `NodeOps` through the real kube client against the fake API server in `mocks/`, plus the
+//! shape of every request (verb, path, content type, body), so that correctness does not rest
+//! only on the fake's leniency.
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, Patch, PatchParams};
+use oob::k8s::{Condition, KubeNodeOps, NodeEvent, NodeOps, NodeOpsError, Taint, OUT_OF_SERVICE};
+use oob_mocks::kube::{FakeApi, RunningApi};
+use serde_json::{json, Value};
+
+async fn start() -> (RunningApi, kube::Client) {
+    let fixture: Value = serde_json::from_str(include_str!("fixtures/cluster.json")).unwrap();
+    let api = FakeApi::start(&fixture, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let config = kube::Config::new(api.url().parse().unwrap());
+    let client = oob::k8s::client(config).unwrap();
+    (api, client)
+}
+
+fn ops(client: &kube::Client) -> KubeNodeOps {
+    KubeNodeOps::new(client.clone(), "default", "oob-test")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cordon_sets_unschedulable_and_is_idempotent() {
+    let (api, client) = start().await;
+    let ops = ops(&client);
+    assert!(!ops.get("node-1").await.unwrap().unschedulable);
+    ops.set_unschedulable("node-1", true).await.unwrap();
+    ops.set_unschedulable("node-1", true).await.unwrap();
+    assert_eq!(
+        api.api.node("node-1").unwrap()["spec"]["unschedulable"],
+        true
+    );
+    assert!(ops.get("node-1").await.unwrap().unschedulable);
+    ops.set_unschedulable("node-1", false).await.unwrap();
+    assert_eq!(
+        api.api.node("node-1").unwrap()["spec"]["unschedulable"],
+        false
+    );
+    let info = ops.get("node-1").await.unwrap();
+    assert_eq!(info.ready.as_deref(), Some("True"));
+    assert_eq!(
+        info.system_uuid.as_deref(),
+        Some("6f1c7a52-0b3e-4d8a-9c41-000000000001")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_out_of_service_taint_is_added_and_removed_keeping_other_taints() {
+    let (api, client) = start().await;
+    let ops = ops(&client);
+    let taint = Taint {
+        key: OUT_OF_SERVICE.into(),
+        value: Some("nodeshutdown".into()),
+        effect: "NoExecute".into(),
+    };
+    ops.set_taint("node-2", OUT_OF_SERVICE, "NoExecute", Some(taint.clone()))
+        .await
+        .unwrap();
+    ops.set_taint("node-2", OUT_OF_SERVICE, "NoExecute", Some(taint))
+        .await
+        .unwrap();
+    let taints = ops.get("node-2").await.unwrap().taints;
+    let keys: Vec<&str> = taints.iter().map(|t| t.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["example.com/dedicated", OUT_OF_SERVICE],
+        "added once, the other kept"
+    );
+    ops.set_taint("node-2", OUT_OF_SERVICE, "NoExecute", None)
+        .await
+        .unwrap();
+    let taints = api.api.node("node-2").unwrap()["spec"]["taints"].clone();
+    assert_eq!(taints.as_array().unwrap().len(), 1);
+    assert_eq!(taints[0]["key"], "example.com/dedicated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taint_update_that_loses_a_race_is_retried_on_the_new_version() {
+    let (api, client) = start().await;
+    // Someone else changes the node between our read and our write: the first patch is a 409.
+    api.api.touch("node-3", |n| {
+        n["metadata"]["labels"]["touched"] = json!("yes")
+    });
+    let ops = ops(&client);
+    let taint = Taint {
+        key: "oob.dev/fenced".into(),
+        value: None,
+        effect: "NoSchedule".into(),
+    };
+    ops.set_taint("node-3", "oob.dev/fenced", "NoSchedule", Some(taint))
+        .await
+        .unwrap();
+    let node = api.api.node("node-3").unwrap();
+    assert_eq!(node["metadata"]["labels"]["touched"], "yes");
+    assert_eq!(node["spec"]["taints"][0]["key"], "oob.dev/fenced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_are_set_by_type_and_events_name_the_node() {
+    let (api, client) = start().await;
+    let ops = ops(&client);
+    let cond = |status: &str| Condition {
+        type_: "HardwareHealthy".into(),
+        status: status.into(),
+        reason: "SmartFailed".into(),
+        message: "sda FAILED".into(),
+    };
+    ops.set_condition("node-1", cond("False")).await.unwrap();
+    ops.set_condition("node-1", cond("True")).await.unwrap();
+    let conditions = api.api.node("node-1").unwrap()["status"]["conditions"].clone();
+    let types: Vec<&str> = conditions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["Ready", "HardwareHealthy"],
+        "merged by type, Ready untouched"
+    );
+    assert_eq!(conditions[1]["status"], "True");
+
+    ops.publish(
+        "node-2",
+        NodeEvent {
+            type_: "Warning".into(),
+            reason: "PowerCycled".into(),
+            action: "HardReboot".into(),
+            note: "verified off, verified on".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let events = api.api.events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["regarding"]["name"], "node-2");
+    assert_eq!(events[0]["regarding"]["kind"], "Node");
+    assert_eq!(
+        events[0]["regarding"]["uid"],
+        api.api.node("node-2").unwrap()["metadata"]["uid"]
+    );
+    assert_eq!(
+        (events[0]["reason"].as_str(), events[0]["action"].as_str()),
+        (Some("PowerCycled"), Some("HardReboot"))
+    );
+
+    ops.annotate("node-1", "oob.dev/paused", Some("true"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ops.get("node-1")
+            .await
+            .unwrap()
+            .annotations
+            .get("oob.dev/paused")
+            .map(String::as_str),
+        Some("true")
+    );
+    ops.annotate("node-1", "oob.dev/paused", None)
+        .await
+        .unwrap();
+    assert!(!ops
+        .get("node-1")
+        .await
+        .unwrap()
+        .annotations
+        .contains_key("oob.dev/paused"));
+    ops.delete("node-3").await.unwrap();
+    assert!(api.api.node("node-3").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_errors_become_the_right_variants() {
+    let (api, client) = start().await;
+    let ops = ops(&client);
+    assert!(matches!(
+        ops.get("node-9").await,
+        Err(NodeOpsError::NotFound { .. })
+    ));
+    let bad = Taint {
+        key: "k".into(),
+        value: None,
+        effect: "Sometimes".into(),
+    };
+    let err = ops
+        .set_taint("node-1", "k", "Sometimes", Some(bad))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, NodeOpsError::Invalid { .. }), "{err}");
+    api.api.throttle(1);
+    let err = ops.get("node-1").await.unwrap_err();
+    assert!(
+        matches!(err, NodeOpsError::Throttled { .. }) && err.is_retriable(),
+        "{err}"
+    );
+    let nodes: Api<Node> = Api::all(client.clone());
+    let old = api.api.node("node-1").unwrap()["metadata"]["resourceVersion"].clone();
+    api.api.touch("node-1", |n| {
+        n["metadata"]["labels"]["changed"] = json!("elsewhere")
+    });
+    let stale = json!({"metadata": {"resourceVersion": old}, "spec": {"unschedulable": true}});
+    let e = nodes
+        .patch("node-1", &PatchParams::default(), &Patch::Merge(&stale))
+        .await
+        .unwrap_err();
+    let err = NodeOpsError::from_kube("node-1", "patch", e);
+    assert!(matches!(err, NodeOpsError::Conflict { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_verb_sends_the_request_the_real_api_server_expects() {
+    let (api, client) = start().await;
+    let ops = ops(&client);
+    ops.set_unschedulable("node-1", true).await.unwrap();
+    ops.set_condition(
+        "node-1",
+        Condition {
+            type_: "OobRemediation".into(),
+            status: "True".into(),
+            reason: "HardReboot".into(),
+            message: "m".into(),
+        },
+    )
+    .await
+    .unwrap();
+    ops.publish(
+        "node-1",
+        NodeEvent {
+            type_: "Normal".into(),
+            reason: "Cordoned".into(),
+            action: "Cordon".into(),
+            note: "n".into(),
+        },
+    )
+    .await
+    .unwrap();
+    ops.annotate("node-1", "a", Some("b")).await.unwrap();
+    ops.delete("node-1").await.unwrap();
+    let shapes: Vec<(String, String, Option<String>)> = api
+        .api
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.content_type))
+        .collect();
+    let want = [
+        (
+            "PATCH",
+            "/api/v1/nodes/node-1",
+            Some("application/merge-patch+json"),
+        ),
+        (
+            "PATCH",
+            "/api/v1/nodes/node-1/status",
+            Some("application/strategic-merge-patch+json"),
+        ),
+        ("GET", "/api/v1/nodes/node-1", None),
+        (
+            "POST",
+            "/apis/events.k8s.io/v1/namespaces/default/events",
+            Some("application/json"),
+        ),
+        (
+            "PATCH",
+            "/api/v1/nodes/node-1",
+            Some("application/merge-patch+json"),
+        ),
+        ("DELETE", "/api/v1/nodes/node-1", Some("application/json")),
+    ];
+    assert_eq!(shapes.len(), want.len(), "{shapes:?}");
+    for (got, (m, p, ct)) in shapes.iter().zip(want) {
+        assert_eq!((got.0.as_str(), got.1.as_str()), (m, p));
+        assert_eq!(got.2.as_deref(), ct, "{m} {p}");
+    }
+    let bodies: Vec<Value> = api.api.requests().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies[0], json!({"spec": {"unschedulable": true}}));
+    assert_eq!(
+        bodies[1]["status"]["conditions"][0]["type"],
+        "OobRemediation"
+    );
+    assert_eq!(bodies[3]["regarding"]["name"], "node-1");
+    assert_eq!(bodies[3]["reportingController"], "oob.dev/remediation");
+    assert_eq!(bodies[4], json!({"metadata": {"annotations": {"a": "b"}}}));
+}
