@@ -285,3 +285,111 @@ async fn every_verb_sends_the_request_the_real_api_server_expects() {
     assert_eq!(bodies[3]["reportingController"], "oob.dev/remediation");
     assert_eq!(bodies[4], json!({"metadata": {"annotations": {"a": "b"}}}));
 }
+
+fn fast(
+    force: Option<oob::k8s::drain::VerifiedPowerOff>,
+    emptydir: bool,
+) -> oob::k8s::drain::DrainOptions {
+    oob::k8s::drain::DrainOptions {
+        deadline: std::time::Duration::from_secs(2),
+        concurrency: 4,
+        delete_emptydir_data: emptydir,
+        retry_interval: std::time::Duration::from_millis(200),
+        force,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_evicts_what_may_move_and_reports_what_blocks() {
+    let (api, client) = start().await;
+    let report = oob::k8s::drain::drain(&client, "node-1", &fast(None, false))
+        .await
+        .unwrap();
+    assert_eq!(report.evicted, ["default/web-1"], "{report:?}");
+    let skipped: Vec<(&str, &str)> = report
+        .skipped
+        .iter()
+        .map(|(p, w)| (p.as_str(), w.as_str()))
+        .collect();
+    assert!(
+        skipped.contains(&("kube-system/node-exporter-abcde", "DaemonSet-managed")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped.contains(&("kube-system/etcd-node-1", "mirror (static) pod")),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped.contains(&("default/backup-28391", "completed")),
+        "{skipped:?}"
+    );
+    let blocked: Vec<&str> = report.blocked.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(blocked.len(), 2, "{:?}", report.blocked);
+    assert!(
+        report
+            .blocked
+            .iter()
+            .any(|(p, w)| p == "default/db-0" && w.contains("disruption budget")),
+        "{:?}",
+        report.blocked
+    );
+    assert!(
+        report
+            .blocked
+            .iter()
+            .any(|(p, w)| p == "default/cache-1" && w.contains("emptyDir")),
+        "{:?}",
+        report.blocked
+    );
+    assert!(!report.complete());
+    let left = api.api.pods();
+    assert!(
+        left.contains(&"default/db-0".to_owned()) && !left.contains(&"default/web-1".to_owned())
+    );
+    assert!(
+        left.contains(&"default/web-2".to_owned()),
+        "other nodes untouched"
+    );
+    // The PDB refusal was retried, not given up at once.
+    let evictions = api
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v1/namespaces/default/pods/db-0/eviction")
+        .count();
+    assert!(
+        evictions >= 3,
+        "retried every interval until the deadline: {evictions}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_deletion_needs_proof_for_this_very_node() {
+    let (api, client) = start().await;
+    let other = oob::k8s::drain::VerifiedPowerOff {
+        node: "node-2".into(),
+        evidence: "test".into(),
+    };
+    let report = oob::k8s::drain::drain(&client, "node-1", &fast(Some(other), true))
+        .await
+        .unwrap();
+    assert!(
+        report.force_deleted.is_empty(),
+        "proof for another node is no proof"
+    );
+    assert!(api.api.pods().contains(&"default/db-0".to_owned()));
+    assert!(
+        report.evicted.contains(&"default/cache-1".to_owned()),
+        "emptyDir allowed: {report:?}"
+    );
+    let proof = oob::k8s::drain::VerifiedPowerOff {
+        node: "node-1".into(),
+        evidence: "redfish PowerState Off".into(),
+    };
+    let report = oob::k8s::drain::drain(&client, "node-1", &fast(Some(proof), true))
+        .await
+        .unwrap();
+    assert_eq!(report.force_deleted, ["default/db-0"]);
+    assert!(report.complete());
+    assert!(!api.api.pods().contains(&"default/db-0".to_owned()));
+}

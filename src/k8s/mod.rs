@@ -3,6 +3,7 @@
 //! [`KubeNodeOps`] over `kube::Client`; tests run it against the fake API server in `mocks/`.
 //! Deciding *when* to do any of it belongs to `remedy/`.
 
+pub mod drain;
 mod kube_ops;
 
 use std::collections::BTreeMap;

@@ -34,6 +34,9 @@ pub struct Recorded {
 #[derive(Debug, Default)]
 struct State {
     nodes: BTreeMap<String, Value>,
+    /// (namespace, name) → Pod.
+    pods: BTreeMap<(String, String), Value>,
+    pdbs: Vec<Value>,
     events: Vec<Value>,
     resource_version: u64,
     next_uid: u64,
@@ -80,6 +83,34 @@ impl FakeApi {
         let api = Self {
             state: Arc::new(Mutex::new(State::default())),
         };
+        {
+            let mut s = api.lock();
+            for p in fixture
+                .get("pods")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let mut p = p.clone();
+                stamp(&mut s, &mut p, true);
+                let ns = p
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("default")
+                    .to_owned();
+                let name = p
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                s.pods.insert((ns, name), p);
+            }
+            s.pdbs = fixture
+                .get("pdbs")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+        }
         if let Some(nodes) = fixture.get("nodes").and_then(Value::as_array) {
             let mut s = api.lock();
             for n in nodes {
@@ -110,6 +141,15 @@ impl FakeApi {
 
     pub fn node(&self, name: &str) -> Option<Value> {
         self.lock().nodes.get(name).cloned()
+    }
+
+    /// Pods still present, as `namespace/name`.
+    pub fn pods(&self) -> Vec<String> {
+        self.lock()
+            .pods
+            .keys()
+            .map(|(ns, n)| format!("{ns}/{n}"))
+            .collect()
     }
 
     pub fn events(&self) -> Vec<Value> {
@@ -220,6 +260,22 @@ async fn handle(
         },
         ("POST", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
             create_event(&mut s, ns, parsed)
+        }
+        ("GET", ["api", "v1", "pods"]) => list_pods(&s, uri.query()),
+        ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => {
+            match s.pods.get(&((*ns).to_owned(), (*name).to_owned())) {
+                Some(p) => ok(p),
+                None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
+            }
+        }
+        ("DELETE", ["api", "v1", "namespaces", ns, "pods", name]) => {
+            match s.pods.remove(&((*ns).to_owned(), (*name).to_owned())) {
+                Some(p) => ok(&p),
+                None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
+            }
+        }
+        ("POST", ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
+            evict(&mut s, ns, name)
         }
         ("GET", ["apis", "events.k8s.io", "v1", "namespaces", _, "events"]) => ok(
             &json!({"kind": "EventList", "apiVersion": "events.k8s.io/v1", "metadata": {}, "items": s.events}),
@@ -380,4 +436,89 @@ fn create_event(s: &mut State, ns: &str, mut event: Value) -> Response {
     stamp(s, &mut event, true);
     s.events.push(event.clone());
     (StatusCode::CREATED, axum::Json(event)).into_response()
+}
+
+/// `GET /api/v1/pods?fieldSelector=spec.nodeName=X` (the only field selector drain uses).
+fn list_pods(s: &State, query: Option<&str>) -> Response {
+    let node = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(|kv| kv.strip_prefix("fieldSelector="))
+        .map(|v| v.replace("%3D", "=").replace("%2F", "/"))
+        .find_map(|v| v.strip_prefix("spec.nodeName=").map(str::to_owned));
+    let items: Vec<Value> = s
+        .pods
+        .values()
+        .filter(|p| {
+            node.as_deref()
+                .is_none_or(|n| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(n))
+        })
+        .cloned()
+        .collect();
+    ok(
+        &json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}),
+    )
+}
+
+fn labels_match(selector: &Value, pod: &Value) -> bool {
+    let Some(want) = selector.get("matchLabels").and_then(Value::as_object) else {
+        return false;
+    };
+    want.iter()
+        .all(|(k, v)| pod.pointer(&format!("/metadata/labels/{k}")) == Some(v))
+}
+
+/// policy/v1 eviction: refused with 429 while a PodDisruptionBudget allows no disruption.
+fn evict(s: &mut State, ns: &str, name: &str) -> Response {
+    let key = (ns.to_owned(), name.to_owned());
+    let Some(pod) = s.pods.get(&key).cloned() else {
+        return status(404, "NotFound", &format!("pods \"{name}\" not found"));
+    };
+    for pdb in &s.pdbs {
+        if pdb
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            != ns
+        {
+            continue;
+        }
+        let Some(selector) = pdb.pointer("/spec/selector") else {
+            continue;
+        };
+        if !labels_match(selector, &pod) {
+            continue;
+        }
+        let healthy = s
+            .pods
+            .iter()
+            .filter(|((pns, _), p)| {
+                pns == ns
+                    && labels_match(selector, p)
+                    && p.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+            })
+            .count() as i64;
+        let expected = pdb
+            .pointer("/status/expectedPods")
+            .and_then(Value::as_i64)
+            .unwrap_or(healthy);
+        let allowed = match (
+            pdb.pointer("/spec/minAvailable").and_then(Value::as_i64),
+            pdb.pointer("/spec/maxUnavailable").and_then(Value::as_i64),
+        ) {
+            (Some(min), _) => healthy - min,
+            (None, Some(max)) => max - (expected - healthy),
+            (None, None) => healthy,
+        };
+        if allowed <= 0 {
+            let pdb_name = pdb
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("pdb");
+            return status(429, "TooManyRequests", &format!("Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {pdb_name} needs {} healthy pods and has {healthy} currently", healthy - allowed));
+        }
+    }
+    s.pods.remove(&key);
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+    (StatusCode::CREATED, axum::Json(body)).into_response()
 }
