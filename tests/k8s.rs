@@ -393,3 +393,51 @@ async fn force_deletion_needs_proof_for_this_very_node() {
     assert!(report.complete());
     assert!(!api.api.pods().contains(&"default/db-0".to_owned()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_finds_the_cluster_through_kubeconfig_and_drains() {
+    let (api, _) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: u\ncurrent-context: fake\nusers:\n- name: u\n  user:\n    token: not-a-real-token\n",
+            api.url()
+        ),
+    )
+    .unwrap();
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let run = crate::common::oob(&["-o", "json", "node", "cordon", "node-2"], &env).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        api.api.node("node-2").unwrap()["spec"]["unschedulable"],
+        true
+    );
+    assert!(!run.all().contains("not-a-real-token"));
+    let run = crate::common::oob(
+        &["-o", "json", "node", "drain", "node-1", "--timeout", "1"],
+        &env,
+    )
+    .await;
+    assert_eq!(
+        run.code,
+        1,
+        "blocked pods are problems found: {}",
+        run.all()
+    );
+    let doc = run.json();
+    assert_eq!(doc["complete"], false);
+    assert_eq!(doc["report"]["evicted"], json!(["default/web-1"]));
+    assert_eq!(
+        api.api.node("node-1").unwrap()["spec"]["unschedulable"],
+        true,
+        "drain cordons first"
+    );
+    let run = crate::common::oob(&["node", "uncordon", "node-2"], &env).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(
+        api.api.node("node-2").unwrap()["spec"]["unschedulable"],
+        false
+    );
+}

@@ -9,6 +9,7 @@ mod bmc_cmds;
 mod fleet;
 mod health_cmds;
 mod host;
+mod node;
 mod output;
 mod power;
 mod probe;
@@ -61,6 +62,8 @@ pub enum Command {
     Sel(bmc_cmds::SelArgs),
     /// BMC vendor profiles.
     Profile(profile::ProfileArgs),
+    /// Kubernetes node actions: cordon, uncordon, PDB-aware drain.
+    Node(node::NodeArgs),
     /// Liveness of hosts: ICMP echo (loss, RTT) and the SSH banner.
     Probe(probe::ProbeArgs),
     /// SMART findings from smartctl output (JSON or text).
@@ -122,6 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Sel(args) => bmc_cmds::sel(&ctx, args).await,
         Command::Profile(args) => profile::run(&ctx, args),
         Command::Probe(args) => probe::run(&ctx, args).await,
+        Command::Node(args) => node::run(&ctx, args).await,
         Command::Smart(args) => health_cmds::smart(&ctx, args).await,
         Command::Nic(args) => health_cmds::nic(&ctx, args).await,
     }

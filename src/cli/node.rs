@@ -1,0 +1,110 @@
+//! `oob node cordon|uncordon|drain NODE`: Kubernetes node actions with kubeconfig discovery
+//! like kubectl (`KUBECONFIG`, `~/.kube/config`, in-cluster service account).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::output::emit;
+use super::target::Context;
+use super::Status;
+use crate::k8s::drain::{self, DrainOptions};
+use crate::k8s::{KubeNodeOps, NodeOps};
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    #[arg(value_enum)]
+    pub verb: NodeVerb,
+    pub node: String,
+    /// Drain: seconds to wait for evictions (PDB-blocked ones are retried every 5 s).
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// Drain: also evict pods with emptyDir volumes (their data is lost).
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NodeVerb {
+    Cordon,
+    Uncordon,
+    Drain,
+}
+
+async fn client() -> anyhow::Result<kube::Client> {
+    let config = tokio::time::timeout(Duration::from_secs(10), kube::Config::infer())
+        .await
+        .context("reading the kubeconfig took more than 10 s")?
+        .context("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+    Ok(crate::k8s::client(config)?)
+}
+
+pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<Status> {
+    let client = client().await?;
+    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "oob-cli".into());
+    let ops = KubeNodeOps::new(client.clone(), "default", &instance);
+    let node = args.node.as_str();
+    if ctx.dry_run {
+        let info = ops.get(node).await?;
+        let rows = [vec![format!(
+            "dry run: would {:?} {node} (unschedulable now: {})",
+            args.verb, info.unschedulable
+        )
+        .to_lowercase()]];
+        emit(
+            ctx.format,
+            &json!({ "node": node, "dry_run": true, "action": format!("{:?}", args.verb).to_lowercase() }),
+            &rows,
+        )?;
+        return Ok(Status::Ok);
+    }
+    match args.verb {
+        NodeVerb::Cordon | NodeVerb::Uncordon => {
+            let cordon = matches!(args.verb, NodeVerb::Cordon);
+            ops.set_unschedulable(node, cordon).await?;
+            let rows = [vec![format!(
+                "{node} {}",
+                if cordon { "cordoned" } else { "uncordoned" }
+            )]];
+            emit(
+                ctx.format,
+                &json!({ "node": node, "unschedulable": cordon }),
+                &rows,
+            )?;
+            Ok(Status::Ok)
+        }
+        NodeVerb::Drain => {
+            ops.set_unschedulable(node, true).await?;
+            let options = DrainOptions {
+                deadline: Duration::from_secs(args.timeout),
+                delete_emptydir_data: args.delete_emptydir_data,
+                ..DrainOptions::default()
+            };
+            let report = drain::drain(&client, node, &options).await?;
+            let mut rows = vec![vec!["POD".into(), "RESULT".into()]];
+            rows.extend(
+                report
+                    .evicted
+                    .iter()
+                    .map(|p| vec![p.clone(), "evicted".into()]),
+            );
+            rows.extend(
+                report
+                    .skipped
+                    .iter()
+                    .map(|(p, w)| vec![p.clone(), format!("skipped: {w}")]),
+            );
+            rows.extend(
+                report
+                    .blocked
+                    .iter()
+                    .map(|(p, w)| vec![p.clone(), format!("BLOCKED: {w}")]),
+            );
+            let doc = json!({ "node": node, "complete": report.complete(), "report": report });
+            emit(ctx.format, &doc, &rows)?;
+            Ok(Status::problems_if(!report.complete()))
+        }
+    }
+}
