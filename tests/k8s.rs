@@ -441,3 +441,88 @@ async fn the_cli_finds_the_cluster_through_kubeconfig_and_drains() {
         false
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_join_command_has_a_valid_token_and_the_ca_hash_openssl_computes() {
+    use base64::Engine as _;
+    let (api, client) = start().await;
+    let ca = oob_mocks::serve::SelfSigned::generate().unwrap();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: \"\"\n  cluster:\n    server: https://10.1.0.10:6443\n    certificate-authority-data: {}\ncontexts: []\nusers: []\n",
+        base64::engine::general_purpose::STANDARD.encode(&ca.cert_pem)
+    );
+    api.api.put_configmap(
+        "kube-public",
+        "cluster-info",
+        json!({ "kubeconfig": kubeconfig }),
+    );
+
+    let (command, token) =
+        oob::k8s::join::join_command(&client, std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+    // The CA hash, computed independently with openssl from the same certificate.
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, &ca.cert_pem).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | sha256sum",
+            pem.display()
+        ))
+        .output()
+        .unwrap();
+    let openssl = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(openssl.len(), 64, "{out:?}");
+    assert!(
+        command.starts_with("kubeadm join 10.1.0.10:6443 --token "),
+        "{command}"
+    );
+    assert!(
+        command.ends_with(&format!("--discovery-token-ca-cert-hash sha256:{openssl}")),
+        "{command}"
+    );
+
+    let token_text = token.token();
+    let (id, secret) = token_text.split_once('.').unwrap();
+    let ok = |s: &str, n: usize| {
+        s.len() == n
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    };
+    assert!(ok(id, 6) && ok(secret, 16), "{token_text}");
+    assert!(
+        !format!("{token:?}").contains(secret),
+        "Debug hides the token secret"
+    );
+    let stored = api
+        .api
+        .secret("kube-system", &format!("bootstrap-token-{id}"))
+        .expect("token Secret");
+    assert_eq!(stored["type"], "bootstrap.kubernetes.io/token");
+    let field = |k: &str| {
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(stored["data"][k].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(field("token-id"), id);
+    assert_eq!(field("token-secret"), secret);
+    assert_eq!(field("usage-bootstrap-authentication"), "true");
+    assert_eq!(
+        field("auth-extra-groups"),
+        "system:bootstrappers:kubeadm:default-node-token"
+    );
+    let expiration: k8s_openapi::jiff::Timestamp = field("expiration").parse().unwrap();
+    assert!(
+        expiration > k8s_openapi::jiff::Timestamp::now(),
+        "expires in the future"
+    );
+}

@@ -64,6 +64,8 @@ pub enum Command {
     Profile(profile::ProfileArgs),
     /// Kubernetes node actions: cordon, uncordon, PDB-aware drain.
     Node(node::NodeArgs),
+    /// A fresh bootstrap token and the `kubeadm join` command for a replacement node.
+    JoinCommand(node::JoinArgs),
     /// Liveness of hosts: ICMP echo (loss, RTT) and the SSH banner.
     Probe(probe::ProbeArgs),
     /// SMART findings from smartctl output (JSON or text).
@@ -126,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Profile(args) => profile::run(&ctx, args),
         Command::Probe(args) => probe::run(&ctx, args).await,
         Command::Node(args) => node::run(&ctx, args).await,
+        Command::JoinCommand(args) => node::join(&ctx, args).await,
         Command::Smart(args) => health_cmds::smart(&ctx, args).await,
         Command::Nic(args) => health_cmds::nic(&ctx, args).await,
     }

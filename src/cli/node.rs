@@ -108,3 +108,31 @@ pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<Status> {
         }
     }
 }
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// Seconds the bootstrap token stays valid.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+}
+
+/// `oob join-command`: a fresh bootstrap token and the `kubeadm join` line for a new node.
+pub async fn join(ctx: &Context, args: JoinArgs) -> anyhow::Result<Status> {
+    let client = client().await?;
+    if ctx.dry_run {
+        let (endpoint, _) = crate::k8s::join::cluster_info(&client).await?;
+        emit(
+            ctx.format,
+            &json!({ "endpoint": endpoint, "dry_run": true }),
+            &[vec![format!(
+                "dry run: would create a bootstrap token for {endpoint}"
+            )]],
+        )?;
+        return Ok(Status::Ok);
+    }
+    let (command, token) =
+        crate::k8s::join::join_command(&client, Duration::from_secs(args.ttl)).await?;
+    let doc = json!({ "command": command, "token_id": token.id, "expiration": token.expiration });
+    emit(ctx.format, &doc, &[vec![command.clone()]])?;
+    Ok(Status::Ok)
+}

@@ -4,6 +4,7 @@
 //! Deciding *when* to do any of it belongs to `remedy/`.
 
 pub mod drain;
+pub mod join;
 mod kube_ops;
 
 use std::collections::BTreeMap;

@@ -37,6 +37,9 @@ struct State {
     /// (namespace, name) → Pod.
     pods: BTreeMap<(String, String), Value>,
     pdbs: Vec<Value>,
+    /// (namespace, name) → Secret / ConfigMap.
+    secrets: BTreeMap<(String, String), Value>,
+    configmaps: BTreeMap<(String, String), Value>,
     events: Vec<Value>,
     resource_version: u64,
     next_uid: u64,
@@ -141,6 +144,30 @@ impl FakeApi {
 
     pub fn node(&self, name: &str) -> Option<Value> {
         self.lock().nodes.get(name).cloned()
+    }
+
+    /// Put a ConfigMap (e.g. `kube-public/cluster-info`).
+    pub fn put_configmap(&self, ns: &str, name: &str, data: Value) {
+        let mut s = self.lock();
+        let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": ns, "name": name}, "data": data});
+        stamp(&mut s, &mut cm, true);
+        s.configmaps.insert((ns.to_owned(), name.to_owned()), cm);
+    }
+
+    pub fn secret(&self, ns: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .secrets
+            .get(&(ns.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    pub fn secret_names(&self, ns: &str) -> Vec<String> {
+        self.lock()
+            .secrets
+            .keys()
+            .filter(|(n, _)| n == ns)
+            .map(|(_, name)| name.clone())
+            .collect()
     }
 
     /// Pods still present, as `namespace/name`.
@@ -262,6 +289,44 @@ async fn handle(
             create_event(&mut s, ns, parsed)
         }
         ("GET", ["api", "v1", "pods"]) => list_pods(&s, uri.query()),
+        ("GET", ["api", "v1", "namespaces", ns, "configmaps", name]) => {
+            match s.configmaps.get(&((*ns).to_owned(), (*name).to_owned())) {
+                Some(c) => ok(c),
+                None => status(404, "NotFound", &format!("configmaps \"{name}\" not found")),
+            }
+        }
+        ("GET", ["api", "v1", "namespaces", ns, "secrets", name]) => {
+            match s.secrets.get(&((*ns).to_owned(), (*name).to_owned())) {
+                Some(c) => ok(c),
+                None => status(404, "NotFound", &format!("secrets \"{name}\" not found")),
+            }
+        }
+        ("POST", ["api", "v1", "namespaces", ns, "secrets"]) => {
+            let Some(name) = parsed
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+            else {
+                return status(
+                    422,
+                    "Invalid",
+                    "Secret is invalid: metadata.name: Required value",
+                );
+            };
+            let key = ((*ns).to_owned(), name.clone());
+            if s.secrets.contains_key(&key) {
+                return status(
+                    409,
+                    "AlreadyExists",
+                    &format!("secrets \"{name}\" already exists"),
+                );
+            }
+            let mut secret = parsed.clone();
+            secret["metadata"]["namespace"] = json!(ns);
+            stamp(&mut s, &mut secret, true);
+            s.secrets.insert(key, secret.clone());
+            (StatusCode::CREATED, axum::Json(secret)).into_response()
+        }
         ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => {
             match s.pods.get(&((*ns).to_owned(), (*name).to_owned())) {
                 Some(p) => ok(p),
