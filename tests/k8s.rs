@@ -526,3 +526,93 @@ async fn the_join_command_has_a_valid_token_and_the_ca_hash_openssl_computes() {
         "expires in the future"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_at_a_time_and_another_takes_over_when_renewals_stop() {
+    use oob::k8s::lease::LeaseLock;
+    let (_api, client) = start().await;
+    let second = std::time::Duration::from_secs(1);
+    let a = LeaseLock::new(
+        client.clone(),
+        "oob-system",
+        "oob-leader",
+        "replica-a",
+        second,
+    );
+    let b = LeaseLock::new(
+        client.clone(),
+        "oob-system",
+        "oob-leader",
+        "replica-b",
+        second,
+    );
+    assert!(a.try_acquire().await.unwrap(), "a creates and holds");
+    assert!(!b.try_acquire().await.unwrap(), "b must wait");
+    assert!(a.try_acquire().await.unwrap(), "a renews");
+    assert!(!b.try_acquire().await.unwrap());
+    // a stops renewing; once its lease has expired, b takes over and a has lost it.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(b.try_acquire().await.unwrap(), "b takes the expired lease");
+    assert!(!a.try_acquire().await.unwrap(), "a no longer leads");
+    b.release().await.unwrap();
+    assert!(
+        a.try_acquire().await.unwrap(),
+        "released: a may take it at once"
+    );
+
+    // The per-node lock keeps the CLI and the service apart.
+    let name = oob::k8s::lease::node_lock_name("node-1");
+    let cli = LeaseLock::new(
+        client.clone(),
+        "oob-system",
+        &name,
+        "cli@ops-host",
+        std::time::Duration::from_secs(60),
+    );
+    let service = LeaseLock::new(
+        client,
+        "oob-system",
+        &name,
+        "oob-serve",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(cli.try_acquire().await.unwrap());
+    assert!(!service.try_acquire().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_and_taint_requests_have_the_expected_shape() {
+    let (api, client) = start().await;
+    let ops = ops(&client);
+    ops.get("node-1").await.unwrap();
+    let taint = Taint {
+        key: OUT_OF_SERVICE.into(),
+        value: Some("nodeshutdown".into()),
+        effect: "NoExecute".into(),
+    };
+    ops.set_taint("node-1", OUT_OF_SERVICE, "NoExecute", Some(taint))
+        .await
+        .unwrap();
+    let r = api.api.requests();
+    assert_eq!(
+        (r[0].method.as_str(), r[0].path.as_str()),
+        ("GET", "/api/v1/nodes/node-1")
+    );
+    assert_eq!(
+        (r[1].method.as_str(), r[1].path.as_str()),
+        ("GET", "/api/v1/nodes/node-1"),
+        "taint reads first"
+    );
+    assert_eq!(
+        (r[2].method.as_str(), r[2].content_type.as_deref()),
+        ("PATCH", Some("application/merge-patch+json"))
+    );
+    assert!(
+        r[2].body["metadata"]["resourceVersion"].is_string(),
+        "guarded by resourceVersion: {}",
+        r[2].body
+    );
+    assert_eq!(r[2].body["spec"]["taints"][0]["key"], OUT_OF_SERVICE);
+    assert_eq!(r[2].body["spec"]["taints"][0]["effect"], "NoExecute");
+    assert!(r[2].body["spec"]["taints"][0]["timeAdded"].is_string());
+}

@@ -6,6 +6,7 @@
 pub mod drain;
 pub mod join;
 mod kube_ops;
+pub mod lease;
 
 use std::collections::BTreeMap;
 

@@ -40,6 +40,7 @@ struct State {
     /// (namespace, name) → Secret / ConfigMap.
     secrets: BTreeMap<(String, String), Value>,
     configmaps: BTreeMap<(String, String), Value>,
+    leases: BTreeMap<(String, String), Value>,
     events: Vec<Value>,
     resource_version: u64,
     next_uid: u64,
@@ -289,6 +290,56 @@ async fn handle(
             create_event(&mut s, ns, parsed)
         }
         ("GET", ["api", "v1", "pods"]) => list_pods(&s, uri.query()),
+        ("GET", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
+            match s.leases.get(&((*ns).to_owned(), (*name).to_owned())) {
+                Some(l) => ok(l),
+                None => status(
+                    404,
+                    "NotFound",
+                    &format!("leases.coordination.k8s.io \"{name}\" not found"),
+                ),
+            }
+        }
+        ("POST", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases"]) => {
+            let name = parsed
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let key = ((*ns).to_owned(), name.clone());
+            if s.leases.contains_key(&key) {
+                return status(
+                    409,
+                    "AlreadyExists",
+                    &format!("leases.coordination.k8s.io \"{name}\" already exists"),
+                );
+            }
+            let mut lease = parsed.clone();
+            lease["metadata"]["namespace"] = json!(ns);
+            stamp(&mut s, &mut lease, true);
+            s.leases.insert(key, lease.clone());
+            (StatusCode::CREATED, axum::Json(lease)).into_response()
+        }
+        ("PUT", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
+            let key = ((*ns).to_owned(), (*name).to_owned());
+            let Some(current) = s.leases.get(&key).cloned() else {
+                return status(
+                    404,
+                    "NotFound",
+                    &format!("leases.coordination.k8s.io \"{name}\" not found"),
+                );
+            };
+            if parsed.pointer("/metadata/resourceVersion")
+                != current.pointer("/metadata/resourceVersion")
+            {
+                return status(409, "Conflict", &format!("Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"));
+            }
+            let mut lease = parsed.clone();
+            lease["metadata"]["uid"] = current["metadata"]["uid"].clone();
+            stamp(&mut s, &mut lease, false);
+            s.leases.insert(key, lease.clone());
+            ok(&lease)
+        }
         ("GET", ["api", "v1", "namespaces", ns, "configmaps", name]) => {
             match s.configmaps.get(&((*ns).to_owned(), (*name).to_owned())) {
                 Some(c) => ok(c),

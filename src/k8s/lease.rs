@@ -1,0 +1,138 @@
+//! coordination.k8s.io/v1 Leases: leader election for `oob serve` replicas, and a per-node
+//! lock so that the CLI and the service never act on the same node at once. A lease is held
+//! while renewed within its duration; an expired lease may be taken over. Every write carries
+//! the resourceVersion it read, so two contenders cannot both win.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, PostParams};
+use tracing::{debug, info};
+
+use super::NodeOpsError;
+
+/// One named lease, seen from one contender.
+pub struct LeaseLock {
+    api: Api<Lease>,
+    name: String,
+    holder: String,
+    duration: Duration,
+}
+
+/// The per-node lock's lease name.
+pub fn node_lock_name(node: &str) -> String {
+    format!("oob-node-{node}")
+}
+
+impl LeaseLock {
+    pub fn new(
+        client: kube::Client,
+        namespace: &str,
+        name: &str,
+        holder: &str,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            api: Api::namespaced(client, namespace),
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            duration,
+        }
+    }
+
+    fn spec(&self, now: Timestamp, transitions: i32, acquired: Option<MicroTime>) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(self.holder.clone()),
+            lease_duration_seconds: Some(
+                i32::try_from(self.duration.as_secs().max(1)).unwrap_or(i32::MAX),
+            ),
+            acquire_time: Some(acquired.unwrap_or(MicroTime(now))),
+            renew_time: Some(MicroTime(now)),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }
+    }
+
+    /// Acquire, renew, or take over an expired lease. `Ok(true)` when we hold it afterwards.
+    pub async fn try_acquire(&self) -> Result<bool, NodeOpsError> {
+        let err = |e| NodeOpsError::from_kube(&self.name, "update lease", e);
+        let now = Timestamp::now();
+        let Some(mut lease) = self.api.get_opt(&self.name).await.map_err(err)? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(self.spec(now, 0, None)),
+            };
+            return match self.api.create(&PostParams::default(), &lease).await {
+                Ok(_) => {
+                    info!(lease = %self.name, holder = %self.holder, "lease acquired");
+                    Ok(true)
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+                Err(e) => Err(err(e)),
+            };
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let ours = spec.holder_identity.as_deref() == Some(self.holder.as_str());
+        let duration =
+            SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(15)));
+        let expired = spec
+            .renew_time
+            .as_ref()
+            .and_then(|t| t.0.checked_add(duration).ok())
+            .is_none_or(|deadline| deadline < now);
+        if !ours && !expired {
+            debug!(lease = %self.name, holder = ?spec.holder_identity, "lease held by another");
+            return Ok(false);
+        }
+        let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!ours);
+        lease.spec = Some(self.spec(
+            now,
+            transitions,
+            if ours { spec.acquire_time } else { None },
+        ));
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => {
+                if !ours {
+                    info!(lease = %self.name, holder = %self.holder, previous = ?spec.holder_identity, "expired lease taken over");
+                }
+                Ok(true)
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Give the lease up if we hold it (renew time cleared, so another may take it at once).
+    pub async fn release(&self) -> Result<(), NodeOpsError> {
+        let err = |e| NodeOpsError::from_kube(&self.name, "release lease", e);
+        let Some(mut lease) = self.api.get_opt(&self.name).await.map_err(err)? else {
+            return Ok(());
+        };
+        let Some(spec) = lease
+            .spec
+            .as_mut()
+            .filter(|s| s.holder_identity.as_deref() == Some(self.holder.as_str()))
+        else {
+            return Ok(());
+        };
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+}
