@@ -148,3 +148,70 @@ async fn without_privilege_the_error_names_what_is_missing() {
         assert!(stderr.contains(needle), "{needle}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_user_pings_with_a_wide_ping_group_range_or_cap_net_raw() {
+    // ping_group_range is per network namespace: widen it in a namespace of our own only.
+    let ns = crate::common::netns::Netns::new("caps");
+    let sysctl = |range: &str| {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "sysctl",
+                "-q",
+                "-w",
+                &format!("net.ipv4.ping_group_range={range}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let as_nobody = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &ns.name,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]);
+        cmd.args(extra);
+        cmd.args([
+            env!("CARGO_BIN_EXE_oob"),
+            "-o",
+            "json",
+            "probe",
+            "127.0.0.1",
+            "--no-ssh",
+            "--count",
+            "1",
+        ]);
+        cmd.output().unwrap()
+    };
+    sysctl("0 2147483647");
+    let out = as_nobody(&[]);
+    assert!(
+        out.status.success(),
+        "datagram ping socket: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sysctl("1 0");
+    let out = as_nobody(&["--inh-caps=+net_raw", "--ambient-caps=+net_raw"]);
+    assert!(
+        out.status.success(),
+        "raw socket with CAP_NET_RAW: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["targets"][0]["ping"]["received"], 1);
+    let out = as_nobody(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "neither: refused with the explanation"
+    );
+}
