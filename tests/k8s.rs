@@ -616,3 +616,40 @@ async fn get_and_taint_requests_have_the_expected_shape() {
     assert_eq!(r[2].body["spec"]["taints"][0]["effect"], "NoExecute");
     assert!(r[2].body["spec"]["taints"][0]["timeAdded"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_watches_see_the_current_nodes_then_changes() {
+    use futures_util::StreamExt as _;
+    use kube::api::{WatchEvent, WatchParams};
+    let (_api, client) = start().await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut stream = nodes
+        .watch(&WatchParams::default().timeout(10), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let mut added = Vec::new();
+    while added.len() < 3 {
+        match stream.next().await.unwrap().unwrap() {
+            WatchEvent::Added(n) => added.push(n.metadata.name.unwrap()),
+            other => panic!("expected ADDED first, got {other:?}"),
+        }
+    }
+    assert_eq!(added, ["node-1", "node-2", "node-3"]);
+    ops(&client)
+        .set_unschedulable("node-2", true)
+        .await
+        .unwrap();
+    match tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        WatchEvent::Modified(n) => {
+            assert_eq!(n.metadata.name.as_deref(), Some("node-2"));
+            assert_eq!(n.spec.unwrap().unschedulable, Some(true));
+        }
+        other => panic!("expected MODIFIED, got {other:?}"),
+    }
+}

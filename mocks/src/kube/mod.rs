@@ -47,6 +47,15 @@ struct State {
     requests: Vec<Recorded>,
     /// The next N requests get 429 Too Many Requests.
     throttle: u32,
+    /// Node watch events (`{"type","object"}`) to every open watch.
+    node_watch: Option<tokio::sync::broadcast::Sender<Value>>,
+}
+
+/// Tell open node watches about a change.
+fn notify(s: &State, kind: &str, node: &Value) {
+    if let Some(tx) = &s.node_watch {
+        let _ = tx.send(json!({ "type": kind, "object": node }));
+    }
 }
 
 /// Handle on a running fake API server.
@@ -87,6 +96,7 @@ impl FakeApi {
         let api = Self {
             state: Arc::new(Mutex::new(State::default())),
         };
+        api.lock().node_watch = Some(tokio::sync::broadcast::channel(1024).0);
         {
             let mut s = api.lock();
             for p in fixture
@@ -199,6 +209,7 @@ impl FakeApi {
         if let Some(mut n) = s.nodes.remove(name) {
             change(&mut n);
             stamp(&mut s, &mut n, false);
+            notify(&s, "MODIFIED", &n);
             s.nodes.insert(name.to_owned(), n);
         }
     }
@@ -266,6 +277,7 @@ async fn handle(
             &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
         ),
         ("GET", ["apis"]) => ok(&api_groups()),
+        ("GET", ["api", "v1", "nodes"]) if is_watch(uri.query()) => watch_nodes(&s, uri.query()),
         ("GET", ["api", "v1", "nodes"]) => {
             let items: Vec<Value> = s.nodes.values().cloned().collect();
             ok(
@@ -283,7 +295,10 @@ async fn handle(
             patch_node(&mut s, name, content_type.as_deref(), &parsed, true)
         }
         ("DELETE", ["api", "v1", "nodes", name]) => match s.nodes.remove(*name) {
-            Some(n) => ok(&n),
+            Some(n) => {
+                notify(&s, "DELETED", &n);
+                ok(&n)
+            }
             None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
         },
         ("POST", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
@@ -514,6 +529,7 @@ fn patch_node(
         return status(422, "Invalid", &format!("Node \"{name}\" is invalid: {e}"));
     }
     stamp(s, &mut next, false);
+    notify(s, "MODIFIED", &next);
     s.nodes.insert(name.to_owned(), next.clone());
     ok(&next)
 }
@@ -637,4 +653,60 @@ fn evict(s: &mut State, ns: &str, name: &str) -> Response {
     s.pods.remove(&key);
     let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
     (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn query_value<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn is_watch(query: Option<&str>) -> bool {
+    matches!(query_value(query, "watch"), Some("1" | "true"))
+}
+
+/// `GET /api/v1/nodes?watch=1`: newline-delimited watch events. With `resourceVersion=0` (or
+/// none) the current nodes come first as ADDED, as the real API server does; the stream ends
+/// after `timeoutSeconds` (at most 300).
+fn watch_nodes(s: &State, query: Option<&str>) -> Response {
+    let Some(tx) = &s.node_watch else {
+        return status(500, "InternalError", "watch unavailable");
+    };
+    let rx = tx.subscribe();
+    let initial: Vec<Value> = match query_value(query, "resourceVersion") {
+        None | Some("0") | Some("") => s
+            .nodes
+            .values()
+            .map(|n| json!({"type": "ADDED", "object": n}))
+            .collect(),
+        Some(_) => Vec::new(),
+    };
+    let timeout = query_value(query, "timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(300)
+        .min(300);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    let line = |v: &Value| {
+        let mut b = serde_json::to_vec(v).unwrap_or_default();
+        b.push(b'\n');
+        Ok::<Bytes, std::io::Error>(Bytes::from(b))
+    };
+    let first = futures_util::stream::iter(initial.iter().map(line).collect::<Vec<_>>());
+    let live = futures_util::stream::unfold(rx, move |mut rx| async move {
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Ok(event)) => return Some((line(&event), rx)),
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                _ => return None,
+            }
+        }
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(
+        futures_util::StreamExt::chain(first, live),
+    ));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
