@@ -434,6 +434,16 @@ async fn the_cli_finds_the_cluster_through_kubeconfig_and_drains() {
         true,
         "drain cordons first"
     );
+    assert!(
+        run.stderr.contains("drain node-1: evicting 2 pods"),
+        "progress: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("evicted default/web-1"),
+        "progress: {}",
+        run.stderr
+    );
     let run = crate::common::oob(&["node", "uncordon", "node-2"], &env).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(

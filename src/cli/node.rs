@@ -82,7 +82,19 @@ pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<Status> {
                 delete_emptydir_data: args.delete_emptydir_data,
                 ..DrainOptions::default()
             };
-            let report = drain::drain(&client, node, &options).await?;
+            // Progress on stderr; the report (table or JSON) on stdout.
+            let report = drain::drain_with_progress(&client, node, &options, &|p| match p {
+                drain::Progress::Started { to_evict } => {
+                    eprintln!("drain {node}: evicting {to_evict} pods")
+                }
+                drain::Progress::Evicted { pod, left } => {
+                    eprintln!("drain {node}: evicted {pod}, {left} left")
+                }
+                drain::Progress::Waiting { pod, why } => {
+                    eprintln!("drain {node}: waiting on {pod}: {why}")
+                }
+            })
+            .await?;
             let mut rows = vec![vec!["POD".into(), "RESULT".into()]];
             rows.extend(
                 report

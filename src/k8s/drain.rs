@@ -105,13 +105,37 @@ fn uses_emptydir(p: &Pod) -> bool {
         .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some()))
 }
 
+/// What a running drain reports as it goes (for a person watching).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Pods to evict, after skipping.
+    Started {
+        to_evict: usize,
+    },
+    Evicted {
+        pod: String,
+        left: usize,
+    },
+    /// An eviction was refused (PodDisruptionBudget) and will be tried again.
+    Waiting {
+        pod: String,
+        why: String,
+    },
+}
+
 enum Outcome {
     Evicted,
     Blocked(String),
 }
 
 /// Evict one pod, retrying PDB refusals until `until`; then wait for it to be gone.
-async fn evict(client: &kube::Client, pod: &Pod, o: &DrainOptions, until: Instant) -> Outcome {
+async fn evict(
+    client: &kube::Client,
+    pod: &Pod,
+    o: &DrainOptions,
+    until: Instant,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Outcome {
     let ns = pod
         .metadata
         .namespace
@@ -130,6 +154,10 @@ async fn evict(client: &kube::Client, pod: &Pod, o: &DrainOptions, until: Instan
                         s.message
                     ));
                 }
+                progress(Progress::Waiting {
+                    pod: key(pod),
+                    why: s.message.clone(),
+                });
                 tokio::time::sleep(o.retry_interval).await;
             }
             Err(e) => {
@@ -156,6 +184,16 @@ pub async fn drain(
     node: &str,
     o: &DrainOptions,
 ) -> Result<DrainReport, NodeOpsError> {
+    drain_with_progress(client, node, o, &|_| {}).await
+}
+
+/// [`drain`], calling `progress` as pods are evicted or wait on a disruption budget.
+pub async fn drain_with_progress(
+    client: &kube::Client,
+    node: &str,
+    o: &DrainOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<DrainReport, NodeOpsError> {
     let until = Instant::now() + o.deadline;
     let pods: Api<Pod> = Api::all(client.clone());
     let list = pods
@@ -176,9 +214,23 @@ pub async fn drain(
             None => to_evict.push(pod),
         }
     }
+    progress(Progress::Started {
+        to_evict: to_evict.len(),
+    });
+    let left = std::sync::atomic::AtomicUsize::new(to_evict.len());
+    let left = &left;
     let outcomes: Vec<(Pod, Outcome)> = futures_util::stream::iter(to_evict)
         .map(|pod| async move {
-            let outcome = evict(client, &pod, o, until).await;
+            let outcome = evict(client, &pod, o, until, progress).await;
+            let remaining = left
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+                .saturating_sub(1);
+            if matches!(outcome, Outcome::Evicted) {
+                progress(Progress::Evicted {
+                    pod: key(&pod),
+                    left: remaining,
+                });
+            }
             (pod, outcome)
         })
         .buffer_unordered(o.concurrency.max(1))
