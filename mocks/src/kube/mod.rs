@@ -634,13 +634,18 @@ fn evict(s: &mut State, ns: &str, name: &str) -> Response {
             .pointer("/status/expectedPods")
             .and_then(Value::as_i64)
             .unwrap_or(healthy);
+        // What the disruption controller would publish as status.disruptionsAllowed, computed
+        // from the live pods; a fixture may pin it (e.g. 0 for a budget that never allows).
         let allowed = match (
+            pdb.pointer("/status/disruptionsAllowed")
+                .and_then(Value::as_i64),
             pdb.pointer("/spec/minAvailable").and_then(Value::as_i64),
             pdb.pointer("/spec/maxUnavailable").and_then(Value::as_i64),
         ) {
-            (Some(min), _) => healthy - min,
-            (None, Some(max)) => max - (expected - healthy),
-            (None, None) => healthy,
+            (Some(pinned), _, _) => pinned,
+            (None, Some(min), _) => healthy - min,
+            (None, None, Some(max)) => max - (expected - healthy),
+            (None, None, None) => healthy,
         };
         if allowed <= 0 {
             let pdb_name = pdb
