@@ -11,5 +11,7 @@ pub mod config;
 pub mod health;
 pub mod k8s;
 pub mod probe;
+pub mod remedy;
 pub mod secret;
 pub mod timeouts;
+pub mod verdict;

@@ -1,0 +1,179 @@
+//! The remediation ladder as a pure state machine: `Stage::step(verdict, now, policy)` returns
+//! the next stage and the remedy to carry out. Time is seconds on a monotonic clock, passed in.
+//! Modelled on bottlerocket-update-operator's `determine_next_node_spec`: every stage has a
+//! deadline and a way back to Healthy.
+
+use serde::Serialize;
+
+use crate::verdict::{DownCause, Verdict};
+
+/// Per-stage deadlines and flap damping (seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Consecutive non-healthy verdicts before out-of-band confirmation (one lost round is a
+    /// flap, not an outage).
+    pub suspect_after: u32,
+    /// Longest wait for the BMC's answer before giving up on the machine (report).
+    pub confirm_timeout: u64,
+    /// Wait for the node to come back after a soft reboot before a hard one.
+    pub soft_reboot_timeout: u64,
+    /// Wait after a verified hard power cycle before fencing.
+    pub hard_reboot_timeout: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            suspect_after: 3,
+            confirm_timeout: 60,
+            soft_reboot_timeout: 300,
+            hard_reboot_timeout: 600,
+        }
+    }
+}
+
+/// Where a machine is on the ladder. `since` is when the stage was entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "stage", rename_all = "kebab-case")]
+pub enum Stage {
+    Healthy,
+    /// Probes failed `failures` rounds in a row; not yet acted on.
+    Suspect {
+        since: u64,
+        failures: u32,
+    },
+    /// Asking the BMC (power state, SEL) before any action.
+    Confirm {
+        since: u64,
+    },
+    /// A soft reboot (SSH `systemctl reboot` or BMC graceful restart) was sent.
+    SoftReboot {
+        since: u64,
+    },
+    /// A verified hard power cycle (or power-on) was done.
+    HardReboot {
+        since: u64,
+    },
+    /// Cordoned, powered off (verified), tainted out-of-service, drained.
+    Fenced {
+        since: u64,
+    },
+    /// Reported to the machine room; hands off until the node is replaced and Ready.
+    AwaitReplacement {
+        since: u64,
+    },
+}
+
+/// What the executor must do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Remedy {
+    Nothing,
+    /// Ask the BMC for power state, health and new SEL entries.
+    ConfirmOutOfBand,
+    SoftReboot,
+    /// Identity check, then power cycle as verified off → verified on.
+    HardReboot,
+    /// Identity check, then power on (the machine was found off).
+    PowerOn,
+    /// Cordon, verified power off, out-of-service taint, PDB-aware drain.
+    Fence,
+    /// Write the fault report and the Event; mark the node hands-off.
+    Report,
+    /// Back to health: clear our conditions and taints, uncordon if we cordoned.
+    Recovered,
+}
+
+/// The outcome of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub next: Stage,
+    pub remedy: Remedy,
+}
+
+fn go(next: Stage, remedy: Remedy) -> Step {
+    Step { next, remedy }
+}
+
+fn stay(stage: Stage) -> Step {
+    go(stage, Remedy::Nothing)
+}
+
+impl Stage {
+    /// The next stage and remedy for `verdict` at `now`.
+    pub fn step(&self, verdict: &Verdict, now: u64, p: &Policy) -> Step {
+        use Remedy as R;
+        use Stage as S;
+        let healthy = matches!(verdict, Verdict::Healthy | Verdict::Degraded);
+        let faulty = matches!(verdict, Verdict::Faulty);
+        match *self {
+            S::Healthy if healthy || matches!(verdict, Verdict::Unknown) => stay(S::Healthy),
+            S::Healthy | S::Suspect { .. } if faulty => {
+                go(S::Confirm { since: now }, R::ConfirmOutOfBand)
+            }
+            S::Healthy if p.suspect_after <= 1 => {
+                go(S::Confirm { since: now }, R::ConfirmOutOfBand)
+            }
+            S::Healthy => stay(S::Suspect {
+                since: now,
+                failures: 1,
+            }),
+            S::Suspect { .. } if healthy => stay(S::Healthy),
+            S::Suspect { failures, .. } if failures + 1 >= p.suspect_after => {
+                go(S::Confirm { since: now }, R::ConfirmOutOfBand)
+            }
+            S::Suspect { since, failures } => stay(S::Suspect {
+                since,
+                failures: failures + 1,
+            }),
+            S::Confirm { .. } if healthy => stay(S::Healthy),
+            S::Confirm { .. } if faulty => go(S::Fenced { since: now }, R::Fence),
+            S::Confirm { .. } => match verdict {
+                Verdict::Down {
+                    cause: DownCause::PoweredOff,
+                } => go(S::HardReboot { since: now }, R::PowerOn),
+                Verdict::Down {
+                    cause: DownCause::HostHung | DownCause::OsProblem,
+                } => go(S::SoftReboot { since: now }, R::SoftReboot),
+                // Dark but not yet confirmed, or the BMC does not answer: wait, then report.
+                _ if now.saturating_sub(self.since()) >= p.confirm_timeout => {
+                    go(S::AwaitReplacement { since: now }, R::Report)
+                }
+                _ => stay(*self),
+            },
+            S::SoftReboot { .. } | S::HardReboot { .. } if healthy => go(S::Healthy, R::Recovered),
+            S::SoftReboot { .. } | S::HardReboot { .. } if faulty => {
+                go(S::Fenced { since: now }, R::Fence)
+            }
+            S::SoftReboot { since } if now.saturating_sub(since) >= p.soft_reboot_timeout => {
+                go(S::HardReboot { since: now }, R::HardReboot)
+            }
+            S::HardReboot { since } if now.saturating_sub(since) >= p.hard_reboot_timeout => {
+                go(S::Fenced { since: now }, R::Fence)
+            }
+            S::SoftReboot { .. } | S::HardReboot { .. } => stay(*self),
+            S::Fenced { .. } => go(S::AwaitReplacement { since: now }, R::Report),
+            // Replaced or repaired, joined and Ready: hand back to the scheduler.
+            S::AwaitReplacement { .. } if matches!(verdict, Verdict::Healthy) => {
+                go(S::Healthy, R::Recovered)
+            }
+            S::AwaitReplacement { .. } => stay(*self),
+        }
+    }
+
+    /// When the stage was entered (0 for Healthy).
+    pub fn since(&self) -> u64 {
+        match *self {
+            Self::Healthy => 0,
+            Self::Suspect { since, .. }
+            | Self::Confirm { since }
+            | Self::SoftReboot { since }
+            | Self::HardReboot { since }
+            | Self::Fenced { since }
+            | Self::AwaitReplacement { since } => since,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

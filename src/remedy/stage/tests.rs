@@ -1,0 +1,312 @@
+//! Every transition of the ladder, as a table, plus whole walks.
+
+use super::*;
+use crate::verdict::DownCause;
+
+const HEALTHY: Verdict = Verdict::Healthy;
+const DEGRADED: Verdict = Verdict::Degraded;
+const FAULTY: Verdict = Verdict::Faulty;
+const UNKNOWN: Verdict = Verdict::Unknown;
+const DARK: Verdict = Verdict::Down {
+    cause: DownCause::Dark,
+};
+const HUNG: Verdict = Verdict::Down {
+    cause: DownCause::HostHung,
+};
+const OFF: Verdict = Verdict::Down {
+    cause: DownCause::PoweredOff,
+};
+const OS: Verdict = Verdict::Down {
+    cause: DownCause::OsProblem,
+};
+
+#[test]
+fn every_transition() {
+    use Remedy as R;
+    use Stage as S;
+    let p = Policy::default();
+    let table: Vec<(Stage, Verdict, u64, Stage, Remedy)> = vec![
+        // Healthy
+        (S::Healthy, HEALTHY, 10, S::Healthy, R::Nothing),
+        (S::Healthy, DEGRADED, 10, S::Healthy, R::Nothing),
+        (S::Healthy, UNKNOWN, 10, S::Healthy, R::Nothing),
+        (
+            S::Healthy,
+            DARK,
+            10,
+            S::Suspect {
+                since: 10,
+                failures: 1,
+            },
+            R::Nothing,
+        ),
+        (
+            S::Healthy,
+            OS,
+            10,
+            S::Suspect {
+                since: 10,
+                failures: 1,
+            },
+            R::Nothing,
+        ),
+        (
+            S::Healthy,
+            FAULTY,
+            10,
+            S::Confirm { since: 10 },
+            R::ConfirmOutOfBand,
+        ),
+        // Suspect: flap damping
+        (
+            S::Suspect {
+                since: 10,
+                failures: 1,
+            },
+            HEALTHY,
+            20,
+            S::Healthy,
+            R::Nothing,
+        ),
+        (
+            S::Suspect {
+                since: 10,
+                failures: 1,
+            },
+            DARK,
+            20,
+            S::Suspect {
+                since: 10,
+                failures: 2,
+            },
+            R::Nothing,
+        ),
+        (
+            S::Suspect {
+                since: 10,
+                failures: 2,
+            },
+            DARK,
+            30,
+            S::Confirm { since: 30 },
+            R::ConfirmOutOfBand,
+        ),
+        (
+            S::Suspect {
+                since: 10,
+                failures: 1,
+            },
+            FAULTY,
+            20,
+            S::Confirm { since: 20 },
+            R::ConfirmOutOfBand,
+        ),
+        // Confirm: what the BMC says decides
+        (
+            S::Confirm { since: 30 },
+            HEALTHY,
+            35,
+            S::Healthy,
+            R::Nothing,
+        ),
+        (
+            S::Confirm { since: 30 },
+            HUNG,
+            35,
+            S::SoftReboot { since: 35 },
+            R::SoftReboot,
+        ),
+        (
+            S::Confirm { since: 30 },
+            OS,
+            35,
+            S::SoftReboot { since: 35 },
+            R::SoftReboot,
+        ),
+        (
+            S::Confirm { since: 30 },
+            OFF,
+            35,
+            S::HardReboot { since: 35 },
+            R::PowerOn,
+        ),
+        (
+            S::Confirm { since: 30 },
+            FAULTY,
+            35,
+            S::Fenced { since: 35 },
+            R::Fence,
+        ),
+        (
+            S::Confirm { since: 30 },
+            UNKNOWN,
+            35,
+            S::Confirm { since: 30 },
+            R::Nothing,
+        ),
+        (
+            S::Confirm { since: 30 },
+            UNKNOWN,
+            90,
+            S::AwaitReplacement { since: 90 },
+            R::Report,
+        ),
+        (
+            S::Confirm { since: 30 },
+            DARK,
+            90,
+            S::AwaitReplacement { since: 90 },
+            R::Report,
+        ),
+        // Soft reboot
+        (
+            S::SoftReboot { since: 35 },
+            HEALTHY,
+            100,
+            S::Healthy,
+            R::Recovered,
+        ),
+        (
+            S::SoftReboot { since: 35 },
+            HUNG,
+            100,
+            S::SoftReboot { since: 35 },
+            R::Nothing,
+        ),
+        (
+            S::SoftReboot { since: 35 },
+            HUNG,
+            335,
+            S::HardReboot { since: 335 },
+            R::HardReboot,
+        ),
+        (
+            S::SoftReboot { since: 35 },
+            FAULTY,
+            100,
+            S::Fenced { since: 100 },
+            R::Fence,
+        ),
+        // Hard reboot
+        (
+            S::HardReboot { since: 335 },
+            HEALTHY,
+            400,
+            S::Healthy,
+            R::Recovered,
+        ),
+        (
+            S::HardReboot { since: 335 },
+            DARK,
+            400,
+            S::HardReboot { since: 335 },
+            R::Nothing,
+        ),
+        (
+            S::HardReboot { since: 335 },
+            DARK,
+            935,
+            S::Fenced { since: 935 },
+            R::Fence,
+        ),
+        (
+            S::HardReboot { since: 335 },
+            FAULTY,
+            400,
+            S::Fenced { since: 400 },
+            R::Fence,
+        ),
+        // Fenced → report; await replacement until Ready again
+        (
+            S::Fenced { since: 935 },
+            DARK,
+            940,
+            S::AwaitReplacement { since: 940 },
+            R::Report,
+        ),
+        (
+            S::Fenced { since: 935 },
+            HEALTHY,
+            940,
+            S::AwaitReplacement { since: 940 },
+            R::Report,
+        ),
+        (
+            S::AwaitReplacement { since: 940 },
+            DARK,
+            5000,
+            S::AwaitReplacement { since: 940 },
+            R::Nothing,
+        ),
+        (
+            S::AwaitReplacement { since: 940 },
+            DEGRADED,
+            5000,
+            S::AwaitReplacement { since: 940 },
+            R::Nothing,
+        ),
+        (
+            S::AwaitReplacement { since: 940 },
+            HEALTHY,
+            5000,
+            S::Healthy,
+            R::Recovered,
+        ),
+    ];
+    for (stage, verdict, now, next, remedy) in table {
+        let step = stage.step(&verdict, now, &p);
+        assert_eq!(
+            (step.next, step.remedy),
+            (next, remedy),
+            "{stage:?} + {verdict:?} at {now}"
+        );
+    }
+}
+
+/// Walk a scripted series of verdicts; return the remedies taken.
+fn walk(verdicts: &[(u64, Verdict)], p: &Policy) -> Vec<Remedy> {
+    let mut stage = Stage::Healthy;
+    let mut remedies = Vec::new();
+    for (now, v) in verdicts {
+        let step = stage.step(v, *now, p);
+        if step.remedy != Remedy::Nothing {
+            remedies.push(step.remedy);
+        }
+        stage = step.next;
+    }
+    remedies
+}
+
+#[test]
+fn a_flapping_link_is_never_remediated() {
+    let flapping: Vec<(u64, Verdict)> = (0..100)
+        .map(|i| (i * 10, if i % 3 == 2 { HEALTHY } else { DARK }))
+        .collect();
+    assert!(walk(&flapping, &Policy::default()).is_empty());
+}
+
+#[test]
+fn a_hung_node_is_soft_then_hard_rebooted_then_recovers() {
+    let p = Policy::default();
+    let mut v = vec![(0, DARK), (10, DARK), (20, DARK), (25, HUNG)];
+    v.extend((1..=40).map(|i| (25 + i * 10, HUNG)));
+    v.push((500, HEALTHY));
+    assert_eq!(
+        walk(&v, &p),
+        [
+            Remedy::ConfirmOutOfBand,
+            Remedy::SoftReboot,
+            Remedy::HardReboot,
+            Remedy::Recovered
+        ]
+    );
+}
+
+#[test]
+fn a_failing_disk_is_fenced_and_reported_without_reboots() {
+    let v = [(0, FAULTY), (5, FAULTY), (10, FAULTY), (15, FAULTY)];
+    assert_eq!(
+        walk(&v, &Policy::default()),
+        [Remedy::ConfirmOutOfBand, Remedy::Fence, Remedy::Report]
+    );
+}

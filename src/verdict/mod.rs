@@ -1,0 +1,138 @@
+//! `judge(Evidence, Policy) -> Verdict`: what the evidence about one machine means, with the
+//! reasons and findings that explain it. Pure: no I/O, no clock; table-tested.
+
+use serde::Serialize;
+
+use crate::bmc::PowerState;
+use crate::health::{Finding, Level};
+
+/// Everything known about one machine at one moment. `None` means "not measured".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Evidence {
+    /// Echo replies received out of sent.
+    pub ping: Option<(u16, u16)>,
+    pub ssh_reachable: Option<bool>,
+    /// The Node's Ready condition: `True`, `False`, `Unknown`.
+    pub node_ready: Option<String>,
+    /// From the BMC, when asked (the Confirm stage); `None` when not asked or unreachable.
+    pub power: Option<PowerState>,
+    pub bmc_reachable: Option<bool>,
+    /// Hardware findings (SMART, NIC, SEL), already baselined.
+    pub findings: Vec<Finding>,
+}
+
+/// Thresholds for the verdict.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Loss at or above which the host counts as dark (100: every echo lost).
+    pub dark_loss_pct: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            dark_loss_pct: 100.0,
+        }
+    }
+}
+
+/// Why a machine is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DownCause {
+    /// Dark, but the BMC says power is on: hung kernel, dead NIC, panic.
+    HostHung,
+    /// Dark and the BMC says power is off.
+    PoweredOff,
+    /// Answers ping, but SSH or the kubelet does not: an OS or kubelet problem.
+    OsProblem,
+    /// Dark, and the BMC was not asked yet (before out-of-band confirmation).
+    Dark,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum Verdict {
+    Healthy,
+    /// Alive, with warning findings only: reported, not remediated.
+    Degraded,
+    /// A critical hardware finding: fence and report, rebooting does not fix hardware.
+    Faulty,
+    Down {
+        cause: DownCause,
+    },
+    /// The evidence does not allow a verdict (dark host and unreachable BMC, nothing probed).
+    Unknown,
+}
+
+/// A verdict with what explains it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Judgement {
+    pub verdict: Verdict,
+    pub reasons: Vec<String>,
+    pub findings: Vec<Finding>,
+}
+
+/// Judge one machine's evidence.
+pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
+    let mut reasons = Vec::new();
+    let critical = e.findings.iter().any(|f| f.severity == Level::Critical);
+    let dark = e.ping.map(|(received, sent)| {
+        let loss = if sent == 0 {
+            100.0
+        } else {
+            100.0 * f64::from(sent.saturating_sub(received)) / f64::from(sent)
+        };
+        reasons.push(format!("ping {received}/{sent}"));
+        loss >= p.dark_loss_pct
+    });
+    if let Some(ssh) = e.ssh_reachable {
+        reasons.push(format!("ssh {}", if ssh { "up" } else { "down" }));
+    }
+    if let Some(ready) = &e.node_ready {
+        reasons.push(format!("Ready={ready}"));
+    }
+    let verdict = match dark {
+        Some(true) => match (e.power, e.bmc_reachable) {
+            (Some(PowerState::Off), _) => Verdict::Down {
+                cause: DownCause::PoweredOff,
+            },
+            (Some(_), _) => Verdict::Down {
+                cause: DownCause::HostHung,
+            },
+            (None, Some(false)) => {
+                reasons.push("BMC unreachable".into());
+                Verdict::Unknown
+            }
+            (None, _) => Verdict::Down {
+                cause: DownCause::Dark,
+            },
+        },
+        Some(false) | None => {
+            let os_down = e.ssh_reachable == Some(false)
+                || e.node_ready.as_deref().is_some_and(|r| r != "True");
+            match (dark, os_down, critical) {
+                (None, false, false) if e.ssh_reachable.is_none() && e.node_ready.is_none() => {
+                    Verdict::Unknown
+                }
+                (_, _, true) => Verdict::Faulty,
+                (_, true, false) => Verdict::Down {
+                    cause: DownCause::OsProblem,
+                },
+                (_, false, false) if !e.findings.is_empty() => Verdict::Degraded,
+                _ => Verdict::Healthy,
+            }
+        }
+    };
+    if let Some(power) = e.power {
+        reasons.push(format!("power {power}"));
+    }
+    Judgement {
+        verdict,
+        reasons,
+        findings: e.findings.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,114 @@
+//! Every verdict, from evidence tables.
+
+use super::*;
+
+fn ev(
+    ping: Option<(u16, u16)>,
+    ssh: Option<bool>,
+    ready: Option<&str>,
+    power: Option<PowerState>,
+    bmc: Option<bool>,
+) -> Evidence {
+    Evidence {
+        ping,
+        ssh_reachable: ssh,
+        node_ready: ready.map(str::to_owned),
+        power,
+        bmc_reachable: bmc,
+        findings: Vec::new(),
+    }
+}
+
+#[test]
+fn liveness_and_power_decide_the_verdict() {
+    use DownCause::*;
+    use PowerState::{Off, On};
+    let table = [
+        (
+            ev(Some((3, 3)), Some(true), Some("True"), None, None),
+            Verdict::Healthy,
+        ),
+        (
+            ev(Some((1, 3)), Some(true), Some("True"), None, None),
+            Verdict::Healthy,
+        ),
+        (
+            ev(Some((0, 3)), None, None, None, None),
+            Verdict::Down { cause: Dark },
+        ),
+        (
+            ev(
+                Some((0, 3)),
+                Some(false),
+                Some("Unknown"),
+                Some(On),
+                Some(true),
+            ),
+            Verdict::Down { cause: HostHung },
+        ),
+        (
+            ev(
+                Some((0, 3)),
+                Some(false),
+                Some("Unknown"),
+                Some(Off),
+                Some(true),
+            ),
+            Verdict::Down { cause: PoweredOff },
+        ),
+        (
+            ev(Some((0, 3)), Some(false), None, None, Some(false)),
+            Verdict::Unknown,
+        ),
+        (
+            ev(Some((3, 3)), Some(false), Some("True"), None, None),
+            Verdict::Down { cause: OsProblem },
+        ),
+        (
+            ev(Some((3, 3)), Some(true), Some("False"), None, None),
+            Verdict::Down { cause: OsProblem },
+        ),
+        (ev(None, None, None, None, None), Verdict::Unknown),
+        (ev(None, None, Some("True"), None, None), Verdict::Healthy),
+    ];
+    for (e, want) in table {
+        assert_eq!(judge(&e, &Policy::default()).verdict, want, "{e:?}");
+    }
+}
+
+#[test]
+fn findings_degrade_or_fault_a_live_machine() {
+    let mut e = ev(Some((3, 3)), Some(true), Some("True"), None, None);
+    e.findings.push(Finding::new(
+        Level::Warning,
+        "smart_crc_errors",
+        "4 CRC errors",
+    ));
+    assert_eq!(judge(&e, &Policy::default()).verdict, Verdict::Degraded);
+    e.findings.push(Finding::new(
+        Level::Critical,
+        "dimm_uncorrectable_ecc",
+        "DIMM A1",
+    ));
+    let j = judge(&e, &Policy::default());
+    assert_eq!(j.verdict, Verdict::Faulty);
+    assert_eq!(j.findings.len(), 2, "the findings explain the verdict");
+    assert!(j.reasons.contains(&"ping 3/3".to_owned()));
+}
+
+#[test]
+fn a_lower_dark_threshold_counts_partial_loss() {
+    let e = ev(Some((1, 3)), None, None, Some(PowerState::On), Some(true));
+    assert_eq!(
+        judge(
+            &e,
+            &Policy {
+                dark_loss_pct: 60.0
+            }
+        )
+        .verdict,
+        Verdict::Down {
+            cause: DownCause::HostHung
+        }
+    );
+}
