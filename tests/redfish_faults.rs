@@ -10,7 +10,7 @@ use oob::bmc::{Bmc, BmcError, Endpoint, PowerAction, PowerState};
 use oob::secret::Secret;
 use oob_mocks::redfish::{Config, Faults, RunningMock};
 
-use crate::common::{mock, mock_config, oob, target, PASSWORD, USER};
+use crate::common::{mock, mock_config, oob, oob_bmc, PASSWORD, USER};
 
 async fn connect(bmc: &RunningMock, options: ClientOptions) -> Result<RedfishBmc, BmcError> {
     let endpoint = Endpoint::parse(&format!("{}/redfish/v1/Systems/1", bmc.url())).unwrap();
@@ -43,15 +43,7 @@ async fn unavailable_with_retry_after_is_retried_within_bounds() {
         retry_after_s: 1,
         ..Faults::default()
     });
-    let run = oob(
-        &[
-            &["-o", "json", "power", "status"][..],
-            &target(&bmc.url(), &[]),
-        ]
-        .concat(),
-        &[],
-    )
-    .await;
+    let run = oob_bmc(&bmc.url(), &["-o", "json", "power", "status"]).await;
     assert_eq!(run.code, 0, "two 503s then success: {}", run.all());
     assert_eq!(run.json()["power"], "On");
 
@@ -60,11 +52,7 @@ async fn unavailable_with_retry_after_is_retried_within_bounds() {
         retry_after_s: 1,
         ..Faults::default()
     });
-    let run = oob(
-        &[&["power", "status"][..], &target(&bmc.url(), &[])].concat(),
-        &[],
-    )
-    .await;
+    let run = oob_bmc(&bmc.url(), &["power", "status"]).await;
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(
         run.stderr
@@ -83,11 +71,7 @@ async fn a_retry_after_beyond_the_bound_is_not_waited_for() {
         retry_after_s: 3600,
         ..Faults::default()
     });
-    let run = oob(
-        &[&["power", "status"][..], &target(&bmc.url(), &[])].concat(),
-        &[],
-    )
-    .await;
+    let run = oob_bmc(&bmc.url(), &["power", "status"]).await;
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("HTTP 503"), "{}", run.stderr);
     assert_eq!(
@@ -123,15 +107,7 @@ async fn a_conflict_is_an_error_unless_already_in_state() {
         conflict_on_reset: true,
         ..Faults::default()
     });
-    let run = oob(
-        &[
-            &["-o", "json", "power", "off"][..],
-            &target(&bmc.url(), &[]),
-        ]
-        .concat(),
-        &[],
-    )
-    .await;
+    let run = oob_bmc(&bmc.url(), &["-o", "json", "power", "off"]).await;
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("conflict"), "{}", run.stderr);
     assert!(!run.stdout.contains("\"verified\": true"));
@@ -148,13 +124,9 @@ async fn reset_accepted_but_state_never_changing_is_not_verified() {
         stuck_power: true,
         ..Faults::default()
     });
-    let run = oob(
-        &[
-            &["-o", "json", "power", "cycle"][..],
-            &target(&bmc.url(), &["--verify-timeout", "2"]),
-        ]
-        .concat(),
-        &[],
+    let run = oob_bmc(
+        &bmc.url(),
+        &["-o", "json", "power", "cycle", "--verify-timeout", "2"],
     )
     .await;
     assert_eq!(run.code, 1, "done but not verified: {}", run.all());
@@ -176,11 +148,7 @@ async fn malformed_json_is_a_clear_error_not_a_panic() {
         malformed: 1,
         ..Faults::default()
     });
-    let run = oob(
-        &[&["power", "status"][..], &target(&bmc.url(), &[])].concat(),
-        &[],
-    )
-    .await;
+    let run = oob_bmc(&bmc.url(), &["power", "status"]).await;
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("malformed response"), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
@@ -193,15 +161,7 @@ async fn a_dropped_read_is_retried_and_a_dropped_reset_is_polled_never_resent() 
         drop: 1,
         ..Faults::default()
     });
-    let run = oob(
-        &[
-            &["-o", "json", "power", "status"][..],
-            &target(&bmc.url(), &[]),
-        ]
-        .concat(),
-        &[],
-    )
-    .await;
+    let run = oob_bmc(&bmc.url(), &["-o", "json", "power", "status"]).await;
     assert_eq!(run.code, 0, "GET retried after the drop: {}", run.all());
     assert_eq!(run.json()["power"], "On");
 
@@ -210,15 +170,7 @@ async fn a_dropped_read_is_retried_and_a_dropped_reset_is_polled_never_resent() 
         drop_actions: 1,
         ..Faults::default()
     });
-    let run = oob(
-        &[
-            &["-o", "json", "power", "off"][..],
-            &target(&bmc.url(), &[]),
-        ]
-        .concat(),
-        &[],
-    )
-    .await;
+    let run = oob_bmc(&bmc.url(), &["-o", "json", "power", "off"]).await;
     assert_eq!(run.code, 0, "{}", run.all());
     assert_eq!(run.json()["verified"], true);
     assert_eq!(bmc.mock.counters().resets.len(), 1, "sent exactly once");

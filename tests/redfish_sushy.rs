@@ -1,17 +1,13 @@
 //! Against sushy-emulator (independent, stateful, asynchronous power changes).
 
-use crate::common::{oob, sushy_systems, target, Sushy};
+use crate::common::{oob, oob_bmc, sushy_systems, target, Sushy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_matches_the_emulators_uuids_and_power_status_its_states() {
     let sushy = Sushy::start(false);
     for (name, uuid, power) in sushy_systems() {
         let url = sushy.url(Some(&uuid));
-        let run = oob(
-            &[&["-o", "json", "identity"][..], &target(&url, &[])].concat(),
-            &[],
-        )
-        .await;
+        let run = oob_bmc(&url, &["-o", "json", "identity"]).await;
         assert_eq!(run.code, 0, "{name}: {}", run.all());
         let id = run.json();
         assert_eq!(id["uuid"], uuid.as_str(), "{name}");
@@ -22,11 +18,7 @@ async fn identity_matches_the_emulators_uuids_and_power_status_its_states() {
 
         // By name: sushy redirects /Systems/node-N to the UUID URI.
         let url = sushy.url(Some(&name));
-        let run = oob(
-            &[&["-o", "json", "power", "status"][..], &target(&url, &[])].concat(),
-            &[],
-        )
-        .await;
+        let run = oob_bmc(&url, &["-o", "json", "power", "status"]).await;
         assert_eq!(run.code, 0, "{name}: {}", run.all());
         assert_eq!(run.json()["power"], power.as_str(), "{name}");
     }
@@ -36,11 +28,7 @@ async fn identity_matches_the_emulators_uuids_and_power_status_its_states() {
 async fn several_systems_and_none_named_is_refused_with_the_list() {
     let sushy = Sushy::start(false);
     let url = sushy.url(None);
-    let run = oob(
-        &[&["power", "status"][..], &target(&url, &[])].concat(),
-        &[],
-    )
-    .await;
+    let run = oob_bmc(&url, &["power", "status"]).await;
     assert_eq!(run.code, 2, "{}", run.all());
     for (_, uuid, _) in sushy_systems() {
         assert!(

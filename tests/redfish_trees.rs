@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use oob_mocks::redfish::Config;
 use serde_json::Value;
 
-use crate::common::{mock, mock_config, oob, peers, target};
+use crate::common::{mock, mock_config, oob, oob_bmc, peers, target};
 
 /// (tree, SEL Entries URI the profile or discovery must pick, profile expected, extra args)
 const TREES: &[(&str, &str, &str, &[&str])] = &[
@@ -215,7 +215,7 @@ async fn supermicro_without_a_service_root_gives_a_clear_error_naming_the_fix() 
         ..mock_config()
     })
     .await;
-    let run = oob(&[&["identity"][..], &target(&bmc.url(), &[])].concat(), &[]).await;
+    let run = oob_bmc(&bmc.url(), &["identity"]).await;
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(
         run.stderr.contains("service root is null"),
@@ -271,26 +271,14 @@ async fn a_paged_log_is_followed_through_next_links_up_to_the_cap() {
     })
     .await;
     let url = bmc.url();
-    let run = oob(
-        &[&["-o", "json", "sel"][..], &target(&url, &[])].concat(),
-        &[],
-    )
-    .await;
+    let run = oob_bmc(&url, &["-o", "json", "sel"]).await;
     let entries = run.json()["entries"].as_array().unwrap().clone();
     assert_eq!(entries.len(), recorded.len(), "{}", run.stderr);
     assert_eq!(
         entries.last().unwrap()["id"],
         recorded.last().unwrap()["Id"]
     );
-    let run = oob(
-        &[
-            &["-o", "json", "sel", "--max", "250"][..],
-            &target(&url, &[]),
-        ]
-        .concat(),
-        &[],
-    )
-    .await;
+    let run = oob_bmc(&url, &["-o", "json", "sel", "--max", "250"]).await;
     assert_eq!(
         run.json()["entries"].as_array().unwrap().len(),
         250,

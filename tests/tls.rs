@@ -3,7 +3,7 @@
 use oob::bmc::redfish::tls::fingerprint_of;
 use oob_mocks::redfish::Config;
 
-use crate::common::{mock, mock_config, oob, target};
+use crate::common::{mock, mock_config, oob, oob_bmc, target};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_signed_is_rejected_by_default_and_accepted_only_as_configured() {
@@ -88,13 +88,9 @@ async fn a_ca_file_of_another_authority_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("other.pem");
     std::fs::write(&ca, &other.cert_pem).unwrap();
-    let run = oob(
-        &[
-            &["power", "status"][..],
-            &target(&bmc.url(), &["--ca-cert", ca.to_str().unwrap()]),
-        ]
-        .concat(),
-        &[],
+    let run = oob_bmc(
+        &bmc.url(),
+        &["power", "status", "--ca-cert", ca.to_str().unwrap()],
     )
     .await;
     assert_eq!(run.code, 2, "{}", run.all());

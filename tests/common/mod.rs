@@ -304,3 +304,8 @@ pub async fn oob_in(ns: &str, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// `oob ARGS --bmc URL --user admin --password-env OOB_TEST_PW`, no extra environment.
+pub async fn oob_bmc(url: &str, args: &[&str]) -> Run {
+    oob(&[args, &target(url, &[])].concat(), &[]).await
+}
