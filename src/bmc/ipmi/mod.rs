@@ -97,6 +97,9 @@ pub struct IpmiBmc {
     url: String,
     guid_order: GuidOrder,
     session: Mutex<Option<Session>>,
+    /// Get Device ID's reply; fixed for the BMC's lifetime, so asked once (profile
+    /// detection and identity both need it).
+    device_id: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 impl IpmiBmc {
@@ -148,6 +151,7 @@ impl IpmiBmc {
             url,
             guid_order,
             session: Mutex::new(Some(session)),
+            device_id: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -204,10 +208,22 @@ impl IpmiBmc {
         }
     }
 
+    /// Get Device ID, at least 11 bytes (asked once).
+    async fn device_id(&self) -> Result<&[u8], BmcError> {
+        let dev = self
+            .device_id
+            .get_or_try_init(|| self.checked(APP, 0x01, &[], "Get Device ID"))
+            .await?;
+        if dev.len() < 11 {
+            return Err(self.short("Get Device ID"));
+        }
+        Ok(dev)
+    }
+
     /// The IANA manufacturer id from Get Device ID (vendor profile detection).
     pub async fn manufacturer_id(&self) -> Result<u32, BmcError> {
-        let dev = self.checked(APP, 0x01, &[], "Get Device ID").await?;
-        let b = dev.get(6..9).ok_or_else(|| self.short("Get Device ID"))?;
+        let dev = self.device_id().await?;
+        let b = &dev[6..9];
         Ok(u32::from_le_bytes([b[0], b[1], b[2], 0]))
     }
 
@@ -229,10 +245,7 @@ impl IpmiBmc {
 #[async_trait]
 impl Bmc for IpmiBmc {
     async fn identity(&self) -> Result<Identity, BmcError> {
-        let dev = self.checked(APP, 0x01, &[], "Get Device ID").await?;
-        if dev.len() < 11 {
-            return Err(self.short("Get Device ID"));
-        }
+        let dev = self.device_id().await?;
         let manufacturer = u32::from_le_bytes([dev[6], dev[7], dev[8], 0]);
         let product = u16::from_le_bytes([dev[9], dev[10]]);
         let firmware = format!("{}.{:02x}", dev[2] & 0x7F, dev[3]);
