@@ -12,6 +12,8 @@ pub mod health;
 pub mod k8s;
 pub mod probe;
 pub mod remedy;
+pub mod report;
 pub mod secret;
+pub mod service;
 pub mod timeouts;
 pub mod verdict;

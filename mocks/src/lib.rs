@@ -9,3 +9,4 @@ pub mod ipmi;
 pub mod kube;
 pub mod redfish;
 pub mod serve;
+pub mod sim;

@@ -4,6 +4,7 @@
 //! It answers "what is the machine's identity, power state and event log" and carries out
 //! power requests. It decides nothing: which action to take, and when, belongs to `remedy/`.
 
+pub mod connect;
 mod endpoint;
 mod error;
 pub mod ipmi;

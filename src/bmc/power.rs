@@ -67,7 +67,9 @@ pub fn plan(action: PowerAction, initial: PowerState) -> Vec<PowerRequest> {
 /// The state that shows a request took effect.
 fn target_of(request: PowerRequest) -> PowerState {
     match request {
-        PowerRequest::On | PowerRequest::ForceRestart => PowerState::On,
+        PowerRequest::On | PowerRequest::ForceRestart | PowerRequest::GracefulRestart => {
+            PowerState::On
+        }
         PowerRequest::ForceOff | PowerRequest::GracefulShutdown => PowerState::Off,
     }
 }

@@ -168,6 +168,7 @@ fn default_reset_types() -> BTreeMap<PowerRequest, Vec<String>> {
         (PowerRequest::ForceOff, v(&["ForceOff"])),
         (PowerRequest::GracefulShutdown, v(&["GracefulShutdown"])),
         (PowerRequest::ForceRestart, v(&["ForceRestart"])),
+        (PowerRequest::GracefulRestart, v(&["GracefulRestart"])),
     ])
 }
 

@@ -80,6 +80,9 @@ pub enum PowerRequest {
     ForceOff,
     GracefulShutdown,
     ForceRestart,
+    /// An ACPI restart request to the OS (Redfish `GracefulRestart`); IPMI has none. The
+    /// ladder's soft reboot when SSH does not answer; an OS that is hung ignores it.
+    GracefulRestart,
 }
 
 /// How a BMC answered a power request.

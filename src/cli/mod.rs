@@ -9,6 +9,7 @@ mod bmc_cmds;
 mod fleet;
 mod health_cmds;
 mod host;
+mod ladder;
 mod node;
 mod output;
 mod power;
@@ -72,6 +73,14 @@ pub enum Command {
     Smart(health_cmds::SmartArgs),
     /// NIC error-counter findings from `ethtool -S` output.
     Nic(health_cmds::NicArgs),
+    /// Run the remediation ladder over the inventory (leader-elected; /metrics, /healthz).
+    Serve(ladder::ServeArgs),
+    /// The ladder on a simulated fleet: four scripted faults, a timeline, a summary.
+    Demo(ladder::DemoArgs),
+    /// The storm breaker: status, or reset by a person.
+    Breaker(ladder::BreakerArgs),
+    /// Validate the configuration and print it with defaults filled in (no secrets).
+    Config(ladder::ConfigArgs),
 }
 
 /// What a command reports back to `main`.
@@ -131,6 +140,10 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::JoinCommand(args) => node::join(&ctx, args).await,
         Command::Smart(args) => health_cmds::smart(&ctx, args).await,
         Command::Nic(args) => health_cmds::nic(&ctx, args).await,
+        Command::Serve(args) => ladder::serve(&ctx, args).await,
+        Command::Demo(args) => ladder::demo(&ctx, args).await,
+        Command::Breaker(args) => ladder::breaker(&ctx, args),
+        Command::Config(args) => ladder::config_check(&ctx, args),
     }
 }
 

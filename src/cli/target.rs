@@ -7,12 +7,12 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::Args;
 
-use crate::bmc::ipmi::IpmiBmc;
+use crate::bmc::connect;
 use crate::bmc::power::PowerTiming;
 use crate::bmc::profile::{Profile, Profiles};
-use crate::bmc::redfish::tls::{self, TlsPolicy};
-use crate::bmc::redfish::{ClientOptions, Credentials, RedfishBmc};
-use crate::bmc::{Bmc, Endpoint, Protocol};
+use crate::bmc::redfish::tls::TlsPolicy;
+use crate::bmc::redfish::Credentials;
+use crate::bmc::{Bmc, Endpoint};
 use crate::config::{read_password, Config, TlsSettings};
 
 use super::Format;
@@ -188,74 +188,29 @@ impl TargetArgs {
     /// Resolve and connect.
     pub async fn connect(&self, ctx: &Context) -> anyhow::Result<Connected> {
         let r = self.resolve(ctx)?;
-        let options = ClientOptions {
+        let what = match r.name == r.endpoint.authority() {
+            true => format!("connecting to {}", r.endpoint),
+            false => format!("{}: connecting to {}", r.name, r.endpoint),
+        };
+        let spec = connect::Spec {
+            endpoint: r.endpoint,
+            creds: r.creds,
             tls: r.tls,
-            ..ClientOptions::default()
+            profile: r.profile,
+            cipher_suite: self.cipher_suite,
+            privilege: self.privilege.clone(),
+            verify_timeout: self.verify_timeout.map(Duration::from_secs),
         };
-        let (bmc, profile): (Box<dyn Bmc>, Profile) = match r.endpoint.protocol {
-            Protocol::Redfish => {
-                let bmc = RedfishBmc::connect(
-                    &r.endpoint,
-                    r.creds,
-                    options,
-                    &ctx.profiles,
-                    r.profile.as_deref(),
-                )
-                .await
-                .with_context(|| match r.name == r.endpoint.authority() {
-                    true => format!("connecting to {}", r.endpoint),
-                    false => format!("{}: connecting to {}", r.name, r.endpoint),
-                })?;
-                let profile = bmc.profile().clone();
-                (Box::new(bmc), profile)
-            }
-            Protocol::Ipmi => {
-                let mut profile = match r.profile.as_deref() {
-                    Some(id) => ctx.profiles.get(id)?.clone(),
-                    None => ctx.profiles.generic(Protocol::Ipmi)?.clone(),
-                };
-                if let Some(suite) = self.cipher_suite {
-                    profile.ipmi.cipher_suites = vec![suite];
-                }
-                if let Some(privilege) = &self.privilege {
-                    profile.ipmi.privilege = privilege.to_ascii_lowercase();
-                }
-                let bmc = IpmiBmc::connect(&r.endpoint, r.creds.user, r.creds.password, &profile)
-                    .await
-                    .with_context(|| format!("connecting to {}", r.endpoint))?;
-                // Without an explicit profile, the vendor's (by IANA manufacturer id) supplies
-                // timings and is reported; the session settings already used stay generic.
-                if r.profile.is_none() {
-                    if let Some(vendor) = ctx.profiles.detect_ipmi(bmc.manufacturer_id().await?) {
-                        let ipmi = profile.ipmi.clone();
-                        profile = vendor.clone();
-                        profile.ipmi = ipmi;
-                    }
-                }
-                (Box::new(bmc), profile)
-            }
-        };
-        let mut timing = profile.power.timing();
-        if let Some(secs) = self.verify_timeout {
-            timing.timeout = Duration::from_secs(secs);
-        }
+        let c = connect::connect(spec, &ctx.profiles).await.context(what)?;
         Ok(Connected {
             name: r.name,
-            bmc,
-            profile,
-            timing,
+            bmc: c.bmc,
+            profile: c.profile,
+            timing: c.timing,
         })
     }
 }
 
 fn tls_policy(settings: &TlsSettings) -> anyhow::Result<TlsPolicy> {
-    Ok(
-        match (settings.insecure, &settings.ca_cert, &settings.fingerprint) {
-            (true, None, None) => TlsPolicy::Insecure,
-            (false, Some(path), None) => TlsPolicy::CaFile(path.clone()),
-            (false, None, Some(fp)) => TlsPolicy::Fingerprint(tls::parse_fingerprint(fp)?),
-            (false, None, None) => TlsPolicy::SystemRoots,
-            _ => bail!("--insecure, --ca-cert and --fingerprint exclude each other"),
-        },
-    )
+    Ok(connect::tls_policy(settings)?)
 }

@@ -1,5 +1,10 @@
 //! Remediation. [`stage`] is the pure ladder (Suspect → Confirm → SoftReboot → HardReboot →
-//! Fenced → AwaitReplacement, with recovery to Healthy from every stage). The executor with
-//! the safety interlocks (identity check, journal, governor, storm guard) comes next.
+//! Fenced → AwaitReplacement, with recovery to Healthy from every stage); [`guard`] holds the
+//! interlocks that are decisions (storm guard, identity match); [`journal`] persists intents,
+//! outcomes and ladder positions; [`executor`] carries out one remedy with every interlock.
 
+pub mod executor;
+pub mod governor;
+pub mod guard;
+pub mod journal;
 pub mod stage;

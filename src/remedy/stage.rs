@@ -1,5 +1,7 @@
 //! The remediation ladder as a pure state machine: `Stage::step(verdict, now, policy)` returns
-//! the next stage and the remedy to carry out. Time is seconds on a monotonic clock, passed in.
+//! the next stage and the remedy to carry out. Time is milliseconds (the service passes wall
+//! clock milliseconds since the Unix epoch, so that a persisted stage survives a restart), passed
+//! in; the machine only compares differences against the policy, so tests may use any unit.
 //! Modelled on bottlerocket-update-operator's `determine_next_node_spec`: every stage has a
 //! deadline and a way back to Healthy.
 
@@ -7,7 +9,7 @@ use serde::Serialize;
 
 use crate::verdict::{DownCause, Verdict};
 
-/// Per-stage deadlines and flap damping (seconds).
+/// Per-stage deadlines (milliseconds) and flap damping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// Consecutive non-healthy verdicts before out-of-band confirmation (one lost round is a
@@ -25,15 +27,15 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             suspect_after: 3,
-            confirm_timeout: 60,
-            soft_reboot_timeout: 300,
-            hard_reboot_timeout: 600,
+            confirm_timeout: 60_000,
+            soft_reboot_timeout: 300_000,
+            hard_reboot_timeout: 600_000,
         }
     }
 }
 
 /// Where a machine is on the ladder. `since` is when the stage was entered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "stage", rename_all = "kebab-case")]
 pub enum Stage {
     Healthy,
@@ -65,7 +67,7 @@ pub enum Stage {
 }
 
 /// What the executor must do now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Remedy {
     Nothing,

@@ -12,6 +12,9 @@ pub struct Evidence {
     /// Echo replies received out of sent.
     pub ping: Option<(u16, u16)>,
     pub ssh_reachable: Option<bool>,
+    /// Liveness is probed by the SSH port alone (no ICMP: unprivileged, or the demo's
+    /// TCP-only fleet): then a closed SSH port is what "dark" means.
+    pub ssh_is_liveness: bool,
     /// The Node's Ready condition: `True`, `False`, `Unknown`.
     pub node_ready: Option<String>,
     /// From the BMC, when asked (the Confirm stage); `None` when not asked or unreachable.
@@ -85,6 +88,11 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
         };
         reasons.push(format!("ping {received}/{sent}"));
         loss >= p.dark_loss_pct
+    });
+    let dark = dark.or(if e.ssh_is_liveness {
+        e.ssh_reachable.map(|up| !up)
+    } else {
+        None
     });
     if let Some(ssh) = e.ssh_reachable {
         reasons.push(format!("ssh {}", if ssh { "up" } else { "down" }));

@@ -12,6 +12,7 @@ fn ev(
     Evidence {
         ping,
         ssh_reachable: ssh,
+        ssh_is_liveness: false,
         node_ready: ready.map(str::to_owned),
         power,
         bmc_reachable: bmc,
@@ -111,4 +112,32 @@ fn a_lower_dark_threshold_counts_partial_loss() {
             cause: DownCause::HostHung
         }
     );
+}
+
+#[test]
+fn with_ssh_as_liveness_a_closed_port_is_dark_not_an_os_problem() {
+    let mut e = ev(
+        None,
+        Some(false),
+        Some("True"),
+        Some(PowerState::On),
+        Some(true),
+    );
+    let p = Policy::default();
+    assert_eq!(
+        judge(&e, &p).verdict,
+        Verdict::Down {
+            cause: DownCause::OsProblem
+        },
+        "with ICMP as liveness, a closed SSH port alone is an OS problem"
+    );
+    e.ssh_is_liveness = true;
+    assert_eq!(
+        judge(&e, &p).verdict,
+        Verdict::Down {
+            cause: DownCause::HostHung
+        }
+    );
+    e.ssh_reachable = Some(true);
+    assert_eq!(judge(&e, &p).verdict, Verdict::Healthy);
 }

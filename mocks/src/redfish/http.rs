@@ -335,7 +335,9 @@ fn reset(mock: &Mock, system: &str, body: &[u8]) -> Response {
             "The system is already in that state.",
         );
     }
-    if state.faults.stuck_power {
+    if state.faults.stuck_power
+        || (state.faults.ignore_graceful && reset_type.starts_with("Graceful"))
+    {
         return StatusCode::NO_CONTENT.into_response();
     }
     let delay = mock.config.power_delay;

@@ -81,6 +81,9 @@ pub struct Faults {
     /// The next N action POSTs (Reset, ClearLog) are carried out, then the connection is
     /// dropped before the answer: the client cannot know whether they happened.
     pub drop_actions: u32,
+    /// `GracefulRestart` and `GracefulShutdown` are accepted (204) and ignored, as by an OS
+    /// that is hung and does not act on ACPI requests.
+    pub ignore_graceful: bool,
 }
 
 /// Counters tests read to prove what reached the BMC.
@@ -230,6 +233,45 @@ impl Mock {
             p.state = value.to_owned();
             p.pending = None;
         }
+    }
+
+    /// Give a system another identity (each BMC of a simulated fleet is a different machine).
+    pub fn set_identity(&self, system: &str, uuid: &str, serial: &str) {
+        if let Some(Value::Object(s)) = self.lock().resources.get_mut(system) {
+            s.insert("UUID".into(), Value::String(uuid.to_owned()));
+            s.insert("SerialNumber".into(), Value::String(serial.to_owned()));
+        }
+    }
+
+    /// Append an entry to a system's SEL (`{system}/LogServices/SEL/Entries`), as the BMC does
+    /// when a sensor asserts. Returns the entry's `Id`, or `None` without such a log.
+    pub fn push_sel(
+        &self,
+        system: &str,
+        severity: &str,
+        sensor: &str,
+        message: &str,
+    ) -> Option<String> {
+        let path = format!("{system}/LogServices/SEL/Entries");
+        let mut state = self.lock();
+        let Value::Object(collection) = state.resources.get_mut(&path)? else {
+            return None;
+        };
+        let Value::Array(members) = collection
+            .entry("Members")
+            .or_insert_with(|| Value::Array(Vec::new()))
+        else {
+            return None;
+        };
+        let id = (members.len() + 100).to_string();
+        members.push(serde_json::json!({
+            "@odata.id": format!("{path}/{id}"), "@odata.type": "#LogEntry.v1_15_0.LogEntry",
+            "Id": id, "Name": "Log Entry", "EntryType": "SEL", "Severity": severity,
+            "SensorType": sensor, "Message": message,
+        }));
+        let count = members.len();
+        collection.insert("Members@odata.count".into(), Value::from(count));
+        Some(id)
     }
 
     /// The system paths, sorted.

@@ -293,6 +293,13 @@ impl Bmc for IpmiBmc {
             PowerRequest::On => (0x01, true),
             PowerRequest::ForceRestart => (0x03, false),
             PowerRequest::GracefulShutdown => (0x05, true),
+            // Chassis Control has no OS restart request (IPMI v2.0 §28.3).
+            PowerRequest::GracefulRestart => {
+                return Err(BmcError::Unsupported {
+                    bmc: self.url.clone(),
+                    what: "a graceful restart (IPMI has none; use soft off, then on)".into(),
+                })
+            }
         };
         let r = self.call(CHASSIS, 0x02, &[code], idempotent).await?;
         check(&self.url, "Chassis Control", &r)?;

@@ -56,7 +56,9 @@ impl Bmc for Fake {
         }
         if !self.stuck {
             let target = match request {
-                PowerRequest::On | PowerRequest::ForceRestart => PowerState::On,
+                PowerRequest::On | PowerRequest::ForceRestart | PowerRequest::GracefulRestart => {
+                    PowerState::On
+                }
                 PowerRequest::ForceOff | PowerRequest::GracefulShutdown => PowerState::Off,
             };
             self.state.lock().unwrap().1 = Some((target, self.delay_polls));

@@ -3,6 +3,14 @@
 use super::*;
 use crate::verdict::DownCause;
 
+/// The table is written in seconds; the machine does not care about the unit.
+const UNITS_AS_SECONDS: Policy = Policy {
+    suspect_after: 3,
+    confirm_timeout: 60,
+    soft_reboot_timeout: 300,
+    hard_reboot_timeout: 600,
+};
+
 const HEALTHY: Verdict = Verdict::Healthy;
 const DEGRADED: Verdict = Verdict::Degraded;
 const FAULTY: Verdict = Verdict::Faulty;
@@ -24,7 +32,7 @@ const OS: Verdict = Verdict::Down {
 fn every_transition() {
     use Remedy as R;
     use Stage as S;
-    let p = Policy::default();
+    let p = UNITS_AS_SECONDS;
     let table: Vec<(Stage, Verdict, u64, Stage, Remedy)> = vec![
         // Healthy
         (S::Healthy, HEALTHY, 10, S::Healthy, R::Nothing),
@@ -282,12 +290,12 @@ fn a_flapping_link_is_never_remediated() {
     let flapping: Vec<(u64, Verdict)> = (0..100)
         .map(|i| (i * 10, if i % 3 == 2 { HEALTHY } else { DARK }))
         .collect();
-    assert!(walk(&flapping, &Policy::default()).is_empty());
+    assert!(walk(&flapping, &UNITS_AS_SECONDS).is_empty());
 }
 
 #[test]
 fn a_hung_node_is_soft_then_hard_rebooted_then_recovers() {
-    let p = Policy::default();
+    let p = UNITS_AS_SECONDS;
     let mut v = vec![(0, DARK), (10, DARK), (20, DARK), (25, HUNG)];
     v.extend((1..=40).map(|i| (25 + i * 10, HUNG)));
     v.push((500, HEALTHY));
@@ -306,7 +314,7 @@ fn a_hung_node_is_soft_then_hard_rebooted_then_recovers() {
 fn a_failing_disk_is_fenced_and_reported_without_reboots() {
     let v = [(0, FAULTY), (5, FAULTY), (10, FAULTY), (15, FAULTY)];
     assert_eq!(
-        walk(&v, &Policy::default()),
+        walk(&v, &UNITS_AS_SECONDS),
         [Remedy::ConfirmOutOfBand, Remedy::Fence, Remedy::Report]
     );
 }

@@ -1,0 +1,372 @@
+//! A simulated fleet for the demo and the ladder's end-to-end tests: every host is a mock
+//! Redfish BMC (one system), a TCP port that answers with an SSH identification line while
+//! the host is up, and a Node in the fake API server whose Ready condition and `bootID`
+//! follow the host. The host follows its BMC: power off takes it down, power on boots it
+//! (a new `bootID` after `boot_delay`), and a restart request reboots it unless the host is
+//! hung (a hung OS ignores ACPI requests; only a hard power cycle cures it).
+//!
+//! TCP-only: liveness is the SSH port on loopback, not ICMP (every 127.x address answers
+//! ping). The faults are the ones the ladder must handle: [`SimHost::hang`],
+//! [`SimHost::fail_disk`], [`SimHost::flap`], and a Node whose `systemUUID` names another
+//! machine ([`HostSpec::node_uuid`]).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::kube::{FakeApi, RunningApi};
+use crate::redfish::{Config as RedfishConfig, Mock, RunningMock};
+
+/// The one system path of every simulated BMC.
+pub const SYSTEM: &str = "/redfish/v1/Systems/1";
+
+/// BMC user and password of every simulated BMC.
+pub const USER: &str = "admin";
+pub const PASSWORD: &str = "password";
+
+/// How the simulated fleet behaves in time.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A power request takes this long to show in PowerState.
+    pub power_delay: Duration,
+    /// From power on to the host answering and the kubelet posting Ready.
+    pub boot_delay: Duration,
+    /// How long after the host stops answering the Node's Ready turns Unknown (the
+    /// node-monitor grace period, 40 s in a real cluster).
+    pub ready_grace: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            power_delay: Duration::from_millis(300),
+            boot_delay: Duration::from_millis(1500),
+            ready_grace: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// One host to simulate.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    pub name: String,
+    /// Pods (`ReplicaSet`-owned) scheduled on the node.
+    pub pods: usize,
+    /// The Node's `systemUUID`; `None` for the BMC's own (a correct inventory).
+    pub node_uuid: Option<String>,
+}
+
+impl HostSpec {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            pods: 2,
+            node_uuid: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct HostState {
+    powered: bool,
+    hung: bool,
+    booting_until: Option<Instant>,
+    boot_id: u32,
+    /// (period, down) of a flapping link.
+    flap: Option<(Duration, Duration)>,
+    flap_start: Instant,
+    down_since: Option<Instant>,
+    /// What the Node says now (`True` / `Unknown`), to patch only changes.
+    ready: String,
+    boots: u32,
+}
+
+impl HostState {
+    fn up(&self, now: Instant) -> bool {
+        let flapping_down = self.flap.is_some_and(|(period, down)| {
+            let period = period.as_millis().max(1);
+            now.duration_since(self.flap_start).as_millis() % period < down.as_millis()
+        });
+        self.powered && !self.hung && self.booting_until.is_none() && !flapping_down
+    }
+}
+
+/// One simulated host.
+pub struct SimHost {
+    pub name: String,
+    pub bmc: RunningMock,
+    /// The "SSH" port: an identification line while up, a closed connection otherwise.
+    pub ssh: SocketAddr,
+    pub uuid: String,
+    pub serial: String,
+    state: Arc<Mutex<HostState>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for SimHost {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn lock(state: &Mutex<HostState>) -> MutexGuard<'_, HostState> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SimHost {
+    /// The OS hangs: the host stops answering, power stays on, ACPI requests are ignored.
+    pub fn hang(&self) {
+        lock(&self.state).hung = true;
+        self.bmc.mock.faults(|f| f.ignore_graceful = true);
+    }
+
+    /// A drive fails: the BMC logs a critical Drive Slot event. The host stays up.
+    pub fn fail_disk(&self) {
+        self.bmc.mock.push_sel(
+            SYSTEM,
+            "Critical",
+            "Drive Slot / Bay",
+            "Drive Fault asserted on Drive 3",
+        );
+    }
+
+    /// The link flaps: down for `down` out of every `period`.
+    pub fn flap(&self, period: Duration, down: Duration) {
+        let mut s = lock(&self.state);
+        s.flap = Some((period, down));
+        s.flap_start = Instant::now();
+    }
+
+    /// Whether the host answers now.
+    pub fn is_up(&self) -> bool {
+        lock(&self.state).up(Instant::now())
+    }
+
+    /// How many times the host booted since the simulation started.
+    pub fn boots(&self) -> u32 {
+        lock(&self.state).boots
+    }
+}
+
+/// A simulated fleet: hosts and the fake API server holding their Nodes.
+pub struct SimFleet {
+    pub api: RunningApi,
+    pub hosts: Vec<SimHost>,
+}
+
+impl SimFleet {
+    pub async fn start(specs: &[HostSpec], timing: Timing) -> anyhow::Result<Self> {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut hosts = Vec::with_capacity(specs.len());
+        let mut nodes = Vec::new();
+        let mut pods = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let n = i + 1;
+            let bmc = Mock::start(
+                RedfishConfig {
+                    user: USER.into(),
+                    password: PASSWORD.into(),
+                    power_delay: timing.power_delay,
+                    ..RedfishConfig::default()
+                },
+                loopback,
+            )
+            .await?;
+            let uuid = format!("5a1d0000-0000-4000-8000-{n:012}");
+            let serial = format!("SIM-{n:04}");
+            bmc.mock.set_identity(SYSTEM, &uuid, &serial);
+            let listener = TcpListener::bind(loopback).await?;
+            let ssh = listener.local_addr()?;
+            nodes.push(node(spec, spec.node_uuid.as_deref().unwrap_or(&uuid), ssh));
+            for p in 0..spec.pods {
+                pods.push(pod(&spec.name, p));
+            }
+            let state = Arc::new(Mutex::new(HostState {
+                powered: true,
+                hung: false,
+                booting_until: None,
+                boot_id: 1,
+                flap: None,
+                flap_start: Instant::now(),
+                down_since: None,
+                ready: "True".into(),
+                boots: 0,
+            }));
+            hosts.push(SimHost {
+                name: spec.name.clone(),
+                bmc,
+                ssh,
+                uuid,
+                serial,
+                tasks: vec![tokio::spawn(answer(listener, state.clone()))],
+                state,
+            });
+        }
+        let fixture = json!({
+            "nodes": nodes,
+            "pods": pods,
+            "pdbs": [{
+                "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                "metadata": {"namespace": "apps", "name": "web"},
+                "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+            }],
+        });
+        let api = FakeApi::start(&fixture, loopback).await?;
+        for h in &mut hosts {
+            let task = tokio::spawn(follow(
+                h.name.clone(),
+                h.bmc.mock.clone(),
+                api.api.clone(),
+                h.state.clone(),
+                timing,
+            ));
+            h.tasks.push(task);
+        }
+        Ok(Self { api, hosts })
+    }
+
+    pub fn host(&self, name: &str) -> Option<&SimHost> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+fn node(spec: &HostSpec, uuid: &str, ssh: SocketAddr) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {
+            "name": spec.name,
+            "labels": {"kubernetes.io/hostname": spec.name, "node-role.kubernetes.io/worker": ""},
+            "annotations": {},
+        },
+        "spec": {"taints": []},
+        "status": {
+            "conditions": [ready_condition("True")],
+            "addresses": [
+                {"type": "InternalIP", "address": ssh.ip().to_string()},
+                {"type": "Hostname", "address": spec.name},
+            ],
+            "nodeInfo": {
+                "systemUUID": uuid, "bootID": boot_id(&spec.name, 1), "machineID": "m",
+                "kernelVersion": "6.1.0", "osImage": "Debian GNU/Linux 12",
+                "containerRuntimeVersion": "containerd://1.7", "kubeletVersion": "v1.33.0",
+                "kubeProxyVersion": "v1.33.0", "operatingSystem": "linux", "architecture": "amd64",
+            },
+        },
+    })
+}
+
+fn pod(node: &str, i: usize) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "namespace": "apps", "name": format!("web-{node}-{i}"), "labels": {"app": "web"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d4f", "uid": "rs-1", "controller": true}],
+        },
+        "spec": {"nodeName": node, "containers": [{"name": "web", "image": "nginx"}]},
+        "status": {"phase": "Running"},
+    })
+}
+
+fn ready_condition(status: &str) -> Value {
+    let (reason, message) = match status {
+        "True" => ("KubeletReady", "kubelet is posting ready status"),
+        _ => ("NodeStatusUnknown", "Kubelet stopped posting node status."),
+    };
+    json!({
+        "type": "Ready", "status": status, "reason": reason, "message": message,
+        "lastHeartbeatTime": "2026-11-22T10:00:00Z", "lastTransitionTime": "2026-11-22T10:00:00Z",
+    })
+}
+
+fn boot_id(name: &str, n: u32) -> String {
+    let tag: u32 = name.bytes().map(u32::from).sum();
+    format!("b0070000-{tag:04x}-4000-8000-{n:012}")
+}
+
+/// The SSH port: an identification line while the host is up, else the connection is
+/// closed at once (as a kernel would answer a closed port, or a dead host not at all).
+async fn answer(listener: TcpListener, state: Arc<Mutex<HostState>>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        if lock(&state).up(Instant::now()) {
+            tokio::spawn(async move {
+                let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2p1 oob-sim\r\n").await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            });
+        }
+    }
+}
+
+/// Follow the BMC's power state and keep the Node in step.
+async fn follow(
+    name: String,
+    bmc: Mock,
+    api: FakeApi,
+    state: Arc<Mutex<HostState>>,
+    timing: Timing,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tick.tick().await;
+        let powered = bmc.power_state(SYSTEM).as_deref() == Some("On");
+        let now = Instant::now();
+        let mut booted = None;
+        let ready = {
+            let mut s = lock(&state);
+            if !powered {
+                s.powered = false;
+                s.hung = false;
+                s.booting_until = None;
+            } else if !s.powered {
+                s.powered = true;
+                s.booting_until = Some(now + timing.boot_delay);
+            }
+            if s.booting_until.is_some_and(|t| now >= t) {
+                s.booting_until = None;
+                s.boot_id += 1;
+                s.boots += 1;
+                bmc.faults(|f| f.ignore_graceful = false);
+                booted = Some(s.boot_id);
+            }
+            if s.up(now) {
+                s.down_since = None;
+            } else if s.down_since.is_none() {
+                s.down_since = Some(now);
+            }
+            let want = match s.down_since {
+                Some(t) if now.duration_since(t) >= timing.ready_grace => "Unknown",
+                _ => "True",
+            };
+            (want != s.ready || booted.is_some()).then(|| {
+                s.ready = want.to_owned();
+                want
+            })
+        };
+        if let Some(ready) = ready {
+            api.touch(&name, |n| {
+                // Replace Ready only: other controllers' conditions (oob's) stay.
+                let mut conditions: Vec<Value> = n["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| c["type"] != "Ready")
+                    .collect();
+                conditions.insert(0, ready_condition(ready));
+                n["status"]["conditions"] = Value::Array(conditions);
+                if let Some(id) = booted {
+                    n["status"]["nodeInfo"]["bootID"] = json!(boot_id(&name, id));
+                }
+            });
+        }
+    }
+}

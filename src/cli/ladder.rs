@@ -1,0 +1,256 @@
+//! `oob serve`, `oob demo`, `oob breaker`, `oob config check`: the ladder's commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use tokio::sync::{broadcast, watch};
+
+use super::output::emit;
+use super::target::Context;
+use super::{Format, Status};
+use crate::remedy::executor::{rfc3339, Line};
+use crate::remedy::journal::Journal;
+use crate::service::demo::{self, DemoOptions};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address for /metrics, /healthz, /readyz (default: the config's service.listen).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// This replica's name in leases and events (default: $HOSTNAME).
+    #[arg(long, env = "OOB_HOLDER")]
+    pub holder: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Journal and fault reports go here.
+    #[arg(long, default_value = "oob-demo")]
+    pub dir: PathBuf,
+    /// Longest run in seconds (the demo ends when every scenario has settled).
+    #[arg(long, default_value_t = 90)]
+    pub deadline: u64,
+    /// Healthy nodes besides the four scenario nodes.
+    #[arg(long, default_value_t = 4)]
+    pub healthy: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct BreakerArgs {
+    #[command(subcommand)]
+    pub verb: BreakerVerb,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BreakerVerb {
+    /// Is the storm breaker open, and why.
+    Status,
+    /// Close the breaker (a person decided the fleet is safe to remediate again).
+    Reset,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub verb: ConfigVerb,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigVerb {
+    /// Validate the file (and that every credential resolves) and print the effective
+    /// configuration, defaults filled in, secrets never shown.
+    Check,
+}
+
+fn config(ctx: &Context) -> anyhow::Result<&crate::config::Config> {
+    ctx.config
+        .as_ref()
+        .context("this command needs --config FILE (or OOB_CONFIG)")
+}
+
+async fn kube_client() -> anyhow::Result<kube::Client> {
+    let config = tokio::time::timeout(Duration::from_secs(10), kube::Config::infer())
+        .await
+        .context("reading the kubeconfig took more than 10 s")?
+        .context("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster)")?;
+    Ok(crate::k8s::client(config)?)
+}
+
+fn holder(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("oob-{}", std::process::id()))
+}
+
+fn print_line(format: Format, line: &Line) {
+    if matches!(format, Format::Json) {
+        return;
+    }
+    let t = rfc3339(line.at_ms);
+    let clock = t.get(11..19).unwrap_or(&t);
+    println!("{clock} {} {}", line.node, line.text);
+}
+
+pub async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<Status> {
+    let config = config(ctx)?.clone();
+    let listen: SocketAddr = match args.listen {
+        Some(a) => a,
+        None => config
+            .service
+            .listen
+            .parse()
+            .with_context(|| format!("service.listen {:?}", config.service.listen))?,
+    };
+    let client = kube_client().await?;
+    let holder = holder(args.holder);
+    let (feed, _) = broadcast::channel(1024);
+    let svc = crate::service::build(config, client, ctx.dry_run, &holder, feed)?;
+    let (stop_tx, stop) = watch::channel(false);
+    let (bound, http) = crate::service::serve_http(svc.clone(), listen, stop.clone())
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(listen = %bound, holder = %holder, dry_run = ctx.dry_run, "oob serve started");
+    eprintln!("oob serve: listening on {bound} (holder {holder})");
+    let runner = tokio::spawn(svc.clone().run(stop));
+    shutdown_signal().await;
+    eprintln!("oob serve: stopping after the steps in progress");
+    let _ = stop_tx.send(true);
+    let _ = runner.await;
+    let _ = http.await;
+    Ok(Status::Ok)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn demo(ctx: &Context, args: DemoArgs) -> anyhow::Result<Status> {
+    let o = DemoOptions {
+        dir: args.dir,
+        deadline: Duration::from_secs(args.deadline),
+        healthy: args.healthy,
+    };
+    let format = ctx.format;
+    if matches!(format, Format::Table) {
+        println!(
+            "oob demo: {} simulated machines (mock Redfish BMCs, hosts on loopback TCP, fake API server); faults start in 1 s\n",
+            4 + o.healthy
+        );
+    }
+    let result = demo::run(&o, move |l| print_line(format, l)).await?;
+    let rows: Vec<Vec<String>> = std::iter::once(vec![
+        "".into(),
+        "SCENARIO".into(),
+        "NODE".into(),
+        "SOFT".into(),
+        "CYCLES".into(),
+        "OUTCOME".into(),
+    ])
+    .chain(result.scenarios.iter().map(|s| {
+        vec![
+            if s.passed { "PASS" } else { "FAIL" }.into(),
+            s.name.clone(),
+            s.node.clone(),
+            s.soft_reboots.to_string(),
+            s.power_cycles.to_string(),
+            s.outcome.clone(),
+        ]
+    }))
+    .collect();
+    if matches!(format, Format::Table) {
+        println!();
+    }
+    emit(format, &result, &rows)?;
+    if matches!(format, Format::Table) {
+        println!("\nreports: {}", o.dir.join("reports").display());
+    }
+    Ok(Status::problems_if(!result.passed()))
+}
+
+pub fn breaker(ctx: &Context, args: BreakerArgs) -> anyhow::Result<Status> {
+    let config = config(ctx)?;
+    let journal = Journal::open(&config.service.journal)?;
+    let (value, line) = match args.verb {
+        BreakerVerb::Status => match journal.breaker()? {
+            Some(b) => (
+                json!({"open": true, "reason": b.reason, "since": rfc3339(b.since_ms)}),
+                format!("OPEN since {}: {}", rfc3339(b.since_ms), b.reason),
+            ),
+            None => (json!({"open": false}), "closed".to_owned()),
+        },
+        BreakerVerb::Reset => match journal.reset_breaker()? {
+            Some(b) => {
+                tracing::warn!(reason = %b.reason, "breaker reset by a person");
+                (
+                    json!({"open": false, "was": b.reason}),
+                    format!(
+                        "breaker closed (was open since {}: {})",
+                        rfc3339(b.since_ms),
+                        b.reason
+                    ),
+                )
+            }
+            None => (json!({"open": false}), "breaker was not open".to_owned()),
+        },
+    };
+    emit(ctx.format, &value, &[vec![line]])?;
+    Ok(Status::Ok)
+}
+
+pub fn config_check(ctx: &Context, args: ConfigArgs) -> anyhow::Result<Status> {
+    let ConfigVerb::Check = args.verb;
+    let config = config(ctx)?;
+    let mut problems = Vec::new();
+    for m in &config.machines {
+        if let Some(p) = &m.profile {
+            if let Err(e) = ctx.profiles.get(p) {
+                problems.push(format!("machine {}: {e}", m.name));
+            }
+        }
+        if let Err(e) = m.credentials.resolve(&m.name) {
+            problems.push(e.to_string());
+        }
+    }
+    // The config holds references (variable names, file paths), never values: printing it
+    // shows nothing secret.
+    let effective = serde_json::to_value(config)?;
+    let value = json!({"path": config.path, "valid": problems.is_empty(), "problems": problems, "effective": effective});
+    let mut rows = vec![vec![format!(
+        "{}: {} machines, {}",
+        config.path,
+        config.machines.len(),
+        if problems.is_empty() {
+            "valid"
+        } else {
+            "PROBLEMS"
+        }
+    )]];
+    rows.extend(problems.iter().map(|p| vec![format!("  {p}")]));
+    if matches!(ctx.format, Format::Table) {
+        let toml = toml::to_string_pretty(config)?;
+        rows.push(vec![format!("\n# effective configuration\n{toml}")]);
+    }
+    emit(ctx.format, &value, &rows)?;
+    Ok(Status::problems_if(!problems.is_empty()))
+}

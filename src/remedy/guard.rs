@@ -1,0 +1,253 @@
+//! The interlocks that are decisions, not effects: whether the storm guard admits a
+//! remediation now, and whether the BMC is the node's. Pure and table-tested; the executor
+//! applies them.
+
+use serde::Serialize;
+
+use crate::bmc::Identity;
+
+/// Storm guard settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StormPolicy {
+    pub max_concurrent: usize,
+    pub max_unhealthy_percent: u8,
+    pub cooldown_ms: u64,
+}
+
+/// The fleet as the guard sees it at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fleet {
+    pub total: usize,
+    /// Machines not Healthy (any ladder stage past Healthy, or probes failing).
+    pub unhealthy: usize,
+    /// Remediations in flight (admitted and not finished).
+    pub in_flight: usize,
+    pub breaker_open: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "admission", rename_all = "kebab-case")]
+pub enum Admission {
+    Go,
+    /// Not now (concurrency, cooldown); asked again next round.
+    Wait {
+        reason: String,
+    },
+    /// The breaker is open: nothing mutates until a person resets it.
+    Blocked {
+        reason: String,
+    },
+    /// Open the breaker now, with this reason, and do nothing.
+    Trip {
+        reason: String,
+    },
+}
+
+/// May one more remediation start? `last_recovered_ms` is when this node's previous
+/// remediation ended.
+pub fn admit(
+    fleet: Fleet,
+    p: &StormPolicy,
+    now_ms: u64,
+    last_recovered_ms: Option<u64>,
+) -> Admission {
+    if fleet.breaker_open {
+        return Admission::Blocked {
+            reason: "the breaker is open (oob breaker reset)".into(),
+        };
+    }
+    let share = (fleet.unhealthy * 100)
+        .checked_div(fleet.total)
+        .unwrap_or(0);
+    if share > usize::from(p.max_unhealthy_percent) {
+        return Admission::Trip {
+            reason: format!(
+                "{} of {} machines ({share}%) are unhealthy, above the policy's {}%: the monitor may be the one cut off",
+                fleet.unhealthy, fleet.total, p.max_unhealthy_percent
+            ),
+        };
+    }
+    if fleet.in_flight >= p.max_concurrent {
+        return Admission::Wait {
+            reason: format!(
+                "{} remediations in flight (policy: at most {})",
+                fleet.in_flight, p.max_concurrent
+            ),
+        };
+    }
+    if let Some(t) = last_recovered_ms {
+        let since = now_ms.saturating_sub(t);
+        if since < p.cooldown_ms {
+            return Admission::Wait {
+                reason: format!(
+                    "cooldown: last remediation ended {} s ago (policy: {} s)",
+                    since / 1000,
+                    p.cooldown_ms / 1000
+                ),
+            };
+        }
+    }
+    Admission::Go
+}
+
+/// What the BMC must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// The Node's `status.nodeInfo.systemUUID`.
+    pub system_uuid: Option<String>,
+    /// The inventory's serial number.
+    pub serial: Option<String>,
+}
+
+fn norm_uuid(u: &str) -> String {
+    u.trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .to_ascii_lowercase()
+}
+
+/// Is the machine behind this BMC the node? Every known fact must match, and at least one
+/// must be known on both sides: nothing to compare is a refusal, not a pass.
+pub fn same_machine(bmc: &Identity, expected: &Expected) -> Result<String, String> {
+    let mut matched = Vec::new();
+    match (&expected.system_uuid, &bmc.uuid) {
+        (Some(want), Some(got)) if norm_uuid(want) == norm_uuid(got) => {
+            matched.push(format!("UUID {}", norm_uuid(got)));
+        }
+        (Some(want), Some(got)) => {
+            return Err(format!(
+                "the BMC's system UUID is {got}, the node's is {want}: this BMC manages another machine"
+            ))
+        }
+        (Some(_), None) => return Err("the BMC reports no system UUID to check".into()),
+        (None, _) => {}
+    }
+    match (&expected.serial, &bmc.serial) {
+        (Some(want), Some(got)) if want.trim().eq_ignore_ascii_case(got.trim()) => {
+            matched.push(format!("serial {}", got.trim()));
+        }
+        (Some(want), Some(got)) => {
+            return Err(format!(
+                "the BMC's serial is {got}, the inventory's is {want}: this BMC manages another machine"
+            ))
+        }
+        (Some(_), None) => return Err("the BMC reports no serial number to check".into()),
+        (None, _) => {}
+    }
+    if matched.is_empty() {
+        return Err(
+            "nothing to check the BMC against: the node has no systemUUID and the inventory no serial"
+                .into(),
+        );
+    }
+    Ok(matched.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bmc::Protocol;
+
+    const P: StormPolicy = StormPolicy {
+        max_concurrent: 2,
+        max_unhealthy_percent: 30,
+        cooldown_ms: 60_000,
+    };
+
+    fn fleet(total: usize, unhealthy: usize, in_flight: usize, breaker_open: bool) -> Fleet {
+        Fleet {
+            total,
+            unhealthy,
+            in_flight,
+            breaker_open,
+        }
+    }
+
+    #[test]
+    fn admission_table() {
+        let go = |a: &Admission| matches!(a, Admission::Go);
+        let wait = |a: &Admission| matches!(a, Admission::Wait { .. });
+        let trip = |a: &Admission| matches!(a, Admission::Trip { .. });
+        let blocked = |a: &Admission| matches!(a, Admission::Blocked { .. });
+        type Row = (Fleet, Option<u64>, fn(&Admission) -> bool);
+        let rows: Vec<Row> = vec![
+            (fleet(20, 1, 0, false), None, go),
+            (fleet(20, 6, 1, false), None, go), // 30 %: at the limit
+            (fleet(20, 7, 0, false), None, trip), // 35 %
+            (fleet(20, 8, 0, false), None, trip), // the storm test's 40 %
+            (fleet(20, 1, 2, false), None, wait), // concurrency
+            (fleet(20, 1, 0, true), None, blocked), // breaker wins over all
+            (fleet(20, 9, 5, true), None, blocked),
+            (fleet(20, 1, 0, false), Some(50_000), wait), // 50 s after the last: cooldown
+            (fleet(20, 1, 0, false), Some(30_000), go),   // 70 s after
+            (fleet(0, 0, 0, false), None, go),
+        ];
+        for (f, last, want) in rows {
+            let a = admit(f, &P, 100_000, last);
+            assert!(want(&a), "{f:?} last={last:?} gave {a:?}");
+        }
+    }
+
+    fn identity(uuid: Option<&str>, serial: Option<&str>) -> Identity {
+        Identity {
+            protocol: Protocol::Redfish,
+            manufacturer: None,
+            model: None,
+            serial: serial.map(str::to_owned),
+            uuid: uuid.map(str::to_owned),
+            bios_version: None,
+            bmc_firmware: None,
+        }
+    }
+
+    #[test]
+    fn identity_table() {
+        let u = "5A1D0000-0000-4000-8000-000000000001";
+        let expect = |uuid: Option<&str>, serial: Option<&str>| Expected {
+            system_uuid: uuid.map(str::to_owned),
+            serial: serial.map(str::to_owned),
+        };
+        let rows = [
+            (
+                identity(Some(u), None),
+                expect(Some(&u.to_lowercase()), None),
+                true,
+            ),
+            (
+                identity(Some(u), Some("S1")),
+                expect(Some(u), Some("s1")),
+                true,
+            ),
+            (
+                identity(Some(u), Some("S1")),
+                expect(None, Some("S1")),
+                true,
+            ),
+            (
+                identity(Some(u), Some("S1")),
+                expect(Some(u), Some("S2")),
+                false,
+            ),
+            (
+                identity(Some(u), None),
+                expect(Some("5a1d0000-0000-4000-8000-000000000002"), None),
+                false,
+            ),
+            (
+                identity(None, Some("S1")),
+                expect(Some(u), Some("S1")),
+                false,
+            ),
+            (identity(Some(u), Some("S1")), expect(None, None), false),
+            (
+                identity(Some(&format!("{{{u}}}")), None),
+                expect(Some(u), None),
+                true,
+            ),
+        ];
+        for (bmc, want, ok) in rows {
+            let r = same_machine(&bmc, &want);
+            assert_eq!(r.is_ok(), ok, "{bmc:?} vs {want:?}: {r:?}");
+        }
+    }
+}

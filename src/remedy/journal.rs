@@ -1,0 +1,367 @@
+//! The persisted journal (SQLite): every mutating action is written as an intent with an
+//! idempotency key *before* it is sent, and its outcome after. After a crash, an intent
+//! without an outcome is an action that may or may not have reached the machine: the executor
+//! resumes it by re-reading the real state, never by sending it again. The journal also keeps
+//! each node's ladder position, the breaker, and the timeline that fault reports quote.
+//!
+//! WAL with `synchronous=FULL`: a committed intent survives a power loss, not only a crash.
+//! Calls are short and synchronous (one row each); actions are rare, so they run inline.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension as _};
+use serde::Serialize;
+
+use super::stage::Stage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {detail}")]
+    Open { path: String, detail: String },
+    #[error("journal: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("journal: stored stage for {node} is unreadable: {detail}")]
+    Corrupt { node: String, detail: String },
+}
+
+/// One action, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// `node/episode/step`: the same remediation step always has the same key.
+    pub key: String,
+    pub node: String,
+    pub action: String,
+    pub intent_ms: u64,
+    /// What was observed before sending (bootID, power state), as JSON.
+    pub before: String,
+    /// `None` while in flight.
+    pub outcome: Option<String>,
+    pub detail: Option<String>,
+    pub done_ms: Option<u64>,
+}
+
+/// What writing an intent found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    /// Recorded now: go ahead and send.
+    New,
+    /// The same step was started before (a crash or a restart): do not send it again.
+    Seen(Entry),
+}
+
+/// A node's persisted ladder position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub stage: Stage,
+    /// Incremented each time the node leaves Healthy; part of every idempotency key.
+    pub episode: u64,
+    /// When the last episode ended (cooldown).
+    pub recovered_ms: Option<u64>,
+}
+
+/// The breaker, when open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Breaker {
+    pub reason: String,
+    pub since_ms: u64,
+}
+
+pub struct Journal {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS actions (
+    key TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    action TEXT NOT NULL,
+    intent_ms INTEGER NOT NULL,
+    before TEXT NOT NULL,
+    outcome TEXT,
+    detail TEXT,
+    done_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS actions_node ON actions (node, intent_ms);
+CREATE TABLE IF NOT EXISTS positions (
+    node TEXT PRIMARY KEY,
+    stage TEXT NOT NULL,
+    episode INTEGER NOT NULL,
+    recovered_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS breaker (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    reason TEXT NOT NULL,
+    since_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS timeline (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    what TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS timeline_node ON timeline (node, id);
+";
+
+fn ms(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn sql_ms(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Journal {
+    /// Open (creating) the journal file and its directory.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let err = |detail: String| JournalError::Open {
+            path: path.display().to_string(),
+            detail,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| err(e.to_string()))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| err(e.to_string()))?;
+        conn.execute_batch(SCHEMA).map_err(|e| err(e.to_string()))?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions);
+        // the connection is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write the intent for `key` unless it exists; tell which.
+    pub fn intent(
+        &self,
+        key: &str,
+        node: &str,
+        action: &str,
+        before: &str,
+        now_ms: u64,
+    ) -> Result<Intent, JournalError> {
+        let conn = self.conn();
+        let inserted = conn.execute(
+            "INSERT OR IGNORE INTO actions (key, node, action, intent_ms, before) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key, node, action, sql_ms(now_ms), before],
+        )?;
+        if inserted == 1 {
+            return Ok(Intent::New);
+        }
+        let entry = conn.query_row(
+            "SELECT key, node, action, intent_ms, before, outcome, detail, done_ms FROM actions WHERE key = ?1",
+            params![key],
+            row_entry,
+        )?;
+        Ok(Intent::Seen(entry))
+    }
+
+    /// Record the outcome of `key` (idempotent: the first outcome stays).
+    pub fn outcome(
+        &self,
+        key: &str,
+        outcome: &str,
+        detail: &str,
+        now_ms: u64,
+    ) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE actions SET outcome = ?2, detail = ?3, done_ms = ?4 WHERE key = ?1 AND outcome IS NULL",
+            params![key, outcome, detail, sql_ms(now_ms)],
+        )?;
+        Ok(())
+    }
+
+    /// Actions started and not finished (after a crash), oldest first.
+    pub fn in_flight(&self) -> Result<Vec<Entry>, JournalError> {
+        self.select("WHERE outcome IS NULL ORDER BY intent_ms", params![])
+    }
+
+    /// Every action, or a node's, oldest first.
+    pub fn entries(&self, node: Option<&str>) -> Result<Vec<Entry>, JournalError> {
+        match node {
+            Some(n) => self.select("WHERE node = ?1 ORDER BY intent_ms, key", params![n]),
+            None => self.select("ORDER BY intent_ms, key", params![]),
+        }
+    }
+
+    fn select(&self, tail: &str, args: impl rusqlite::Params) -> Result<Vec<Entry>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT key, node, action, intent_ms, before, outcome, detail, done_ms FROM actions {tail}"
+        ))?;
+        let rows = stmt.query_map(args, row_entry)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    pub fn save_position(&self, node: &str, p: &Position) -> Result<(), JournalError> {
+        let stage = serde_json::to_string(&p.stage).map_err(|e| JournalError::Corrupt {
+            node: node.to_owned(),
+            detail: e.to_string(),
+        })?;
+        self.conn().execute(
+            "INSERT INTO positions (node, stage, episode, recovered_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (node) DO UPDATE SET stage = ?2, episode = ?3, recovered_ms = ?4",
+            params![node, stage, sql_ms(p.episode), p.recovered_ms.map(sql_ms)],
+        )?;
+        Ok(())
+    }
+
+    pub fn position(&self, node: &str) -> Result<Option<Position>, JournalError> {
+        let row = self
+            .conn()
+            .query_row(
+                "SELECT stage, episode, recovered_ms FROM positions WHERE node = ?1",
+                params![node],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((stage, episode, recovered)) = row else {
+            return Ok(None);
+        };
+        let stage = serde_json::from_str(&stage).map_err(|e| JournalError::Corrupt {
+            node: node.to_owned(),
+            detail: e.to_string(),
+        })?;
+        Ok(Some(Position {
+            stage,
+            episode: ms(episode),
+            recovered_ms: recovered.map(ms),
+        }))
+    }
+
+    pub fn breaker(&self) -> Result<Option<Breaker>, JournalError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT reason, since_ms FROM breaker WHERE id = 1",
+                [],
+                |r| {
+                    Ok(Breaker {
+                        reason: r.get(0)?,
+                        since_ms: ms(r.get(1)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Open the breaker (kept open, with its first reason, until [`Journal::reset_breaker`]).
+    pub fn trip_breaker(&self, reason: &str, now_ms: u64) -> Result<bool, JournalError> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO breaker (id, reason, since_ms) VALUES (1, ?1, ?2)",
+            params![reason, sql_ms(now_ms)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Close the breaker; returns what it was.
+    pub fn reset_breaker(&self) -> Result<Option<Breaker>, JournalError> {
+        let was = self.breaker()?;
+        self.conn().execute("DELETE FROM breaker", [])?;
+        Ok(was)
+    }
+
+    /// Append a line to a node's timeline.
+    pub fn note(&self, node: &str, at_ms: u64, what: &str) -> Result<(), JournalError> {
+        self.conn().execute(
+            "INSERT INTO timeline (at_ms, node, what) VALUES (?1, ?2, ?3)",
+            params![sql_ms(at_ms), node, what],
+        )?;
+        Ok(())
+    }
+
+    /// A node's timeline since `since_ms`, oldest first.
+    pub fn timeline(&self, node: &str, since_ms: u64) -> Result<Vec<(u64, String)>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT at_ms, what FROM timeline WHERE node = ?1 AND at_ms >= ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![node, sql_ms(since_ms)], |r| {
+            Ok((ms(r.get(0)?), r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    Ok(Entry {
+        key: r.get(0)?,
+        node: r.get(1)?,
+        action: r.get(2)?,
+        intent_ms: ms(r.get(3)?),
+        before: r.get(4)?,
+        outcome: r.get(5)?,
+        detail: r.get(6)?,
+        done_ms: r.get::<_, Option<i64>>(7)?.map(ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_intent_is_written_once_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        {
+            let j = Journal::open(&path).unwrap();
+            assert_eq!(
+                j.intent("n/1/hard", "n", "hard-reboot", "{}", 5).unwrap(),
+                Intent::New
+            );
+        }
+        let j = Journal::open(&path).unwrap();
+        let in_flight = j.in_flight().unwrap();
+        assert_eq!(in_flight.len(), 1);
+        assert_eq!(in_flight[0].outcome, None);
+        let Intent::Seen(e) = j.intent("n/1/hard", "n", "hard-reboot", "{}", 9).unwrap() else {
+            panic!("a second intent for the same key must be seen, not new");
+        };
+        assert_eq!(e.intent_ms, 5);
+        j.outcome("n/1/hard", "verified", "on", 10).unwrap();
+        j.outcome("n/1/hard", "failed", "late", 11).unwrap();
+        assert!(j.in_flight().unwrap().is_empty());
+        assert_eq!(
+            j.entries(Some("n")).unwrap()[0].outcome.as_deref(),
+            Some("verified")
+        );
+    }
+
+    #[test]
+    fn positions_and_the_breaker_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        let j = Journal::open(&path).unwrap();
+        let p = Position {
+            stage: Stage::SoftReboot { since: 42 },
+            episode: 3,
+            recovered_ms: None,
+        };
+        j.save_position("node-1", &p).unwrap();
+        assert!(j.trip_breaker("storm", 7).unwrap());
+        assert!(!j.trip_breaker("again", 8).unwrap());
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.position("node-1").unwrap(), Some(p));
+        assert_eq!(j.position("node-2").unwrap(), None);
+        assert_eq!(j.breaker().unwrap().unwrap().reason, "storm");
+        assert!(j.reset_breaker().unwrap().is_some());
+        assert_eq!(j.breaker().unwrap(), None);
+    }
+}
