@@ -14,6 +14,7 @@ mod health_corpus;
 mod ipmi_mock;
 mod ipmi_sim;
 mod k8s;
+mod ladder;
 mod probe_netns;
 mod redfish_faults;
 mod redfish_sushy;

@@ -60,6 +60,23 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         count: u16,
     },
+    /// A simulated fleet (mock BMC + host on a loopback TCP port + Node per machine, and
+    /// the fake API server), described in DIR/fleet.json with DIR/kubeconfig.
+    Fleet {
+        /// Machines node-1 … node-N.
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Nodes whose OS hangs (ignores soft reboots), after --fault-after-ms.
+        #[arg(long, value_delimiter = ',')]
+        hang: Vec<String>,
+        /// Nodes whose BMC logs a drive fault, after --fault-after-ms.
+        #[arg(long, value_delimiter = ',')]
+        fail_disk: Vec<String>,
+        #[arg(long, default_value_t = 1000)]
+        fault_after_ms: u64,
+    },
 }
 
 #[tokio::main]
@@ -68,6 +85,16 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let command = Cli::parse().command;
+    if let Command::Fleet {
+        nodes,
+        dir,
+        hang,
+        fail_disk,
+        fault_after_ms,
+    } = command
+    {
+        return oob_mocks::sim::run_fleet(nodes, &dir, &hang, &fail_disk, fault_after_ms).await;
+    }
     if let Command::Ipmi {
         port,
         bind,

@@ -370,3 +370,56 @@ async fn follow(
         }
     }
 }
+
+/// Run a simulated fleet until Ctrl-C (the `oob-mocks fleet` command): writes
+/// `DIR/fleet.json` (hosts: name, BMC URL, SSH port, serial, UUID), `DIR/kubeconfig` for the
+/// fake API server and `DIR/bmc-password`, then injects the faults after `fault_after_ms`.
+pub async fn run_fleet(
+    nodes: usize,
+    dir: &std::path::Path,
+    hang: &[String],
+    fail_disk: &[String],
+    fault_after_ms: u64,
+) -> anyhow::Result<()> {
+    let specs: Vec<HostSpec> = (1..=nodes)
+        .map(|i| HostSpec::new(&format!("node-{i}")))
+        .collect();
+    let fleet = SimFleet::start(&specs, Timing::default()).await?;
+    std::fs::create_dir_all(dir)?;
+    let hosts: Vec<serde_json::Value> = fleet
+        .hosts
+        .iter()
+        .map(|h| {
+            serde_json::json!({
+                "name": h.name, "bmc": format!("{}{}", h.bmc.url(), SYSTEM),
+                "ssh_port": h.ssh.port(), "serial": h.serial, "uuid": h.uuid,
+            })
+        })
+        .collect();
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n    server: {}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\nusers:\n- name: sim\n  user: {{}}\ncurrent-context: sim\n",
+        fleet.api.url()
+    );
+    std::fs::write(dir.join("kubeconfig"), kubeconfig)?;
+    std::fs::write(dir.join("bmc-password"), PASSWORD)?;
+    let description = serde_json::json!({ "api": fleet.api.url(), "hosts": hosts });
+    // Written last, via rename: its presence means the fleet is up.
+    let tmp = dir.join("fleet.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&description)?)?;
+    std::fs::rename(&tmp, dir.join("fleet.json"))?;
+    println!(
+        "simulated fleet of {nodes} up; described in {}",
+        dir.join("fleet.json").display()
+    );
+    tokio::time::sleep(Duration::from_millis(fault_after_ms)).await;
+    for h in &fleet.hosts {
+        if hang.contains(&h.name) {
+            h.hang();
+        }
+        if fail_disk.contains(&h.name) {
+            h.fail_disk();
+        }
+    }
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -40,6 +40,20 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SimFleetArgs {
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long, value_delimiter = ',')]
+    pub hang: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub fail_disk: Vec<String>,
+    #[arg(long, default_value_t = 1000)]
+    pub fault_after_ms: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct BreakerArgs {
     #[command(subcommand)]
     pub verb: BreakerVerb,

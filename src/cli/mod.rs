@@ -81,6 +81,10 @@ pub enum Command {
     Breaker(ladder::BreakerArgs),
     /// Validate the configuration and print it with defaults filled in (no secrets).
     Config(ladder::ConfigArgs),
+    /// The demo's simulated fleet on its own, until Ctrl-C (what `oob-mocks fleet` runs);
+    /// for trying `oob serve` by hand and for the crash-safety tests.
+    #[command(hide = true)]
+    SimFleet(ladder::SimFleetArgs),
 }
 
 /// What a command reports back to `main`.
@@ -144,6 +148,11 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Demo(args) => ladder::demo(&ctx, args).await,
         Command::Breaker(args) => ladder::breaker(&ctx, args),
         Command::Config(args) => ladder::config_check(&ctx, args),
+        Command::SimFleet(a) => {
+            oob_mocks::sim::run_fleet(a.nodes, &a.dir, &a.hang, &a.fail_disk, a.fault_after_ms)
+                .await?;
+            Ok(Status::Ok)
+        }
     }
 }
 

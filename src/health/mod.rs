@@ -7,10 +7,10 @@ pub mod nic;
 pub mod sel;
 pub mod smart;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How bad a finding is. Healthy readings make no finding at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Warning,
@@ -18,7 +18,7 @@ pub enum Level {
 }
 
 /// One thing found wrong, with its evidence.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub severity: Level,
     /// Stable machine-readable code, e.g. `smart_reallocated_sectors`, `nvme_spare_below_threshold`.

@@ -317,7 +317,7 @@ impl Executor {
                         rfc3339(e.intent_ms)
                     ),
                 );
-                let done = self.resume(c, what, state).await;
+                let done = self.resume(s, c, what, state, &e.before).await;
                 self.outcome(key, &done);
                 return done;
             }
@@ -348,7 +348,47 @@ impl Executor {
     }
 
     /// Finish a power step found in flight after a restart, from the observed state.
-    async fn resume(&self, c: &Connected, what: PowerStep, state: PowerState) -> Done {
+    /// `before` is what the intent recorded (bootID, power).
+    async fn resume(
+        &self,
+        s: &Subject<'_>,
+        c: &Connected,
+        what: PowerStep,
+        state: PowerState,
+        before: &str,
+    ) -> Done {
+        let boot_before = serde_json::from_str::<serde_json::Value>(before)
+            .ok()
+            .and_then(|v| v["boot_id"].as_str().map(str::to_owned));
+        let rebooted = boot_before.is_some() && s.node.boot_id != boot_before;
+        if let (PowerStep::Action(PowerAction::Cycle), PowerState::On, false) =
+            (what, state, rebooted)
+        {
+            // On, same boot: the off may have been accepted and not applied yet, or never
+            // sent. Watch (bounded) for it to take effect; never send it again.
+            let until = tokio::time::Instant::now() + c.timing.timeout;
+            while tokio::time::Instant::now() < until {
+                tokio::time::sleep(c.timing.poll).await;
+                if let Ok(PowerState::Off) = c.bmc.power_state().await {
+                    self.note(
+                        &s.machine.name,
+                        "the interrupted cycle's off took effect; completing it with on",
+                    );
+                    return verified(c, PowerAction::On).await;
+                }
+            }
+            return Done::Ok(format!(
+                "power stayed On for {} s and the node did not reboot: the interrupted off never took effect; not re-sent, the ladder decides next",
+                c.timing.timeout.as_secs()
+            ));
+        }
+        if rebooted {
+            return Done::Ok(format!(
+                "completed before the restart: the node rebooted (bootID {} → {})",
+                boot_before.unwrap_or_default(),
+                s.node.boot_id.clone().unwrap_or_default()
+            ));
+        }
         match (what, state) {
             // The cycle's Off happened (or the machine is off): its remaining half is On.
             (PowerStep::Action(PowerAction::Cycle | PowerAction::On), PowerState::Off) => {
@@ -553,10 +593,25 @@ impl Executor {
             self.note(node, "dry run: would write a fault report");
             return (Done::Ok("dry run".into()), Vec::new());
         }
-        let stamp = rfc3339(now_ms()).replace([':', '-'], "");
+        // Journaled like an action: one report per episode, also across restarts (the file
+        // name comes from the first intent, so a rewrite after a crash replaces, not adds).
+        let key = s.key("report");
+        let first = match self.intent(&key, node, "report", "{}") {
+            Err(done) => return (done, Vec::new()),
+            Ok(Intent::Seen(e)) if e.outcome.is_some() => {
+                return (Done::Ok("already reported".into()), Vec::new())
+            }
+            Ok(Intent::Seen(e)) => e.intent_ms,
+            Ok(Intent::New) => now_ms(),
+        };
+        let stamp = rfc3339(first).replace([':', '-'], "");
         let paths = match report.write(&self.reports_dir, &stamp) {
             Ok(p) => p,
-            Err(e) => return (Done::Failed(e.to_string()), Vec::new()),
+            Err(e) => {
+                let done = Done::Failed(e.to_string());
+                self.outcome(&key, &done);
+                return (done, Vec::new());
+            }
         };
         self.note(
             node,
@@ -593,7 +648,9 @@ impl Executor {
                 },
             )
             .await;
-        (Done::Ok(summary.to_owned()), paths)
+        let done = Done::Ok(summary.to_owned());
+        self.outcome(&key, &done);
+        (done, paths)
     }
 
     /// Back to health: uncordon what we cordoned, drop our taint, clear our condition.

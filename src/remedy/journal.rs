@@ -50,14 +50,19 @@ pub enum Intent {
     Seen(Entry),
 }
 
-/// A node's persisted ladder position.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A node's persisted ladder position, with what a restart must not forget: the findings
+/// of the current episode and the SEL entries already seen (else a restart would re-baseline
+/// the log, lose a drive fault and hand a fenced node back).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Position {
     pub stage: Stage,
     /// Incremented each time the node leaves Healthy; part of every idempotency key.
     pub episode: u64,
     /// When the last episode ended (cooldown).
     pub recovered_ms: Option<u64>,
+    pub findings: Vec<crate::health::Finding>,
+    /// SEL entry ids already looked at; `None` before the first look.
+    pub sel_seen: Option<std::collections::BTreeSet<String>>,
 }
 
 /// The breaker, when open.
@@ -87,7 +92,9 @@ CREATE TABLE IF NOT EXISTS positions (
     node TEXT PRIMARY KEY,
     stage TEXT NOT NULL,
     episode INTEGER NOT NULL,
-    recovered_ms INTEGER
+    recovered_ms INTEGER,
+    findings TEXT NOT NULL,
+    sel_seen TEXT
 );
 CREATE TABLE IF NOT EXISTS breaker (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -203,44 +210,61 @@ impl Journal {
     }
 
     pub fn save_position(&self, node: &str, p: &Position) -> Result<(), JournalError> {
-        let stage = serde_json::to_string(&p.stage).map_err(|e| JournalError::Corrupt {
+        let corrupt = |e: serde_json::Error| JournalError::Corrupt {
             node: node.to_owned(),
             detail: e.to_string(),
-        })?;
+        };
+        let stage = serde_json::to_string(&p.stage).map_err(corrupt)?;
+        let findings = serde_json::to_string(&p.findings).map_err(corrupt)?;
+        let seen = p
+            .sel_seen
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(corrupt)?;
         self.conn().execute(
-            "INSERT INTO positions (node, stage, episode, recovered_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (node) DO UPDATE SET stage = ?2, episode = ?3, recovered_ms = ?4",
-            params![node, stage, sql_ms(p.episode), p.recovered_ms.map(sql_ms)],
+            "INSERT INTO positions (node, stage, episode, recovered_ms, findings, sel_seen)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (node) DO UPDATE SET stage = ?2, episode = ?3, recovered_ms = ?4,
+             findings = ?5, sel_seen = ?6",
+            params![
+                node,
+                stage,
+                sql_ms(p.episode),
+                p.recovered_ms.map(sql_ms),
+                findings,
+                seen
+            ],
         )?;
         Ok(())
     }
 
     pub fn position(&self, node: &str) -> Result<Option<Position>, JournalError> {
-        let row = self
+        type Row = (String, i64, Option<i64>, String, Option<String>);
+        let row: Option<Row> = self
             .conn()
             .query_row(
-                "SELECT stage, episode, recovered_ms FROM positions WHERE node = ?1",
+                "SELECT stage, episode, recovered_ms, findings, sel_seen FROM positions WHERE node = ?1",
                 params![node],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Option<i64>>(2)?,
-                    ))
-                },
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?;
-        let Some((stage, episode, recovered)) = row else {
+        let Some((stage, episode, recovered, findings, seen)) = row else {
             return Ok(None);
         };
-        let stage = serde_json::from_str(&stage).map_err(|e| JournalError::Corrupt {
+        let corrupt = |e: serde_json::Error| JournalError::Corrupt {
             node: node.to_owned(),
             detail: e.to_string(),
-        })?;
+        };
         Ok(Some(Position {
-            stage,
+            stage: serde_json::from_str(&stage).map_err(corrupt)?,
             episode: ms(episode),
             recovered_ms: recovered.map(ms),
+            findings: serde_json::from_str(&findings).map_err(corrupt)?,
+            sel_seen: seen
+                .map(|t| serde_json::from_str(&t))
+                .transpose()
+                .map_err(corrupt)?,
         }))
     }
 
@@ -352,6 +376,12 @@ mod tests {
             stage: Stage::SoftReboot { since: 42 },
             episode: 3,
             recovered_ms: None,
+            findings: vec![crate::health::Finding::new(
+                crate::health::Level::Critical,
+                "drive_fault",
+                "Drive Fault",
+            )],
+            sel_seen: Some(["1".to_owned(), "103".to_owned()].into()),
         };
         j.save_position("node-1", &p).unwrap();
         assert!(j.trip_breaker("storm", 7).unwrap());

@@ -35,35 +35,23 @@ impl Default for Policy {
 }
 
 /// Where a machine is on the ladder. `since` is when the stage was entered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "stage", rename_all = "kebab-case")]
 pub enum Stage {
+    #[default]
     Healthy,
     /// Probes failed `failures` rounds in a row; not yet acted on.
-    Suspect {
-        since: u64,
-        failures: u32,
-    },
+    Suspect { since: u64, failures: u32 },
     /// Asking the BMC (power state, SEL) before any action.
-    Confirm {
-        since: u64,
-    },
+    Confirm { since: u64 },
     /// A soft reboot (SSH `systemctl reboot` or BMC graceful restart) was sent.
-    SoftReboot {
-        since: u64,
-    },
+    SoftReboot { since: u64 },
     /// A verified hard power cycle (or power-on) was done.
-    HardReboot {
-        since: u64,
-    },
+    HardReboot { since: u64 },
     /// Cordoned, powered off (verified), tainted out-of-service, drained.
-    Fenced {
-        since: u64,
-    },
+    Fenced { since: u64 },
     /// Reported to the machine room; hands off until the node is replaced and Ready.
-    AwaitReplacement {
-        since: u64,
-    },
+    AwaitReplacement { since: u64 },
 }
 
 /// What the executor must do now.

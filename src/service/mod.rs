@@ -10,7 +10,7 @@ pub mod demo;
 mod http;
 pub mod metrics;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::{Config, Liveness, Machine};
-use crate::health::{Finding, Level};
+use crate::health::Level;
 use crate::k8s::lease::LeaseLock;
 use crate::k8s::{KubeNodeOps, NodeInfo};
 use crate::probe::ping::{PingOptions, Pinger};
@@ -38,12 +38,9 @@ pub const LEADER_LEASE: &str = "oob-leader";
 /// What the ladder keeps per machine between rounds.
 #[derive(Debug, Clone)]
 struct MachineState {
+    /// Stage, episode, findings of the episode, SEL baseline: persisted on every change.
     position: Position,
-    /// SEL ids already seen (the baseline); `None` before the first look.
-    sel_seen: Option<BTreeSet<String>>,
     last_hardware_ms: u64,
-    /// Findings of the current episode (new SEL events stay until recovery).
-    findings: Vec<Finding>,
     /// The last probe rounds, newest last, for reports.
     history: VecDeque<String>,
     /// bootID when the current reboot was sent, to verify the reboot by its change.
@@ -51,6 +48,8 @@ struct MachineState {
     /// The last "waiting" reason noted, so that a wait is noted once, not every round.
     waiting: Option<String>,
     paused: bool,
+    /// What the journal holds, to write only changes.
+    persisted: Option<Position>,
 }
 
 /// A running ladder over a fleet.
@@ -110,22 +109,17 @@ impl Service {
         let machines = config.machines.clone();
         let mut state = HashMap::new();
         for m in &machines {
-            let position = exec.journal.position(&m.name)?.unwrap_or(Position {
-                stage: Stage::Healthy,
-                episode: 0,
-                recovered_ms: None,
-            });
+            let position = exec.journal.position(&m.name)?.unwrap_or_default();
             state.insert(
                 m.name.clone(),
                 MachineState {
                     position,
-                    sel_seen: None,
                     last_hardware_ms: 0,
-                    findings: Vec::new(),
                     history: VecDeque::new(),
                     boot_before: None,
                     waiting: None,
                     paused: false,
+                    persisted: None,
                 },
             );
         }
@@ -171,15 +165,6 @@ impl Service {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
-    }
-
-    fn save(&self, node: &str, position: &Position) {
-        if let Some(m) = self.lock().get_mut(node) {
-            m.position = position.clone();
-        }
-        if let Err(e) = self.exec.journal.save_position(node, position) {
-            warn!(node, error = %e, "journal write failed");
-        }
     }
 
     /// Run until `stop` turns true: leader election (when configured), then the rounds.
@@ -372,11 +357,11 @@ impl Service {
         // Hardware: periodic, and at once when something is off.
         let hardware_due = now.saturating_sub(st.last_hardware_ms)
             >= self.config.service.hardware_interval_ms
-            || st.sel_seen.is_none();
+            || st.position.sel_seen.is_none();
         if hardware_due {
             st.last_hardware_ms = now;
             let started = std::time::Instant::now();
-            match self.exec.confirm(m, &mut st.sel_seen).await {
+            match self.exec.confirm(m, &mut st.position.sel_seen).await {
                 Ok((_, new)) => {
                     for f in &new {
                         self.exec.note(
@@ -385,26 +370,33 @@ impl Service {
                                 .to_lowercase(),
                         );
                     }
-                    st.findings.extend(new);
+                    st.position.findings.extend(new);
                 }
                 Err(e) => warn!(node = name, error = %e, "hardware check failed"),
             }
             self.bmc_timing("hardware", started);
         }
-        evidence.findings = st.findings.clone();
+        evidence.findings = st.position.findings.clone();
         let j = judge(&evidence, &VerdictPolicy::default());
         self.count_verdict(&j.verdict);
         let policy = self.config.policy.stages();
         let before = st.position.stage;
         let mut step = before.step(&j.verdict, now, &policy);
         let mut judgement = j;
-        if step.remedy == Remedy::ConfirmOutOfBand {
-            self.exec
-                .note(name, format!("suspect: {line}; confirming out of band"));
+        // Out of band on entering Confirm, and every round while in it (a Confirm stage
+        // judged without the BMC's answer would only ever see "dark").
+        let entering = step.remedy == Remedy::ConfirmOutOfBand;
+        let confirming = matches!(before, Stage::Confirm { .. })
+            && !matches!(judgement.verdict, Verdict::Healthy | Verdict::Degraded);
+        if entering || confirming {
+            if entering {
+                self.exec
+                    .note(name, format!("suspect: {line}; confirming out of band"));
+            }
             let started = std::time::Instant::now();
-            match self.exec.confirm(m, &mut st.sel_seen).await {
+            match self.exec.confirm(m, &mut st.position.sel_seen).await {
                 Ok((power, new)) => {
-                    st.findings.extend(new);
+                    st.position.findings.extend(new);
                     evidence.power = Some(power);
                     evidence.bmc_reachable = Some(true);
                 }
@@ -414,17 +406,19 @@ impl Service {
                 }
             }
             self.bmc_timing("confirm", started);
-            evidence.findings = st.findings.clone();
+            evidence.findings = st.position.findings.clone();
             judgement = judge(&evidence, &VerdictPolicy::default());
-            self.exec.note(
-                name,
-                format!(
-                    "verdict {}: {}",
-                    verdict_name(&judgement.verdict),
-                    judgement.reasons.join(", ")
-                ),
-            );
-            let confirm = step.next;
+            if entering {
+                self.exec.note(
+                    name,
+                    format!(
+                        "verdict {}: {}",
+                        verdict_name(&judgement.verdict),
+                        judgement.reasons.join(", ")
+                    ),
+                );
+            }
+            let confirm = if entering { step.next } else { before };
             st.position.stage = confirm;
             step = confirm.step(&judgement.verdict, now, &policy);
         }
@@ -438,9 +432,18 @@ impl Service {
         self.act(m, &node, st, step, &judgement, &evidence).await;
     }
 
+    /// Keep a machine's state; a changed position (stage, findings, SEL baseline) is written
+    /// to the journal first.
     fn put(&self, name: &str, st: &MachineState) {
+        let mut st = st.clone();
+        if st.persisted.as_ref() != Some(&st.position) {
+            match self.exec.journal.save_position(name, &st.position) {
+                Ok(()) => st.persisted = Some(st.position.clone()),
+                Err(e) => warn!(node = name, error = %e, "journal write failed"),
+            }
+        }
         if let Some(s) = self.lock().get_mut(name) {
-            *s = st.clone();
+            *s = st;
         }
     }
 
@@ -512,7 +515,7 @@ impl Service {
         let verdict = verdict_name(&j.verdict);
         let mut evidence_lines: Vec<String> = j.reasons.clone();
         evidence_lines.extend(st.history.iter().map(|h| format!("probe {h}")));
-        let findings = st.findings.clone();
+        let findings = st.position.findings.clone();
         let subject = Subject {
             machine: m,
             node,
@@ -581,7 +584,7 @@ impl Service {
                 };
                 self.exec.note(name, how.clone());
                 let d = self.exec.recovered(&subject, &how).await;
-                st.findings.clear();
+                st.position.findings.clear();
                 st.boot_before = None;
                 position.recovered_ms = Some(now);
                 Some(d)
@@ -614,7 +617,7 @@ impl Service {
                     // Never power-cycle the wrong machine: straight to the report, hands off.
                     position.stage = Stage::AwaitReplacement { since: now };
                     st.position = position.clone();
-                    self.save(name, &position);
+                    self.put(name, &st);
                     let summary = format!("power action refused: {d}");
                     let since = self.episode_start(name);
                     let _ = self.exec.report(&subject, &summary, since).await;
@@ -635,7 +638,6 @@ impl Service {
                     "stage"
                 );
             }
-            self.save(name, &position);
         }
         st.position = position;
         self.put(name, &st);
@@ -661,7 +663,12 @@ impl Service {
     }
 
     fn summary(&self, st: &MachineState, j: &Judgement) -> String {
-        if let Some(f) = st.findings.iter().find(|f| f.severity == Level::Critical) {
+        if let Some(f) = st
+            .position
+            .findings
+            .iter()
+            .find(|f| f.severity == Level::Critical)
+        {
             return format!(
                 "critical hardware finding on {}: {}",
                 f.component.as_deref().unwrap_or("the machine"),

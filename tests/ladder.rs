@@ -1,0 +1,500 @@
+//! The ladder end to end: the four demo scenarios through the real `oob demo`; crash safety
+//! with SIGKILL at each step against a simulated fleet in another process (`oob-mocks
+//! fleet`), proven by the mock BMCs' received requests and the journal; the storm guard and
+//! the concurrency limit on a 20-node simulated fleet.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use oob::remedy::journal::Journal;
+use oob::remedy::stage::Stage;
+use oob::service::demo;
+use oob_mocks::sim::{self, HostSpec, SimFleet, Timing};
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+
+use crate::common::oob;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_four_demo_scenarios_pass_with_their_steps_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let run = oob(&["demo", "-o", "json", "--dir", d, "--healthy", "2"], &[]).await;
+    let v = run.json();
+    assert_eq!(run.code, 0, "{}", run.all());
+    let scenarios = v["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 4, "{v:#}");
+    for s in scenarios {
+        for field in ["name", "node", "expected", "outcome"] {
+            assert!(s[field].is_string(), "{field} in {s}");
+        }
+        assert_eq!(s["passed"], true, "{s:#}");
+        assert!(s["power_cycles"].is_u64() && s["soft_reboots"].is_u64());
+    }
+    let by_node = |n: &str| scenarios.iter().find(|s| s["node"] == n).unwrap();
+    assert_eq!(by_node("node-1")["power_cycles"], 1);
+    assert_eq!(by_node("node-1")["soft_reboots"], 1);
+    for n in ["node-2", "node-3", "node-4"] {
+        assert_eq!(by_node(n)["power_cycles"], 0, "{n}");
+    }
+    let reports = v["reports"].as_array().unwrap();
+    assert!(
+        reports.len() >= 6,
+        "node-2 and node-3 reports, 3 formats: {reports:?}"
+    );
+    for r in reports {
+        assert!(Path::new(r.as_str().unwrap()).is_file(), "{r}");
+    }
+    // node-3's report says why nothing was done; node-2's names the drive.
+    let report_text = |node: &str| {
+        reports
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .find(|r| r.contains(&format!("/{node}-")) && r.ends_with(".md"))
+            .map(|r| std::fs::read_to_string(r).unwrap())
+            .unwrap()
+    };
+    assert!(report_text("node-3").contains("identity"));
+    assert!(report_text("node-2").contains("Drive 3"));
+    assert!(
+        report_text("node-2").contains("hall-1"),
+        "location in the report"
+    );
+
+    // The journal proves the order of node-1's ladder and that each step ran once.
+    let j = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
+    let timeline: Vec<String> = j
+        .timeline("node-1", 0)
+        .unwrap()
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
+    // The steps, in this order (other lines may come between).
+    let steps = [
+        "suspect",
+        "verdict down (host-hung)",
+        "identity verified",
+        "soft-reboot: graceful restart requested",
+        "hard reboot: power cycle",
+        "identity verified",
+        "power cycle verified",
+        "recovered: reboot verified",
+    ];
+    let mut at = 0;
+    for step in steps {
+        let found = timeline[at..]
+            .iter()
+            .position(|t| t.contains(step))
+            .unwrap_or_else(|| panic!("{step:?} missing or out of order: {timeline:#?}"));
+        at += found + 1;
+    }
+    let actions: Vec<(String, Option<String>)> = j
+        .entries(Some("node-1"))
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.outcome))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("graceful-restart".to_owned(), Some("done".to_owned())),
+            ("cycle".to_owned(), Some("done".to_owned())),
+        ]
+    );
+    assert!(j.entries(Some("node-4")).unwrap().is_empty());
+}
+
+/// The simulated fleet (`oob sim-fleet`, as `oob-mocks fleet`) in its own process, so that killing `oob serve` leaves the BMCs' memory
+/// of what they received intact.
+struct FleetProcess {
+    child: std::process::Child,
+    desc: Value,
+}
+
+impl Drop for FleetProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_fleet(dir: &Path, nodes: usize, extra: &[&str]) -> FleetProcess {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_oob"))
+        .args(["sim-fleet", "--nodes", &nodes.to_string(), "--dir"])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let path = dir.join("fleet.json");
+    let until = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < until,
+            "the simulated fleet did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let desc = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    FleetProcess { child, desc }
+}
+
+fn write_config(dir: &Path, fleet: &Value) -> std::path::PathBuf {
+    let mut out = format!(
+        r#"[service]
+probe_interval_ms = 500
+hardware_interval_ms = 1000
+probe_timeout_ms = 300
+liveness = "ssh-port"
+journal = "{d}/journal.sqlite"
+reports_dir = "{d}/reports"
+listen = "127.0.0.1:0"
+
+[policy]
+soft_reboot_timeout_s = 4
+hard_reboot_timeout_s = 10
+power_verify_timeout_s = 10
+drain_timeout_s = 10
+max_unhealthy_percent = 70
+cooldown_s = 0
+bmc_min_interval_ms = 200
+"#,
+        d = dir.display()
+    );
+    for h in fleet["hosts"].as_array().unwrap() {
+        out.push_str(&format!(
+            r#"
+[[machines]]
+name = "{name}"
+host = "127.0.0.1"
+bmc = "{bmc}"
+serial = "{serial}"
+credentials = {{ user = "admin", password_file = "{d}/bmc-password" }}
+ssh = {{ user = "root", key = "/nonexistent", host_key = "ssh-ed25519 AAAA", port = {port} }}
+"#,
+            name = h["name"].as_str().unwrap(),
+            bmc = h["bmc"].as_str().unwrap(),
+            serial = h["serial"].as_str().unwrap(),
+            port = h["ssh_port"],
+            d = dir.display()
+        ));
+    }
+    let path = dir.join("oob.toml");
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+fn serve(dir: &Path, config: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_oob"))
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--holder", "oob-crash-test"])
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .env("OOB_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("serve.log"))
+                .unwrap(),
+        )
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// The reset types a BMC of the fleet received, in order (its `/_mock/state`).
+async fn resets(fleet: &Value, node: &str) -> Vec<String> {
+    let host = fleet["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == node)
+        .unwrap();
+    let bmc = host["bmc"].as_str().unwrap();
+    let base = bmc
+        .trim_start_matches("redfish+")
+        .split("/redfish")
+        .next()
+        .unwrap();
+    let state: Value = reqwest::get(format!("{base}/_mock/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    state["counters"]["resets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_at_each_ladder_step_never_repeats_an_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = start_fleet(
+        dir.path(),
+        3,
+        &[
+            "--hang",
+            "node-1",
+            "--fail-disk",
+            "node-2",
+            "--fault-after-ms",
+            "1500",
+        ],
+    );
+    let config = write_config(dir.path(), &fleet.desc);
+    let desc = fleet.desc.clone();
+
+    // Step 1: killed right after the soft reboot reached the BMC.
+    let mut s = serve(dir.path(), &config);
+    wait_for("the soft reboot", Duration::from_secs(30), || async {
+        resets(&desc, "node-1")
+            .await
+            .contains(&"GracefulRestart".to_owned())
+    })
+    .await;
+    s.kill().await.unwrap();
+
+    // Step 2: restarted; killed the moment the hard cycle's ForceOff reached the BMC (the
+    // cycle is half done: off sent, on not yet).
+    let mut s = serve(dir.path(), &config);
+    wait_for("the cycle's off", Duration::from_secs(30), || async {
+        resets(&desc, "node-1")
+            .await
+            .contains(&"ForceOff".to_owned())
+    })
+    .await;
+    s.kill().await.unwrap();
+
+    // Step 3: restarted; it must finish the cycle (on) without sending off again, verify
+    // the reboot, and recover the node; node-2 is fenced and reported meanwhile.
+    let mut s = serve(dir.path(), &config);
+    let journal_path = dir.path().join("journal.sqlite");
+    wait_for("node-1 recovered", Duration::from_secs(40), || async {
+        Journal::open(&journal_path)
+            .and_then(|j| j.timeline("node-1", 0))
+            .map(|t| t.iter().any(|(_, w)| w.starts_with("recovered")))
+            .unwrap_or(false)
+    })
+    .await;
+    // Step 4: killed after node-2's report; restarted; nothing more is done.
+    wait_for("node-2 reported", Duration::from_secs(30), || async {
+        Journal::open(&journal_path)
+            .and_then(|j| j.position("node-2"))
+            .map(|p| matches!(p.map(|p| p.stage), Some(Stage::AwaitReplacement { .. })))
+            .unwrap_or(false)
+    })
+    .await;
+    s.kill().await.unwrap();
+    let mut s = serve(dir.path(), &config);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    s.kill().await.unwrap();
+
+    assert_eq!(
+        resets(&desc, "node-1").await,
+        ["GracefulRestart", "ForceOff", "On"],
+        "each remediation exactly once, across three kills"
+    );
+    assert!(
+        resets(&desc, "node-2").await.is_empty(),
+        "a live faulty node is not power-cycled"
+    );
+    assert!(resets(&desc, "node-3").await.is_empty());
+    let j = Journal::open(&journal_path).unwrap();
+    assert!(
+        j.in_flight().unwrap().is_empty(),
+        "every intent has an outcome"
+    );
+    let actions: Vec<String> = j
+        .entries(Some("node-1"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["graceful-restart", "cycle"]);
+    let timeline: Vec<String> = j
+        .timeline("node-1", 0)
+        .unwrap()
+        .into_iter()
+        .map(|(_, w)| w)
+        .collect();
+    assert!(
+        timeline.iter().any(|w| w.starts_with("resuming cycle")),
+        "the interrupted cycle was resumed, not re-sent: {timeline:#?}"
+    );
+    let reports: Vec<_> = std::fs::read_dir(dir.path().join("reports"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .collect();
+    assert_eq!(
+        reports.len(),
+        1,
+        "one report for node-2, not one per restart"
+    );
+}
+
+async fn in_process(
+    nodes: usize,
+    dir: &Path,
+    adjust: impl FnOnce(&mut oob::config::Config),
+) -> (
+    SimFleet,
+    std::sync::Arc<oob::service::Service>,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let specs: Vec<HostSpec> = (1..=nodes)
+        .map(|i| HostSpec::new(&format!("node-{i}")))
+        .collect();
+    let fleet = SimFleet::start(&specs, Timing::default()).await.unwrap();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, sim::PASSWORD).unwrap();
+    let mut config = demo::demo_config(&fleet, dir, &pw);
+    adjust(&mut config);
+    let client = oob::k8s::client(kube::Config::new(fleet.api.url().parse().unwrap())).unwrap();
+    let (feed, _) = broadcast::channel(1024);
+    let svc = oob::service::build(config, client, false, "oob-test", feed).unwrap();
+    let (stop_tx, stop) = watch::channel(false);
+    let runner = tokio::spawn(svc.clone().run(stop));
+    (fleet, svc, stop_tx, runner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_storm_trips_the_breaker_and_nothing_is_power_cycled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fleet, svc, stop, runner) = in_process(20, dir.path(), |c| {
+        c.policy.max_unhealthy_percent = 30;
+        c.policy.max_concurrent = 2;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // 40 % of the fleet goes dark at once.
+    for h in fleet.hosts.iter().take(8) {
+        h.hang();
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        if svc.exec.journal.breaker().unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < until, "the breaker did not trip");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Keep watching: nothing mutates while the breaker is open.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let _ = stop.send(true);
+    runner.await.unwrap();
+    let total: usize = fleet
+        .hosts
+        .iter()
+        .map(|h| h.bmc.mock.counters().resets.len())
+        .sum();
+    assert_eq!(total, 0, "no power request while the breaker is open");
+    let b = svc.exec.journal.breaker().unwrap().unwrap();
+    assert!(b.reason.contains("8 of 20"), "{}", b.reason);
+    assert!(b.reason.contains("above the policy's 30%"), "{}", b.reason);
+    let said = svc
+        .exec
+        .journal
+        .timeline("node-1", 0)
+        .unwrap()
+        .into_iter()
+        .chain((2..=8).flat_map(|i| svc.exec.journal.timeline(&format!("node-{i}"), 0).unwrap()))
+        .any(|(_, w)| w.contains("breaker TRIPPED"));
+    assert!(said, "the timeline says the breaker tripped");
+    assert!(svc.metrics.encode().contains("oob_breaker_open 1"));
+
+    // A person resets it through the CLI; status says so.
+    let config = dir.path().join("oob.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\njournal = \"{}\"\n",
+            dir.path().join("journal.sqlite").display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let status = oob(&["--config", cfg, "-o", "json", "breaker", "status"], &[]).await;
+    assert_eq!(status.json()["open"], true, "{}", status.all());
+    let reset = oob(&["--config", cfg, "-o", "json", "breaker", "reset"], &[]).await;
+    assert!(reset.json()["was"].as_str().unwrap().contains("8 of 20"));
+    assert!(svc.exec.journal.breaker().unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_more_remediations_run_at_once_than_the_policy_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fleet, svc, stop, _runner) = in_process(20, dir.path(), |c| {
+        c.policy.max_unhealthy_percent = 30;
+        c.policy.max_concurrent = 2;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for h in fleet.hosts.iter().take(4) {
+        h.hang();
+    }
+    let mut most = 0;
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let stages = svc.stages();
+        let remediating = stages
+            .iter()
+            .filter(|(_, s)| {
+                matches!(
+                    s,
+                    Stage::SoftReboot { .. } | Stage::HardReboot { .. } | Stage::Fenced { .. }
+                )
+            })
+            .count();
+        most = most.max(remediating);
+        let recovered = fleet.hosts.iter().take(4).all(|h| h.boots() == 1)
+            && stages.iter().all(|(_, s)| matches!(s, Stage::Healthy));
+        if recovered {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the four hung nodes did not all recover: {stages:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(true);
+    assert!(
+        most <= 2,
+        "{most} remediations at once; the policy allows 2"
+    );
+    assert_eq!(most, 2, "the limit was reached, so the test exercised it");
+    for h in fleet.hosts.iter().take(4) {
+        let r: Vec<String> = h
+            .bmc
+            .mock
+            .counters()
+            .resets
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(r, ["GracefulRestart", "ForceOff", "On"], "{}", h.name);
+    }
+    assert!(svc.exec.journal.breaker().unwrap().is_none());
+}
