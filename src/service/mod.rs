@@ -629,15 +629,13 @@ impl Service {
                 Done::Ok(_) => {}
             }
         }
-        if position.stage != st.position.stage || done.is_some() {
-            if position.stage != st.position.stage {
-                info!(
-                    node = name,
-                    from = stage_name(&st.position.stage),
-                    to = stage_name(&position.stage),
-                    "stage"
-                );
-            }
+        if position.stage != st.position.stage {
+            info!(
+                node = name,
+                from = stage_name(&st.position.stage),
+                to = stage_name(&position.stage),
+                "stage"
+            );
         }
         st.position = position;
         self.put(name, &st);
