@@ -498,3 +498,218 @@ async fn no_more_remediations_run_at_once_than_the_policy_allows() {
     }
     assert!(svc.exec.journal.breaker().unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_persons_commands_take_the_same_guards() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = start_fleet(
+        dir.path(),
+        3,
+        &["--hang", "node-3", "--fault-after-ms", "300"],
+    );
+    let config = write_config(dir.path(), &fleet.desc);
+    let cfg = config.to_str().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let desc = fleet.desc.clone();
+
+    // The mock BMC's SEL holds two warnings (temperature, ECC limit): alive but degraded,
+    // which `check` reports as problems found (exit 1).
+    let check = oob(&["--config", cfg, "-o", "json", "check", "node-1"], &env).await;
+    assert_eq!(check.code, 1, "{}", check.all());
+    let v = check.json();
+    assert_eq!(v["judgement"]["verdict"]["verdict"], "degraded", "{v:#}");
+    assert_eq!(
+        v["judgement"]["findings"].as_array().unwrap().len(),
+        2,
+        "{v:#}"
+    );
+    assert_eq!(v["identity"]["matches"], true, "{v:#}");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let plan = oob(&["--config", cfg, "-o", "json", "plan"], &env).await;
+    let rows = plan.json()["plan"].as_array().unwrap().clone();
+    let row = |n: &str| rows.iter().find(|r| r["node"] == n).unwrap().clone();
+    assert_eq!(row("node-1")["remedy"], "nothing");
+    assert!(
+        row("node-3")["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("down"),
+        "{rows:#?}"
+    );
+    assert!(
+        resets(&desc, "node-3").await.is_empty(),
+        "plan acts on nothing"
+    );
+
+    let dry = oob(
+        &[
+            "--config",
+            cfg,
+            "--dry-run",
+            "-o",
+            "json",
+            "cycle",
+            "node-2",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(dry.code, 0, "{}", dry.all());
+    assert!(
+        resets(&desc, "node-2").await.is_empty(),
+        "dry run sends nothing"
+    );
+
+    let cycle = oob(&["--config", cfg, "-o", "json", "cycle", "node-1"], &env).await;
+    assert_eq!(cycle.code, 0, "{}", cycle.all());
+    assert_eq!(cycle.json()["verified"], true);
+    assert_eq!(resets(&desc, "node-1").await, ["ForceOff", "On"]);
+
+    // The inventory says node-2 is another machine: refused, nothing sent.
+    let wrong = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("serial = \"SIM-0002\"", "serial = \"SIM-9999\"");
+    let wrong_cfg = dir.path().join("wrong.toml");
+    std::fs::write(&wrong_cfg, wrong).unwrap();
+    let refused = oob(
+        &["--config", wrong_cfg.to_str().unwrap(), "cycle", "node-2"],
+        &env,
+    )
+    .await;
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(refused.stderr.contains("SIM-9999"), "{}", refused.all());
+    assert!(resets(&desc, "node-2").await.is_empty());
+
+    // A hung host ignores the soft reboot; the hard cycle brings it back, verified by bootID.
+    let reboot = oob(
+        &[
+            "--config",
+            cfg,
+            "-o",
+            "json",
+            "reboot",
+            "node-3",
+            "--soft-timeout",
+            "3",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(reboot.code, 0, "{}", reboot.all());
+    assert_eq!(reboot.json()["detail"], "hard reboot verified");
+    assert_eq!(
+        resets(&desc, "node-3").await,
+        ["GracefulRestart", "ForceOff", "On"]
+    );
+
+    let ok = oob(&["--config", cfg, "-o", "json", "config", "check"], &env).await;
+    assert_eq!(ok.code, 0, "{}", ok.all());
+    assert_eq!(ok.json()["effective"]["policy"]["max_concurrent"], 2);
+    let missing =
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replacen("bmc-password", "no-such-file", 1);
+    let missing_cfg = dir.path().join("missing.toml");
+    std::fs::write(&missing_cfg, missing).unwrap();
+    let bad = oob(
+        &[
+            "--config",
+            missing_cfg.to_str().unwrap(),
+            "-o",
+            "json",
+            "config",
+            "check",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(bad.code, 1, "{}", bad.all());
+    assert!(bad.json()["problems"][0]
+        .as_str()
+        .unwrap()
+        .contains("no-such-file"));
+    assert!(!bad.all().contains(sim::PASSWORD) && !ok.all().contains(sim::PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_reports_health_and_metrics_honours_pause_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = start_fleet(
+        dir.path(),
+        3,
+        &["--hang", "node-2", "--fault-after-ms", "1500"],
+    );
+    let config = write_config(dir.path(), &fleet.desc);
+    let api = fleet.desc["api"].as_str().unwrap().to_owned();
+    // A person paused automation for node-2 before it hangs.
+    let patched = reqwest::Client::new()
+        .patch(format!("{api}/api/v1/nodes/node-2"))
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"metadata":{"annotations":{"oob.dev/paused":"true"}}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(patched.status().is_success(), "{}", patched.status());
+    let port = crate::common::free_port();
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_oob"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for("/healthz", Duration::from_secs(20), || async {
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    assert!(reqwest::get(format!("{base}/readyz"))
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "oob_probes_total{result=\"up\"}",
+        "oob_leader 1",
+        "oob_bmc_call_seconds_bucket",
+        "oob_machines{stage=\"healthy\"}",
+    ] {
+        assert!(metrics.contains(needle), "{needle} missing:\n{metrics}");
+    }
+    assert!(
+        resets(&fleet.desc, "node-2").await.is_empty(),
+        "a paused node is left alone"
+    );
+    let j = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
+    let said = j
+        .timeline("node-2", 0)
+        .unwrap()
+        .iter()
+        .any(|(_, w)| w.contains("automation paused"));
+    assert!(said);
+    // SIGTERM: stops between steps and exits 0.
+    let pid = serve.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), serve.wait())
+        .await
+        .expect("oob serve did not stop within 30 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

@@ -27,7 +27,8 @@ pub const SYSTEM: &str = "/redfish/v1/Systems/1";
 
 /// BMC user and password of every simulated BMC.
 pub const USER: &str = "admin";
-pub const PASSWORD: &str = "password";
+/// Distinctive, so that a leak is found by a plain substring search.
+pub const PASSWORD: &str = "oob-sim-S3cret-4q";
 
 /// How the simulated fleet behaves in time.
 #[derive(Debug, Clone, Copy)]

@@ -143,8 +143,15 @@ pub fn classify(entry: &SelEntry) -> Option<Finding> {
         return None;
     }
     let sensor = entry.sensor_type.as_deref().unwrap_or("");
+    // The catch-all rules (no sensor type) apply only to entries the BMC itself did not mark
+    // OK: "Power supply PSU1 presence detected" is an inventory note, not a failure.
     let rule = RULES.iter().find(|(s, k, _, _)| {
-        (s.is_empty() || sensor.starts_with(s)) && !sensor.is_empty() && message.contains(k)
+        let sensor_ok = if s.is_empty() {
+            entry.severity != Severity::Ok
+        } else {
+            sensor.starts_with(s)
+        };
+        sensor_ok && !sensor.is_empty() && message.contains(k)
     });
     let (code, level) = match rule {
         Some((_, _, code, level)) => (*code, *level),
@@ -187,6 +194,31 @@ pub fn findings(entries: &[SelEntry], seen: &std::collections::BTreeSet<String>)
 mod tests {
     use super::*;
     use crate::bmc::ipmi::sel as ipmi_sel;
+
+    #[test]
+    fn an_ok_presence_note_is_not_a_psu_failure() {
+        let entry = |severity, message: &str| SelEntry {
+            id: "1".into(),
+            created: None,
+            severity,
+            message: message.into(),
+            message_id: None,
+            sensor_type: Some("Power Supply".into()),
+        };
+        assert_eq!(
+            classify(&entry(Severity::Ok, "Power supply PSU1 presence detected")),
+            None
+        );
+        let f = classify(&entry(
+            Severity::Critical,
+            "Power supply PSU2 failure detected",
+        ))
+        .unwrap();
+        assert_eq!(
+            (f.code.as_str(), f.severity),
+            ("psu_failure", Level::Critical)
+        );
+    }
 
     fn record(sensor_type: u8, event_type: u8, data1: u8) -> SelEntry {
         let mut r = [0u8; 16];

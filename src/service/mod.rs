@@ -52,6 +52,18 @@ struct MachineState {
     persisted: Option<Position>,
 }
 
+/// One line of `oob plan`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanRow {
+    pub node: String,
+    pub stage: String,
+    pub verdict: String,
+    pub reasons: Vec<String>,
+    pub next: String,
+    pub remedy: String,
+    pub paused: bool,
+}
+
 /// A running ladder over a fleet.
 pub struct Service {
     pub config: Config,
@@ -78,7 +90,8 @@ fn stage_name(s: &Stage) -> &'static str {
     }
 }
 
-fn verdict_name(v: &Verdict) -> String {
+/// A verdict as one short word or two (`healthy`, `down (host-hung)`).
+pub fn verdict_name(v: &Verdict) -> String {
     match v {
         Verdict::Down { cause } => format!(
             "down ({})",
@@ -272,7 +285,7 @@ impl Service {
     }
 
     /// Probe one machine: (evidence, node, human-readable probe line).
-    async fn probe(&self, m: &Machine) -> (Evidence, Option<NodeInfo>, String) {
+    pub async fn probe(&self, m: &Machine) -> (Evidence, Option<NodeInfo>, String) {
         let node = self.exec.nodes.get(&m.name).await.ok();
         let host: Option<IpAddr> = m.host.as_deref().and_then(|h| h.parse().ok()).or_else(|| {
             node.as_ref()?
@@ -434,6 +447,58 @@ impl Service {
 
     /// Keep a machine's state; a changed position (stage, findings, SEL baseline) is written
     /// to the journal first.
+    /// What the service would do for each machine now (`oob plan`): probe, judge, step from
+    /// the journaled position, and the storm guard's answer; nothing is carried out.
+    pub async fn plan(&self) -> Vec<PlanRow> {
+        let mut rows = Vec::new();
+        for m in &self.machines {
+            let (mut evidence, node, _) = self.probe(m).await;
+            let Some(st) = self.lock().get(&m.name).cloned() else {
+                continue;
+            };
+            evidence.findings = st.position.findings.clone();
+            let now = now_ms();
+            let policy = self.config.policy.stages();
+            let mut j = judge(&evidence, &VerdictPolicy::default());
+            let mut step = st.position.stage.step(&j.verdict, now, &policy);
+            if step.remedy == Remedy::ConfirmOutOfBand
+                || matches!(st.position.stage, Stage::Confirm { .. })
+            {
+                let mut seen = st.position.sel_seen.clone();
+                match self.exec.confirm(m, &mut seen).await {
+                    Ok((power, new)) => {
+                        evidence.power = Some(power);
+                        evidence.bmc_reachable = Some(true);
+                        evidence.findings.extend(new);
+                    }
+                    Err(_) => evidence.bmc_reachable = Some(false),
+                }
+                j = judge(&evidence, &VerdictPolicy::default());
+                let confirm = if step.remedy == Remedy::ConfirmOutOfBand {
+                    step.next
+                } else {
+                    st.position.stage
+                };
+                step = confirm.step(&j.verdict, now, &policy);
+            }
+            let paused = node.as_ref().is_some_and(|n| {
+                n.annotations
+                    .get(PAUSE_ANNOTATION)
+                    .is_some_and(|v| v != "false")
+            });
+            rows.push(PlanRow {
+                node: m.name.clone(),
+                stage: stage_name(&st.position.stage).into(),
+                verdict: verdict_name(&j.verdict),
+                reasons: j.reasons,
+                next: stage_name(&step.next).into(),
+                remedy: remedy_name(step.remedy).into(),
+                paused,
+            });
+        }
+        rows
+    }
+
     fn put(&self, name: &str, st: &MachineState) {
         let mut st = st.clone();
         if st.persisted.as_ref() != Some(&st.position) {
@@ -702,27 +767,30 @@ fn remedy_name(r: Remedy) -> &'static str {
 
 pub use http::serve_http;
 
-/// Build a service from a configuration: journal, executor, the Kubernetes client's node
-/// operations. `feed` receives every timeline line (the demo prints it).
-pub fn build(
-    config: Config,
-    client: kube::Client,
+/// The executor for a configuration: journal, governor, profiles, node operations. `client`
+/// is `None` for a CLI without cluster access (no drain, no lock, no Node to compare).
+pub fn executor(
+    config: &Config,
+    client: Option<kube::Client>,
     dry_run: bool,
     holder: &str,
     feed: tokio::sync::broadcast::Sender<crate::remedy::executor::Line>,
-) -> anyhow::Result<Arc<Service>> {
+) -> anyhow::Result<Executor> {
     use anyhow::Context as _;
     let profiles = match &config.profiles_dir {
         Some(dir) => crate::bmc::profile::Profiles::with_overrides(dir)?,
         None => crate::bmc::profile::Profiles::embedded()?,
     };
     let journal = crate::remedy::journal::Journal::open(&config.service.journal)
-        .context("opening the journal")?;
-    let nodes = Arc::new(KubeNodeOps::new(client.clone(), "default", holder));
-    let exec = Executor {
+        .with_context(|| format!("opening the journal (service.journal in {})", config.path))?;
+    let nodes: Arc<dyn crate::k8s::NodeOps> = match &client {
+        Some(c) => Arc::new(KubeNodeOps::new(c.clone(), "default", holder)),
+        None => Arc::new(crate::k8s::Offline),
+    };
+    Ok(Executor {
         journal: Arc::new(journal),
         nodes,
-        kube: Some(client),
+        kube: client,
         governor: crate::remedy::governor::Governor::new(Duration::from_millis(
             config.policy.bmc_min_interval_ms,
         )),
@@ -733,7 +801,19 @@ pub fn build(
         reports_dir: config.service.reports_dir.clone(),
         dry_run,
         feed,
-    };
+    })
+}
+
+/// Build a service from a configuration. `feed` receives every timeline line (the demo
+/// prints it).
+pub fn build(
+    config: Config,
+    client: kube::Client,
+    dry_run: bool,
+    holder: &str,
+    feed: tokio::sync::broadcast::Sender<crate::remedy::executor::Line>,
+) -> anyhow::Result<Arc<Service>> {
+    let exec = executor(&config, Some(client), dry_run, holder, feed)?;
     for e in exec.journal.in_flight()? {
         warn!(key = %e.key, node = %e.node, action = %e.action, "journaled action without an outcome (interrupted); it is resumed from the real state, never re-sent");
     }
