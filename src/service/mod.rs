@@ -107,6 +107,13 @@ pub fn verdict_name(v: &Verdict) -> String {
     }
 }
 
+/// Whether a probe round found the host not answering.
+fn dark(e: &Evidence) -> bool {
+    let pinged = e.ping.is_some_and(|(received, _)| received > 0);
+    let ssh = e.ssh_reachable == Some(true);
+    !(pinged || ssh)
+}
+
 fn remediating(s: &Stage) -> bool {
     matches!(
         s,
@@ -237,6 +244,11 @@ impl Service {
                 running.insert(
                     name,
                     tokio::spawn(async move {
+                        // Jitter (up to a fifth of the interval) so that rounds do not sample
+                        // a periodic flap at the same phase every time.
+                        let spread = u64::try_from(interval.as_millis() / 5).unwrap_or(0);
+                        let jitter = rand::random_range(0..=spread);
+                        tokio::time::sleep(Duration::from_millis(jitter)).await;
                         let Ok(_permit) = sem.acquire_owned().await else {
                             return;
                         };
@@ -405,6 +417,21 @@ impl Service {
             if entering {
                 self.exec
                     .note(name, format!("suspect: {line}; confirming out of band"));
+                // A link that flaps in step with the probe interval fails every round; three
+                // quick re-probes spread over a second tell a flap from an outage.
+                for _ in 0..3 {
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    let (again, _, again_line) = self.probe(m).await;
+                    if !dark(&again) {
+                        self.exec.note(
+                            name,
+                            format!("answered on a re-probe ({again_line}): a flap, not an outage"),
+                        );
+                        evidence.ping = again.ping;
+                        evidence.ssh_reachable = again.ssh_reachable;
+                        break;
+                    }
+                }
             }
             let started = std::time::Instant::now();
             match self.exec.confirm(m, &mut st.position.sel_seen).await {
