@@ -713,3 +713,64 @@ async fn serve_reports_health_and_metrics_honours_pause_and_stops_on_sigterm() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_join_the_inventory_by_annotation_with_a_secret_credential() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = start_fleet(dir.path(), 2, &[]);
+    let api = fleet.desc["api"].as_str().unwrap().to_owned();
+    let host = fleet.desc["hosts"][1].clone();
+    let http = reqwest::Client::new();
+    let password = base64::engine::general_purpose::STANDARD.encode(sim::PASSWORD);
+    let created = http
+        .post(format!("{api}/api/v1/namespaces/oob-system/secrets"))
+        .json(&serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "bmc-node-2", "namespace": "oob-system"},
+            "data": {"password": password},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    let annotations = serde_json::json!({"metadata": {"annotations": {
+        "oob.dev/bmc": host["bmc"],
+        "oob.dev/bmc-credentials": "admin:secret:oob-system/bmc-node-2",
+        "oob.dev/serial": host["serial"],
+        "oob.dev/location": "fra1/hall-2/r07/U33",
+    }}});
+    let patched = http
+        .patch(format!("{api}/api/v1/nodes/node-2"))
+        .header("content-type", "application/merge-patch+json")
+        .body(annotations.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(patched.status().is_success());
+    // A config without machines: the inventory comes from the cluster.
+    let config = dir.path().join("oob.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[service]\nliveness = \"ssh-port\"\njournal = \"{}/journal.sqlite\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let plan = oob(&["--config", cfg, "-o", "json", "plan"], &env).await;
+    let rows = plan.json()["plan"].as_array().unwrap().clone();
+    let nodes: Vec<&str> = rows.iter().map(|r| r["node"].as_str().unwrap()).collect();
+    assert_eq!(nodes, ["node-2"], "{}", plan.all());
+    let check = oob(&["--config", cfg, "-o", "json", "check", "node-2"], &env).await;
+    let v = check.json();
+    assert_eq!(v["identity"]["matches"], true, "{v:#}");
+    assert_eq!(v["location"]["rack"], "r07");
+    let cycle = oob(&["--config", cfg, "-o", "json", "cycle", "node-2"], &env).await;
+    assert_eq!(cycle.code, 0, "{}", cycle.all());
+    assert_eq!(resets(&fleet.desc, "node-2").await, ["ForceOff", "On"]);
+    assert!(!cycle.all().contains(sim::PASSWORD));
+}

@@ -120,6 +120,8 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<Status> {
             .with_context(|| format!("service.listen {:?}", config.service.listen))?,
     };
     let client = kube_client().await?;
+    let mut config = config;
+    crate::service::add_annotated(&mut config, &client).await?;
     let holder = holder(args.holder);
     let (feed, _) = broadcast::channel(1024);
     let svc = crate::service::build(config, client, ctx.dry_run, &holder, feed)?;
@@ -242,8 +244,11 @@ pub fn config_check(ctx: &Context, args: ConfigArgs) -> anyhow::Result<Status> {
                 problems.push(format!("machine {}: {e}", m.name));
             }
         }
-        if let Err(e) = m.credentials.resolve(&m.name) {
-            problems.push(e.to_string());
+        // A Secret is read by the service when it is used; files and variables are checked.
+        if m.credentials.password_secret.is_none() {
+            if let Err(e) = m.credentials.resolve(&m.name) {
+                problems.push(e.to_string());
+            }
         }
     }
     // The config holds references (variable names, file paths), never values: printing it
@@ -310,9 +315,12 @@ async fn person(
     crate::remedy::executor::Executor,
 )> {
     let mut config = config(ctx)?.clone();
+    let client = optional_client().await;
+    if let Some(c) = &client {
+        crate::service::add_annotated(&mut config, c).await?;
+    }
     let machine = config.machine(node)?.clone();
     config.machines = vec![machine.clone()];
-    let client = optional_client().await;
     let holder = format!("oob-cli-{}", holder(None));
     let (feed, _) = broadcast::channel(256);
     let exec = crate::service::executor(&config, client, ctx.dry_run, &holder, feed)?;
@@ -392,8 +400,11 @@ pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
 }
 
 pub async fn plan(ctx: &Context) -> anyhow::Result<Status> {
-    let config = config(ctx)?.clone();
+    let mut config = config(ctx)?.clone();
     let client = optional_client().await;
+    if let Some(c) = &client {
+        crate::service::add_annotated(&mut config, c).await?;
+    }
     let (feed, _) = broadcast::channel(16);
     let exec = crate::service::executor(&config, client, true, "oob-plan", feed)?;
     let svc = crate::service::Service::new(config, std::sync::Arc::new(exec))?;

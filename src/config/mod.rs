@@ -252,6 +252,10 @@ pub struct CredentialRef {
     pub password_env: Option<String>,
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// A Kubernetes Secret `namespace/name` holding `password` (read by the service when it
+    /// is used, never stored).
+    #[serde(default)]
+    pub password_secret: Option<String>,
 }
 
 /// TLS stance for a Redfish BMC.
@@ -317,14 +321,9 @@ impl Config {
             if !names.insert(m.name.as_str()) {
                 return Err(invalid(format!("machine {:?} is listed twice", m.name)));
             }
-            let sources = usize::from(m.credentials.password_env.is_some())
-                + usize::from(m.credentials.password_file.is_some());
-            if sources != 1 {
-                return Err(invalid(format!(
-                    "machine {:?}: set exactly one of credentials.password_env, credentials.password_file",
-                    m.name
-                )));
-            }
+            m.credentials
+                .check()
+                .map_err(|e| invalid(format!("machine {:?}: {e}", m.name)))?;
             if let Some(ssh) = &m.ssh {
                 if ssh.known_hosts.is_some() == ssh.host_key.is_some() {
                     return Err(invalid(format!(
@@ -364,8 +363,38 @@ impl Config {
 }
 
 impl CredentialRef {
-    /// Read the password from its source. `what` names the machine for messages.
+    /// Exactly one password source.
+    pub fn check(&self) -> Result<(), String> {
+        let sources = usize::from(self.password_env.is_some())
+            + usize::from(self.password_file.is_some())
+            + usize::from(self.password_secret.is_some());
+        if sources != 1 {
+            return Err(
+                "set exactly one of credentials.password_env, password_file, password_secret"
+                    .into(),
+            );
+        }
+        if let Some(s) = &self.password_secret {
+            if s.split('/').filter(|p| !p.is_empty()).count() != 2 {
+                return Err(format!(
+                    "credentials.password_secret {s:?} must be namespace/name"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Read the password from its source. `what` names the machine for messages. A Secret
+    /// reference needs the cluster: the executor resolves those.
     pub fn resolve(&self, what: &str) -> Result<Secret, ConfigError> {
+        if let Some(secret) = &self.password_secret {
+            return Err(ConfigError::Credential {
+                what: what.to_owned(),
+                detail: format!(
+                    "the password is in the Kubernetes Secret {secret}, which needs cluster access"
+                ),
+            });
+        }
         read_password(
             what,
             self.password_env.as_deref(),
@@ -409,6 +438,107 @@ pub fn read_password(
         return Err(err("the password is empty".into()));
     }
     Ok(Secret::new(value))
+}
+
+/// Annotations that make a Node part of the inventory without a config entry.
+pub mod annotations {
+    pub const BMC: &str = "oob.dev/bmc";
+    /// `user:env:VAR`, `user:file:/path` or `user:secret:namespace/name`.
+    pub const CREDENTIALS: &str = "oob.dev/bmc-credentials";
+    pub const PROFILE: &str = "oob.dev/bmc-profile";
+    pub const SERIAL: &str = "oob.dev/serial";
+    /// `site/room/rack/unit` (empty parts allowed).
+    pub const LOCATION: &str = "oob.dev/location";
+}
+
+impl Machine {
+    /// A machine described by a Node's annotations; `None` when it has no `oob.dev/bmc`.
+    pub fn from_annotations(
+        node: &str,
+        a: &std::collections::BTreeMap<String, String>,
+    ) -> Option<Result<Self, String>> {
+        let bmc = a.get(annotations::BMC)?;
+        Some((|| {
+            crate::bmc::Endpoint::parse(bmc).map_err(|e| e.to_string())?;
+            let creds = a
+                .get(annotations::CREDENTIALS)
+                .ok_or_else(|| format!("{} is missing", annotations::CREDENTIALS))?;
+            let mut parts = creds.splitn(3, ':');
+            let (user, kind, value) = match (parts.next(), parts.next(), parts.next()) {
+                (Some(u), Some(k), Some(v)) if !u.is_empty() && !v.is_empty() => (u, k, v),
+                _ => {
+                    return Err(format!(
+                        "{} {creds:?} is not user:env|file|secret:value",
+                        annotations::CREDENTIALS
+                    ))
+                }
+            };
+            let mut credentials = CredentialRef {
+                user: user.to_owned(),
+                password_env: None,
+                password_file: None,
+                password_secret: None,
+            };
+            match kind {
+                "env" => credentials.password_env = Some(value.to_owned()),
+                "file" => credentials.password_file = Some(PathBuf::from(value)),
+                "secret" => credentials.password_secret = Some(value.to_owned()),
+                other => {
+                    return Err(format!(
+                        "unknown credential source {other:?} (env, file, secret)"
+                    ))
+                }
+            }
+            credentials.check()?;
+            let loc: Vec<Option<String>> = a
+                .get(annotations::LOCATION)
+                .map(|l| {
+                    l.split('/')
+                        .map(|p| (!p.is_empty()).then(|| p.to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let part = |i: usize| loc.get(i).cloned().flatten();
+            Ok(Self {
+                name: node.to_owned(),
+                host: None,
+                bmc: bmc.clone(),
+                profile: a.get(annotations::PROFILE).cloned(),
+                credentials,
+                tls: TlsSettings::default(),
+                ssh: None,
+                serial: a.get(annotations::SERIAL).cloned(),
+                location: Location {
+                    site: part(0),
+                    room: part(1),
+                    rack: part(2),
+                    unit: part(3),
+                },
+            })
+        })())
+    }
+}
+
+impl Config {
+    /// Add machines described by Node annotations; the file's entries win on a name clash.
+    /// Returns the problems with annotated nodes that were skipped.
+    pub fn add_annotated(
+        &mut self,
+        nodes: &[(String, std::collections::BTreeMap<String, String>)],
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, a) in nodes {
+            if self.machines.iter().any(|m| &m.name == name) {
+                continue;
+            }
+            match Machine::from_annotations(name, a) {
+                None => {}
+                Some(Ok(m)) => self.machines.push(m),
+                Some(Err(e)) => problems.push(format!("node {name}: {e}")),
+            }
+        }
+        problems
+    }
 }
 
 #[cfg(test)]
@@ -455,6 +585,57 @@ credentials = { user = "admin", password_env = "OOB_TEST_PW_UNSET_1" }
             .unwrap_err()
             .to_string();
         assert!(err.contains("OOB_TEST_PW_UNSET_1"), "{err}");
+    }
+
+    #[test]
+    fn nodes_join_the_inventory_by_annotation_and_the_file_wins() {
+        let mut c = Config::parse("t.toml", SAMPLE).unwrap();
+        let ann = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let good = ann(&[
+            (annotations::BMC, "redfish://10.0.0.9/redfish/v1/Systems/1"),
+            (
+                annotations::CREDENTIALS,
+                "admin:secret:oob-system/bmc-node-9",
+            ),
+            (annotations::SERIAL, "SN9"),
+            (annotations::LOCATION, "fra1//r12/U7"),
+        ]);
+        let nodes = vec![
+            ("node-9".to_owned(), good.clone()),
+            ("node-1".to_owned(), good.clone()),
+            ("plain".to_owned(), ann(&[])),
+            (
+                "bad".to_owned(),
+                ann(&[
+                    (annotations::BMC, "redfish://h"),
+                    (annotations::CREDENTIALS, "admin:vault:x"),
+                ]),
+            ),
+        ];
+        let problems = c.add_annotated(&nodes);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("vault"));
+        assert_eq!(
+            c.machines.len(),
+            2,
+            "node-1 stays the file's, plain is not inventory"
+        );
+        let m = c.machine("node-9").unwrap();
+        assert_eq!(
+            m.credentials.password_secret.as_deref(),
+            Some("oob-system/bmc-node-9")
+        );
+        assert_eq!(m.location.rack.as_deref(), Some("r12"));
+        assert_eq!(m.location.room, None);
+        assert_eq!(
+            c.machine("node-1").unwrap().bmc,
+            "redfish+http://127.0.0.1:8000/redfish/v1/Systems/1"
+        );
     }
 
     #[test]

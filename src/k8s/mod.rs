@@ -198,3 +198,53 @@ impl NodeOps for Offline {
         self.get(node).await.map(|_| ())
     }
 }
+
+/// Every Node's name and annotations (for the inventory by annotation).
+pub async fn node_annotations(
+    client: &kube::Client,
+) -> Result<Vec<(String, BTreeMap<String, String>)>, NodeOpsError> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let list = nodes
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| NodeOpsError::from_kube("(all)", "list", e))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|n| {
+            let name = n.metadata.name?;
+            Some((name, n.metadata.annotations.unwrap_or_default()))
+        })
+        .collect())
+}
+
+/// The `password` of the Secret `namespace/name` (a BMC credential by reference).
+pub async fn secret_password(
+    client: &kube::Client,
+    reference: &str,
+) -> Result<crate::secret::Secret, NodeOpsError> {
+    let (ns, name) = reference
+        .split_once('/')
+        .ok_or_else(|| NodeOpsError::Invalid {
+            node: reference.to_owned(),
+            message: "a Secret reference is namespace/name".into(),
+        })?;
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), ns);
+    let secret = secrets
+        .get(name)
+        .await
+        .map_err(|e| NodeOpsError::from_kube(reference, "get secret", e))?;
+    let bytes = secret
+        .data
+        .and_then(|mut d| d.remove("password"))
+        .ok_or_else(|| NodeOpsError::Invalid {
+            node: reference.to_owned(),
+            message: "the Secret has no `password` key".into(),
+        })?;
+    let text = String::from_utf8(bytes.0).map_err(|_| NodeOpsError::Invalid {
+        node: reference.to_owned(),
+        message: "the Secret's password is not UTF-8".into(),
+    })?;
+    Ok(crate::secret::Secret::new(text))
+}

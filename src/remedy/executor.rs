@@ -134,10 +134,18 @@ impl Executor {
     /// Connect to a machine's BMC.
     pub async fn connect(&self, m: &Machine) -> Result<Connected, BmcError> {
         let endpoint = Endpoint::parse(&m.bmc)?;
-        let password = m.credentials.resolve(&m.name).map_err(|e| BmcError::Auth {
-            url: endpoint.to_string(),
-            detail: e.to_string(),
-        })?;
+        let password = match (&m.credentials.password_secret, &self.kube) {
+            (Some(reference), Some(client)) => crate::k8s::secret_password(client, reference)
+                .await
+                .map_err(|e| BmcError::Auth {
+                    url: endpoint.to_string(),
+                    detail: format!("credential from Secret {reference}: {e}"),
+                })?,
+            _ => m.credentials.resolve(&m.name).map_err(|e| BmcError::Auth {
+                url: endpoint.to_string(),
+                detail: e.to_string(),
+            })?,
+        };
         let spec = connect::Spec {
             endpoint,
             creds: Credentials {

@@ -103,6 +103,7 @@ pub fn demo_config(fleet: &SimFleet, dir: &Path, password_file: &Path) -> Config
                 user: sim::USER.into(),
                 password_env: None,
                 password_file: Some(password_file.to_owned()),
+                password_secret: None,
             },
             tls: TlsSettings::default(),
             ssh: Some(crate::config::SshSettings {

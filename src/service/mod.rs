@@ -794,6 +794,16 @@ fn remedy_name(r: Remedy) -> &'static str {
 
 pub use http::serve_http;
 
+/// Add the Nodes that describe their BMC in annotations (`oob.dev/bmc`, …) to the
+/// inventory; the file's machines win on a name clash. Problems are logged and skipped.
+pub async fn add_annotated(config: &mut Config, client: &kube::Client) -> anyhow::Result<()> {
+    let nodes = crate::k8s::node_annotations(client).await?;
+    for problem in config.add_annotated(&nodes) {
+        warn!(problem = %problem, "annotated node skipped");
+    }
+    Ok(())
+}
+
 /// The executor for a configuration: journal, governor, profiles, node operations. `client`
 /// is `None` for a CLI without cluster access (no drain, no lock, no Node to compare).
 pub fn executor(
