@@ -415,11 +415,16 @@ impl Service {
             && !matches!(judgement.verdict, Verdict::Healthy | Verdict::Degraded);
         if entering || confirming {
             if entering {
+                let why = if dark(&evidence) {
+                    line.clone()
+                } else {
+                    format!("{line}, {} new finding(s)", st.position.findings.len())
+                };
                 self.exec
-                    .note(name, format!("suspect: {line}; confirming out of band"));
+                    .note(name, format!("suspect: {why}; confirming out of band"));
                 // A link that flaps in step with the probe interval fails every round; three
                 // quick re-probes spread over a second tell a flap from an outage.
-                for _ in 0..3 {
+                for _ in 0..(if dark(&evidence) { 3 } else { 0 }) {
                     tokio::time::sleep(Duration::from_millis(400)).await;
                     let (again, _, again_line) = self.probe(m).await;
                     if !dark(&again) {
@@ -467,6 +472,14 @@ impl Service {
         }
         if matches!(step.next, Stage::Suspect { .. }) && !matches!(before, Stage::Suspect { .. }) {
             self.exec.note(name, format!("suspect: {line}"));
+        }
+        if let (Stage::Suspect { failures, .. }, Stage::Healthy) = (before, step.next) {
+            self.exec.note(
+                name,
+                format!(
+                    "suspect cleared: answering again after {failures} failed round(s); no action"
+                ),
+            );
         }
         self.put(name, &st);
         self.act(m, &node, st, step, &judgement, &evidence).await;
@@ -692,7 +705,9 @@ impl Service {
             };
             self.metrics.remedy(kind, outcome);
             match done {
-                Done::Ok(d) if mutating => self.exec.note(name, format!("{kind}: {d}")),
+                Done::Ok(d) if mutating && step.remedy != Remedy::Fence => {
+                    self.exec.note(name, format!("{kind}: {d}"))
+                }
                 Done::Failed(d) => self.exec.note(name, format!("{kind} failed: {d}")),
                 Done::Skip(d) => {
                     self.exec.note(name, format!("{kind} skipped: {d}"));
