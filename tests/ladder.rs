@@ -351,6 +351,42 @@ async fn sigkill_at_each_ladder_step_never_repeats_an_action() {
         1,
         "one report for node-2, not one per restart"
     );
+    // The report is summarised on the Node: a Warning Event and our condition.
+    let api = desc["api"].as_str().unwrap();
+    let events: Value = reqwest::get(format!(
+        "{api}/apis/events.k8s.io/v1/namespaces/default/events"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let fault_events: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["reason"] == "FaultReport" && e["regarding"]["name"] == "node-2")
+        .collect();
+    assert_eq!(fault_events.len(), 1, "{events:#}");
+    assert!(fault_events[0]["note"]
+        .as_str()
+        .unwrap()
+        .contains("Drive 3"));
+    let node: Value = reqwest::get(format!("{api}/api/v1/nodes/node-2"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let condition = node["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "OobRemediation")
+        .cloned()
+        .unwrap_or_else(|| panic!("no OobRemediation condition: {node:#}"));
+    assert_eq!(condition["status"], "True");
+    assert_eq!(node["spec"]["unschedulable"], true);
 }
 
 async fn in_process(

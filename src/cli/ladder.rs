@@ -86,13 +86,7 @@ fn config(ctx: &Context) -> anyhow::Result<&crate::config::Config> {
         .context("this command needs --config FILE (or OOB_CONFIG)")
 }
 
-async fn kube_client() -> anyhow::Result<kube::Client> {
-    let config = tokio::time::timeout(Duration::from_secs(10), kube::Config::infer())
-        .await
-        .context("reading the kubeconfig took more than 10 s")?
-        .context("no Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster)")?;
-    Ok(crate::k8s::client(config)?)
-}
+use super::node::client as kube_client;
 
 fn holder(given: Option<String>) -> String {
     given

@@ -33,7 +33,8 @@ pub enum NodeVerb {
     Drain,
 }
 
-async fn client() -> anyhow::Result<kube::Client> {
+/// The cluster, found like kubectl finds it (also used by the ladder's commands).
+pub(super) async fn client() -> anyhow::Result<kube::Client> {
     let config = tokio::time::timeout(Duration::from_secs(10), kube::Config::infer())
         .await
         .context("reading the kubeconfig took more than 10 s")?

@@ -632,33 +632,45 @@ impl Executor {
             ),
         );
         let note = format!("{summary}. Recommended: {recommended}");
-        let _ = self
-            .nodes
-            .publish(
-                node,
-                NodeEvent {
-                    type_: "Warning".into(),
-                    reason: "FaultReport".into(),
-                    action: "Report".into(),
-                    note,
-                },
-            )
-            .await;
-        let _ = self
-            .nodes
-            .set_condition(
-                node,
-                Condition {
-                    type_: CONDITION.into(),
-                    status: "True".into(),
-                    reason: "AwaitingRepair".into(),
-                    message: summary.chars().take(512).collect(),
-                },
-            )
-            .await;
+        self.mark(
+            node,
+            ("True", "AwaitingRepair", summary),
+            ("Warning", "FaultReport", "Report", &note),
+        )
+        .await;
         let done = Done::Ok(summary.to_owned());
         self.outcome(&key, &done);
         (done, paths)
+    }
+
+    /// Set our condition (status, reason, message) and publish an Event (type, reason,
+    /// action, note). Best effort: the timeline and the journal already hold the facts.
+    async fn mark(
+        &self,
+        node: &str,
+        condition: (&str, &str, &str),
+        event: (&str, &str, &str, &str),
+    ) {
+        let (status, reason, message) = condition;
+        let c = Condition {
+            type_: CONDITION.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.chars().take(512).collect(),
+        };
+        if let Err(e) = self.nodes.set_condition(node, c).await {
+            warn!(node, error = %e, "setting the node condition failed");
+        }
+        let (type_, reason, action, note) = event;
+        let e = NodeEvent {
+            type_: type_.into(),
+            reason: reason.into(),
+            action: action.into(),
+            note: note.into(),
+        };
+        if let Err(e) = self.nodes.publish(node, e).await {
+            warn!(node, error = %e, "publishing the event failed");
+        }
     }
 
     /// Back to health: uncordon what we cordoned, drop our taint, clear our condition.
@@ -680,30 +692,12 @@ impl Executor {
                 .set_taint(node, OUT_OF_SERVICE, "NoExecute", None)
                 .await;
         }
-        let _ = self
-            .nodes
-            .set_condition(
-                node,
-                Condition {
-                    type_: CONDITION.into(),
-                    status: "False".into(),
-                    reason: "Recovered".into(),
-                    message: how.chars().take(512).collect(),
-                },
-            )
-            .await;
-        let _ = self
-            .nodes
-            .publish(
-                node,
-                NodeEvent {
-                    type_: "Normal".into(),
-                    reason: "Recovered".into(),
-                    action: "Recover".into(),
-                    note: how.to_owned(),
-                },
-            )
-            .await;
+        self.mark(
+            node,
+            ("False", "Recovered", how),
+            ("Normal", "Recovered", "Recover", how),
+        )
+        .await;
         Done::Ok(how.to_owned())
     }
 }
