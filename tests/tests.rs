@@ -8,6 +8,8 @@
 
 mod common;
 
+mod deploy;
+
 mod cli;
 mod fleet;
 mod health_corpus;

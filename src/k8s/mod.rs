@@ -7,6 +7,7 @@ pub mod drain;
 pub mod join;
 mod kube_ops;
 pub mod lease;
+pub mod rbac;
 
 use std::collections::BTreeMap;
 
