@@ -428,3 +428,37 @@ impl Replicas for Deployment {
         self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
     }
 }
+
+#[test]
+fn the_systemd_unit_verifies_and_keeps_one_capability() {
+    let unit = std::fs::read_to_string(deploy_dir().join("systemd/oob.service")).unwrap();
+    for line in [
+        "DynamicUser=yes",
+        "AmbientCapabilities=CAP_NET_RAW",
+        "CapabilityBoundingSet=CAP_NET_RAW",
+        "StateDirectory=oob",
+        "NoNewPrivileges=yes",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing");
+    }
+    // StateDirectory=oob is /var/lib/oob: where the default config keeps journal and reports.
+    let defaults = oob::config::ServiceSettings::default();
+    assert!(defaults.journal.starts_with("/var/lib/oob"));
+    assert!(defaults.reports_dir.starts_with("/var/lib/oob"));
+    // systemd's own checker (the test script installs systemd when missing), with the unit
+    // pointing at the binary just built.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oob.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/oob", env!("CARGO_BIN_EXE_oob")),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (Debian package systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+}
