@@ -379,10 +379,10 @@ impl Service {
             st.history.pop_front();
         }
         let now = now_ms();
-        // Hardware: periodic, and at once when something is off.
+        // Hardware: on the first round, then every hardware interval (a BMC that does not
+        // answer is asked again at that pace, not every round).
         let hardware_due = now.saturating_sub(st.last_hardware_ms)
-            >= self.config.service.hardware_interval_ms
-            || st.position.sel_seen.is_none();
+            >= self.config.service.hardware_interval_ms;
         if hardware_due {
             st.last_hardware_ms = now;
             let started = std::time::Instant::now();
