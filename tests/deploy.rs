@@ -20,16 +20,22 @@ fn deploy_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
 
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            yaml_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "yaml") {
-            out.push(p);
+/// Files below `dir` whose name ends in `.ext`, sorted.
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push(p);
+            }
         }
     }
     out.sort();
+    out
 }
 
 fn load(path: &Path) -> Value {
@@ -48,8 +54,7 @@ fn strict<T: serde::de::DeserializeOwned + serde::Serialize>(path: &Path, v: &Va
 
 #[test]
 fn every_manifest_parses_into_its_kubernetes_type() {
-    let mut files = Vec::new();
-    yaml_files(&deploy_dir(), &mut files);
+    let files = files(&deploy_dir(), "yaml");
     assert!(files.len() >= 20, "{files:?}");
     for path in &files {
         let v = load(path);
@@ -92,8 +97,7 @@ fn every_manifest_parses_into_its_kubernetes_type() {
 
 /// The calls a set of manifests grants, with whether they come from `optional/`.
 fn granted() -> BTreeSet<(String, String, String, String, bool)> {
-    let mut files = Vec::new();
-    yaml_files(&deploy_dir(), &mut files);
+    let files = files(&deploy_dir(), "yaml");
     let mut out = BTreeSet::new();
     let base = deploy_dir().join("kustomization.yaml");
     let listed: Vec<String> = load(&base)["resources"]
@@ -166,8 +170,7 @@ fn the_roles_grant_exactly_the_calls_in_the_table() {
     );
     assert!(extra.is_empty(), "grants no call needs: {extra:?}");
     // Every Role and ClusterRole is bound to oob's ServiceAccount, and only to it.
-    let mut files = Vec::new();
-    yaml_files(&deploy_dir(), &mut files);
+    let files = files(&deploy_dir(), "yaml");
     let roles: BTreeSet<String> = files
         .iter()
         .map(|p| load(p))
@@ -198,19 +201,8 @@ fn the_roles_grant_exactly_the_calls_in_the_table() {
 async fn the_code_makes_exactly_the_calls_in_the_table() {
     use base64::Engine as _;
     // Every kube::Api is built in src/k8s/: the module this test exercises is all there is.
-    let mut sources = Vec::new();
-    fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                rs_files(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push(p);
-            }
-        }
-    }
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
-    rs_files(&src, &mut sources);
+    let sources = files(&src, "rs");
     for f in &sources {
         let text = std::fs::read_to_string(f).unwrap();
         if !f.starts_with(src.join("k8s")) {

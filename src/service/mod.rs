@@ -381,8 +381,8 @@ impl Service {
         let now = now_ms();
         // Hardware: on the first round, then every hardware interval (a BMC that does not
         // answer is asked again at that pace, not every round).
-        let hardware_due = now.saturating_sub(st.last_hardware_ms)
-            >= self.config.service.hardware_interval_ms;
+        let hardware_due =
+            now.saturating_sub(st.last_hardware_ms) >= self.config.service.hardware_interval_ms;
         if hardware_due {
             st.last_hardware_ms = now;
             let started = std::time::Instant::now();
