@@ -810,3 +810,60 @@ async fn nodes_join_the_inventory_by_annotation_with_a_secret_credential() {
     assert_eq!(resets(&fleet.desc, "node-2").await, ["ForceOff", "On"]);
     assert!(!cycle.all().contains(sim::PASSWORD));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dry_run_serve_says_what_it_would_do_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = start_fleet(
+        dir.path(),
+        3,
+        &["--hang", "node-1", "--fault-after-ms", "500"],
+    );
+    let config = write_config(dir.path(), &fleet.desc);
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_oob"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--dry-run", "serve"])
+        .env("KUBECONFIG", dir.path().join("kubeconfig"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let journal_path = dir.path().join("journal.sqlite");
+    // Long enough for the soft-reboot wait (4 s) to pass and the hard step to be "done".
+    wait_for(
+        "the dry-run hard reboot",
+        Duration::from_secs(40),
+        || async {
+            Journal::open(&journal_path)
+                .and_then(|j| j.timeline("node-1", 0))
+                .map(|t| {
+                    t.iter()
+                        .any(|(_, w)| w.contains("dry run: would power cycle"))
+                })
+                .unwrap_or(false)
+        },
+    )
+    .await;
+    serve.kill().await.unwrap();
+    assert!(
+        resets(&fleet.desc, "node-1").await.is_empty(),
+        "a dry run sends nothing"
+    );
+    let j = Journal::open(&journal_path).unwrap();
+    assert!(j.entries(None).unwrap().is_empty(), "no action journaled");
+    assert_eq!(
+        j.position("node-1").unwrap(),
+        None,
+        "no position a real run would resume"
+    );
+    let api = fleet.desc["api"].as_str().unwrap();
+    let node: Value = reqwest::get(format!("{api}/api/v1/nodes/node-1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(node["spec"]["unschedulable"], true);
+}

@@ -541,7 +541,9 @@ impl Service {
 
     fn put(&self, name: &str, st: &MachineState) {
         let mut st = st.clone();
-        if st.persisted.as_ref() != Some(&st.position) {
+        // A dry run keeps its positions in memory only: a later real run must not resume
+        // from steps that were never carried out.
+        if !self.exec.dry_run && st.persisted.as_ref() != Some(&st.position) {
             match self.exec.journal.save_position(name, &st.position) {
                 Ok(()) => st.persisted = Some(st.position.clone()),
                 Err(e) => warn!(node = name, error = %e, "journal write failed"),
