@@ -158,6 +158,18 @@ pub fn demo_config(fleet: &SimFleet, dir: &Path, password_file: &Path) -> Config
     }
 }
 
+/// Write a file only its owner can read (the simulated BMCs' password).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    o.mode(0o600);
+    o.open(path)?.write_all(text.as_bytes())
+}
+
 /// Run the demo; `on_line` sees every timeline line as it happens.
 pub async fn run(
     o: &DemoOptions,
@@ -175,7 +187,7 @@ pub async fn run(
     specs[2].node_uuid = Some("5a1d0000-0000-4000-8000-0000000000ff".into());
     let fleet = SimFleet::start(&specs, Timing::default()).await?;
     let password_file = o.dir.join("bmc-password");
-    std::fs::write(&password_file, sim::PASSWORD)?;
+    write_private(&password_file, sim::PASSWORD)?;
     let config = demo_config(&fleet, &o.dir, &password_file);
     let kube_config = kube::Config::new(fleet.api.url().parse()?);
     let client = crate::k8s::client(kube_config)?;
