@@ -375,11 +375,7 @@ pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
     let j = crate::verdict::judge(&evidence, &crate::verdict::Policy::default());
     let healthy = matches!(j.verdict, crate::verdict::Verdict::Healthy);
     let mut rows = vec![
-        vec![format!(
-            "{}: {}",
-            machine.name,
-            crate::service::verdict_name(&j.verdict)
-        )],
+        vec![format!("{}: {}", machine.name, j.verdict.name())],
         vec![format!("  evidence: {}", j.reasons.join(", "))],
         vec![format!("  {identity_line}")],
     ];
@@ -463,13 +459,8 @@ fn done_status(
     done: &crate::remedy::executor::Done,
 ) -> anyhow::Result<Status> {
     use crate::remedy::executor::Done;
-    let (ok, outcome, detail) = match done {
-        Done::Ok(d) => (true, "done", d),
-        Done::Refused(d) => (false, "refused", d),
-        Done::Failed(d) => (false, "failed", d),
-        Done::Skip(d) => (false, "skipped", d),
-        Done::Busy(d) => (false, "busy", d),
-    };
+    let (outcome, detail) = done.outcome();
+    let ok = matches!(done, Done::Ok(_));
     emit(
         ctx.format,
         &json!({"node": node, "outcome": outcome, "detail": detail, "verified": ok}),

@@ -149,7 +149,7 @@ impl TargetArgs {
                     name: endpoint.authority(),
                     endpoint,
                     creds: Credentials { user, password },
-                    tls: tls_policy(&settings)?,
+                    tls: connect::tls_policy(&settings)?,
                     profile: self.profile.clone(),
                 })
             }
@@ -169,7 +169,7 @@ impl TargetArgs {
                         user: machine.credentials.user.clone(),
                         password,
                     },
-                    tls: tls_policy(&machine.tls)?,
+                    tls: connect::tls_policy(&machine.tls)?,
                     profile: self.profile.clone().or_else(|| machine.profile.clone()),
                 })
             }
@@ -209,8 +209,4 @@ impl TargetArgs {
             timing: c.timing,
         })
     }
-}
-
-fn tls_policy(settings: &TlsSettings) -> anyhow::Result<TlsPolicy> {
-    Ok(connect::tls_policy(settings)?)
 }

@@ -61,6 +61,19 @@ pub enum Done {
     Busy(String),
 }
 
+impl Done {
+    /// The outcome's name (journal, metrics, CLI JSON) and its detail.
+    pub fn outcome(&self) -> (&'static str, &str) {
+        match self {
+            Self::Ok(d) => ("done", d),
+            Self::Refused(d) => ("refused", d),
+            Self::Failed(d) => ("failed", d),
+            Self::Skip(d) => ("skipped", d),
+            Self::Busy(d) => ("busy", d),
+        }
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -251,13 +264,7 @@ impl Executor {
     }
 
     fn outcome(&self, key: &str, done: &Done) {
-        let (outcome, detail) = match done {
-            Done::Ok(d) => ("done", d),
-            Done::Refused(d) => ("refused", d),
-            Done::Failed(d) => ("failed", d),
-            Done::Skip(d) => ("skipped", d),
-            Done::Busy(d) => ("busy", d),
-        };
+        let (outcome, detail) = done.outcome();
         if let Err(e) = self.journal.outcome(key, outcome, detail, now_ms()) {
             warn!(key, error = %e, "journal write failed");
         }

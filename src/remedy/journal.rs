@@ -192,6 +192,14 @@ impl Journal {
         self.select("WHERE outcome IS NULL ORDER BY intent_ms", params![])
     }
 
+    /// How many actions the journal holds.
+    pub fn count(&self) -> Result<u64, JournalError> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM actions", [], |r| r.get(0))?;
+        Ok(ms(n))
+    }
+
     /// Every action, or a node's, oldest first.
     pub fn entries(&self, node: Option<&str>) -> Result<Vec<Entry>, JournalError> {
         match node {
@@ -358,6 +366,7 @@ mod tests {
             panic!("a second intent for the same key must be seen, not new");
         };
         assert_eq!(e.intent_ms, 5);
+        assert_eq!(j.count().unwrap(), 1);
         j.outcome("n/1/hard", "verified", "on", 10).unwrap();
         j.outcome("n/1/hard", "failed", "late", 11).unwrap();
         assert!(j.in_flight().unwrap().is_empty());

@@ -74,6 +74,22 @@ pub enum Remedy {
     Recovered,
 }
 
+impl Remedy {
+    /// The remedy's name in timelines and metrics (`hard-reboot`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nothing => "nothing",
+            Self::ConfirmOutOfBand => "confirm",
+            Self::SoftReboot => "soft-reboot",
+            Self::HardReboot => "hard-reboot",
+            Self::PowerOn => "power-on",
+            Self::Fence => "fence",
+            Self::Report => "report",
+            Self::Recovered => "recovered",
+        }
+    }
+}
+
 /// The outcome of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
@@ -148,6 +164,19 @@ impl Stage {
                 go(S::Healthy, R::Recovered)
             }
             S::AwaitReplacement { .. } => stay(*self),
+        }
+    }
+
+    /// The stage's name in timelines, metrics and `oob plan` (`soft-reboot`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Healthy => "healthy",
+            Self::Suspect { .. } => "suspect",
+            Self::Confirm { .. } => "confirm",
+            Self::SoftReboot { .. } => "soft-reboot",
+            Self::HardReboot { .. } => "hard-reboot",
+            Self::Fenced { .. } => "fenced",
+            Self::AwaitReplacement { .. } => "await-replacement",
         }
     }
 

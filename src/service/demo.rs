@@ -275,7 +275,8 @@ fn evaluate(fleet: &SimFleet, svc: &super::Service, dir: &Path) -> anyhow::Resul
             .api
             .pods()
             .iter()
-            .filter(|p| p.ends_with(&format!("-{n}-0")) || p.ends_with(&format!("-{n}-1")))
+            // The simulated fleet names a node's pods `apps/web-<node>-<i>`, however many.
+            .filter(|p| p.starts_with(&format!("apps/web-{n}-")))
             .count()
     };
     let journal_entries = svc.exec.journal.entries(None)?;
@@ -295,7 +296,7 @@ fn evaluate(fleet: &SimFleet, svc: &super::Service, dir: &Path) -> anyhow::Resul
                     && soft == 1
                     && boots == 1
                     && !unschedulable(n);
-                (ok, format!("stage {}, soft reboots {soft}, power cycles {cycles}, boots {boots}, unschedulable {}", super::stage_name(&stage), unschedulable(n)))
+                (ok, format!("stage {}, soft reboots {soft}, power cycles {cycles}, boots {boots}, unschedulable {}", stage.name(), unschedulable(n)))
             }
             "node-2" => {
                 let report = report_of(n);
@@ -307,7 +308,7 @@ fn evaluate(fleet: &SimFleet, svc: &super::Service, dir: &Path) -> anyhow::Resul
                     && pods_left(n) == 0
                     && component.as_deref() == Some("Drive 3")
                     && all_resets == 0;
-                (ok, format!("stage {}, cordoned {}, pods left {}, report component {}, power requests {all_resets}", super::stage_name(&stage), unschedulable(n), pods_left(n), component.unwrap_or_else(|| "none".into())))
+                (ok, format!("stage {}, cordoned {}, pods left {}, report component {}, power requests {all_resets}", stage.name(), unschedulable(n), pods_left(n), component.unwrap_or_else(|| "none".into())))
             }
             "node-3" => {
                 let refused = journal_entries
@@ -322,7 +323,7 @@ fn evaluate(fleet: &SimFleet, svc: &super::Service, dir: &Path) -> anyhow::Resul
                     ok,
                     format!(
                         "stage {}, refused and reported {refused}, power requests {all_resets}",
-                        super::stage_name(&stage)
+                        stage.name()
                     ),
                 )
             }
@@ -333,7 +334,7 @@ fn evaluate(fleet: &SimFleet, svc: &super::Service, dir: &Path) -> anyhow::Resul
                     ok,
                     format!(
                         "stage {}, power requests {all_resets}, journaled actions {}",
-                        super::stage_name(&stage),
+                        stage.name(),
                         usize::from(acted)
                     ),
                 )

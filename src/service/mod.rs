@@ -78,35 +78,6 @@ pub struct Service {
     pub ready: AtomicBool,
 }
 
-fn stage_name(s: &Stage) -> &'static str {
-    match s {
-        Stage::Healthy => "healthy",
-        Stage::Suspect { .. } => "suspect",
-        Stage::Confirm { .. } => "confirm",
-        Stage::SoftReboot { .. } => "soft-reboot",
-        Stage::HardReboot { .. } => "hard-reboot",
-        Stage::Fenced { .. } => "fenced",
-        Stage::AwaitReplacement { .. } => "await-replacement",
-    }
-}
-
-/// A verdict as one short word or two (`healthy`, `down (host-hung)`).
-pub fn verdict_name(v: &Verdict) -> String {
-    match v {
-        Verdict::Down { cause } => format!(
-            "down ({})",
-            serde_json::to_value(cause)
-                .ok()
-                .and_then(|c| c.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        ),
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| v.get("verdict").and_then(|s| s.as_str().map(str::to_owned)))
-            .unwrap_or_default(),
-    }
-}
-
 /// Whether a probe round found the host not answering.
 fn dark(e: &Evidence) -> bool {
     let pinged = e.ping.is_some_and(|(received, _)| received > 0);
@@ -269,16 +240,16 @@ impl Service {
     }
 
     fn refresh_gauges(&self) {
-        if let Ok(entries) = self.exec.journal.entries(None) {
+        if let Ok(n) = self.exec.journal.count() {
             self.metrics
                 .journal_entries
-                .set(i64::try_from(entries.len()).unwrap_or(i64::MAX));
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         let open = self.exec.journal.breaker().ok().flatten().is_some();
         self.metrics.breaker_open.set(i64::from(open));
         let mut counts: HashMap<&'static str, i64> = HashMap::new();
         for (_, s) in self.stages() {
-            *counts.entry(stage_name(&s)).or_default() += 1;
+            *counts.entry(s.name()).or_default() += 1;
         }
         for name in [
             "healthy",
@@ -438,27 +409,19 @@ impl Service {
                     }
                 }
             }
-            let started = std::time::Instant::now();
-            match self.exec.confirm(m, &mut st.position.sel_seen).await {
-                Ok((power, new)) => {
-                    st.position.findings.extend(new);
-                    evidence.power = Some(power);
-                    evidence.bmc_reachable = Some(true);
-                }
-                Err(e) => {
-                    self.exec.note(name, format!("BMC unreachable: {e}"));
-                    evidence.bmc_reachable = Some(false);
-                }
+            if let Some(e) = self
+                .confirm_out_of_band(m, &mut st.position, &mut evidence)
+                .await
+            {
+                self.exec.note(name, format!("BMC unreachable: {e}"));
             }
-            self.bmc_timing("confirm", started);
-            evidence.findings = st.position.findings.clone();
             judgement = judge(&evidence, &VerdictPolicy::default());
             if entering {
                 self.exec.note(
                     name,
                     format!(
                         "verdict {}: {}",
-                        verdict_name(&judgement.verdict),
+                        judgement.verdict.name(),
                         judgement.reasons.join(", ")
                     ),
                 );
@@ -485,10 +448,8 @@ impl Service {
         self.act(m, &node, st, step, &judgement, &evidence).await;
     }
 
-    /// Keep a machine's state; a changed position (stage, findings, SEL baseline) is written
-    /// to the journal first.
-    /// What the service would do for each machine now (`oob plan`): probe, judge, step from
-    /// the journaled position, and the storm guard's answer; nothing is carried out.
+    /// What the service would do for each machine now (`oob plan`): probe, judge and step
+    /// from the journaled position; nothing is carried out (the storm guard is not asked).
     pub async fn plan(&self) -> Vec<PlanRow> {
         let mut rows = Vec::new();
         for m in &self.machines {
@@ -504,15 +465,11 @@ impl Service {
             if step.remedy == Remedy::ConfirmOutOfBand
                 || matches!(st.position.stage, Stage::Confirm { .. })
             {
-                let mut seen = st.position.sel_seen.clone();
-                match self.exec.confirm(m, &mut seen).await {
-                    Ok((power, new)) => {
-                        evidence.power = Some(power);
-                        evidence.bmc_reachable = Some(true);
-                        evidence.findings.extend(new);
-                    }
-                    Err(_) => evidence.bmc_reachable = Some(false),
-                }
+                // On a copy: a plan changes no position.
+                let mut position = st.position.clone();
+                let _ = self
+                    .confirm_out_of_band(m, &mut position, &mut evidence)
+                    .await;
                 j = judge(&evidence, &VerdictPolicy::default());
                 let confirm = if step.remedy == Remedy::ConfirmOutOfBand {
                     step.next
@@ -528,17 +485,46 @@ impl Service {
             });
             rows.push(PlanRow {
                 node: m.name.clone(),
-                stage: stage_name(&st.position.stage).into(),
-                verdict: verdict_name(&j.verdict),
+                stage: st.position.stage.name().into(),
+                verdict: j.verdict.name(),
                 reasons: j.reasons,
-                next: stage_name(&step.next).into(),
-                remedy: remedy_name(step.remedy).into(),
+                next: step.next.name().into(),
+                remedy: step.remedy.name().into(),
                 paused,
             });
         }
         rows
     }
 
+    /// The Confirm stage's look at the BMC: its power state into `evidence`, new SEL findings
+    /// into the position (and the evidence). The error, when the BMC did not answer.
+    async fn confirm_out_of_band(
+        &self,
+        m: &Machine,
+        position: &mut Position,
+        evidence: &mut Evidence,
+    ) -> Option<crate::bmc::BmcError> {
+        let started = std::time::Instant::now();
+        let result = self.exec.confirm(m, &mut position.sel_seen).await;
+        self.bmc_timing("confirm", started);
+        let error = match result {
+            Ok((power, new)) => {
+                position.findings.extend(new);
+                evidence.power = Some(power);
+                evidence.bmc_reachable = Some(true);
+                None
+            }
+            Err(e) => {
+                evidence.bmc_reachable = Some(false);
+                Some(e)
+            }
+        };
+        evidence.findings = position.findings.clone();
+        error
+    }
+
+    /// Keep a machine's state; a changed position (stage, findings, SEL baseline) is written
+    /// to the journal first.
     fn put(&self, name: &str, st: &MachineState) {
         let mut st = st.clone();
         // A dry run keeps its positions in memory only: a later real run must not resume
@@ -557,9 +543,7 @@ impl Service {
     fn count_verdict(&self, v: &Verdict) {
         self.metrics
             .verdicts
-            .get_or_create(&metrics::VerdictLabel {
-                verdict: verdict_name(v),
-            })
+            .get_or_create(&metrics::VerdictLabel { verdict: v.name() })
             .inc();
     }
 
@@ -619,7 +603,7 @@ impl Service {
     ) {
         let name = m.name.as_str();
         let now = now_ms();
-        let verdict = verdict_name(&j.verdict);
+        let verdict = j.verdict.name();
         let mut evidence_lines: Vec<String> = j.reasons.clone();
         evidence_lines.extend(st.history.iter().map(|h| format!("probe {h}")));
         let findings = st.position.findings.clone();
@@ -643,12 +627,12 @@ impl Service {
                         self.exec.note(name, format!("storm guard: breaker TRIPPED: {reason}; no remediation until `oob breaker reset`"));
                         warn!(node = name, reason = %reason, "breaker tripped");
                     }
-                    self.metrics.remedy(remedy_name(step.remedy), "blocked");
+                    self.metrics.remedy(step.remedy.name(), "blocked");
                     self.wait(name, st, "breaker open".into());
                     return;
                 }
                 Admission::Blocked { reason } | Admission::Wait { reason } => {
-                    self.metrics.remedy(remedy_name(step.remedy), "deferred");
+                    self.metrics.remedy(step.remedy.name(), "deferred");
                     self.wait(name, st, reason);
                     return;
                 }
@@ -656,7 +640,7 @@ impl Service {
         }
         let mut position = st.position.clone();
         position.stage = step.next;
-        let kind = remedy_name(step.remedy);
+        let kind = step.remedy.name();
         let done = match step.remedy {
             Remedy::Nothing | Remedy::ConfirmOutOfBand => None,
             Remedy::SoftReboot => {
@@ -698,14 +682,7 @@ impl Service {
             }
         };
         if let Some(done) = &done {
-            let outcome = match done {
-                Done::Ok(_) => "ok",
-                Done::Refused(_) => "refused",
-                Done::Failed(_) => "failed",
-                Done::Skip(_) => "skipped",
-                Done::Busy(_) => "busy",
-            };
-            self.metrics.remedy(kind, outcome);
+            self.metrics.remedy(kind, done.outcome().0);
             match done {
                 Done::Ok(d) if mutating && step.remedy != Remedy::Fence => {
                     self.exec.note(name, format!("{kind}: {d}"))
@@ -741,8 +718,8 @@ impl Service {
         if position.stage != st.position.stage {
             info!(
                 node = name,
-                from = stage_name(&st.position.stage),
-                to = stage_name(&position.stage),
+                from = st.position.stage.name(),
+                to = position.stage.name(),
                 "stage"
             );
         }
@@ -793,19 +770,6 @@ impl Service {
                 j.reasons.join(", ")
             ),
         }
-    }
-}
-
-fn remedy_name(r: Remedy) -> &'static str {
-    match r {
-        Remedy::Nothing => "nothing",
-        Remedy::ConfirmOutOfBand => "confirm",
-        Remedy::SoftReboot => "soft-reboot",
-        Remedy::HardReboot => "hard-reboot",
-        Remedy::PowerOn => "power-on",
-        Remedy::Fence => "fence",
-        Remedy::Report => "report",
-        Remedy::Recovered => "recovered",
     }
 }
 

@@ -68,6 +68,30 @@ pub enum Verdict {
     Unknown,
 }
 
+impl DownCause {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::HostHung => "host-hung",
+            Self::PoweredOff => "powered-off",
+            Self::OsProblem => "os-problem",
+            Self::Dark => "dark",
+        }
+    }
+}
+
+impl Verdict {
+    /// One short word or two for timelines and metrics (`healthy`, `down (host-hung)`).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Healthy => "healthy".into(),
+            Self::Degraded => "degraded".into(),
+            Self::Faulty => "faulty".into(),
+            Self::Down { cause } => format!("down ({})", cause.name()),
+            Self::Unknown => "unknown".into(),
+        }
+    }
+}
+
 /// A verdict with what explains it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Judgement {
