@@ -44,3 +44,9 @@ pub const MAX_PAGES: usize = 200;
 /// SSH connect, key exchange and authentication to a host. Hosts that are up answer in well
 /// under a second; ten seconds allows a loaded host without waiting long on a dead one.
 pub const SSH_CONNECT: Duration = Duration::from_secs(10);
+
+/// Waiting for one Kubernetes API response. kube-rs sets no read timeout by default (for
+/// exec/attach sessions, which oob does not use); an API server that accepts a request and
+/// never answers would otherwise stall a ladder round for ever. Reads here are small single
+/// objects or one node's pods: 30 s is generous.
+pub const KUBE_READ: Duration = Duration::from_secs(30);

@@ -19,11 +19,33 @@ pub use kube_ops::KubeNodeOps;
 /// A kube client for `oob`: kube's built-in retry of 429/503 is switched off, because it
 /// backs off up to 15 times with delays growing toward 1,000 s; every wait here is bounded by
 /// the caller (drain retries a PDB-blocked eviction every 5 s until its own deadline).
-pub fn client(mut config: kube::Config) -> Result<kube::Client, NodeOpsError> {
-    config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| NodeOpsError::Transport {
+///
+/// Every response is awaited at most [`crate::timeouts::KUBE_READ`] (kube's default is no
+/// read timeout), counted from when the request is written.
+pub fn client(config: kube::Config) -> Result<kube::Client, NodeOpsError> {
+    kube::Client::try_from(bounded(config)).map_err(|e| NodeOpsError::Transport {
         detail: e.to_string(),
     })
+}
+
+/// The client settings [`client`] applies: no built-in retry, a read timeout.
+fn bounded(mut config: kube::Config) -> kube::Config {
+    config.default_retry = false;
+    config
+        .read_timeout
+        .get_or_insert(crate::timeouts::KUBE_READ);
+    config.reset_reader_on_write = true;
+    config
+}
+
+#[cfg(test)]
+#[test]
+fn the_client_never_waits_unbounded_or_retries_on_its_own() {
+    let url = "http://127.0.0.1:1".parse().unwrap();
+    let c = bounded(kube::Config::new(url));
+    assert_eq!(c.read_timeout, Some(crate::timeouts::KUBE_READ));
+    assert!(c.reset_reader_on_write && !c.default_retry);
+    assert!(c.connect_timeout.is_some() && c.write_timeout.is_some());
 }
 
 /// The taint that lets pods with volumes move off a node verified powered off.
