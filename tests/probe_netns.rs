@@ -215,3 +215,56 @@ async fn an_unprivileged_user_pings_with_a_wide_ping_group_range_or_cap_net_raw(
         "neither: refused with the explanation"
     );
 }
+
+/// A host that answered and then went dark: once its neighbour entry fails, the kernel
+/// answers our echoes with "destination host unreachable". That error quotes our echo (same
+/// identifier and sequence) and must never count as a reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_unreachable_errors_are_not_replies() {
+    let link = Link::new();
+    let host = link.host_ip();
+    let up = oob_in(
+        &link.monitor.name,
+        &[
+            "-o",
+            "json",
+            "probe",
+            host.as_str(),
+            "--count",
+            "2",
+            "--no-ssh",
+        ],
+    )
+    .await;
+    assert_eq!(
+        up.json()["targets"][0]["ping"]["received"],
+        2,
+        "{}",
+        up.all()
+    );
+    link.host_down();
+    let run = oob_in(
+        &link.monitor.name,
+        &[
+            "-o",
+            "json",
+            "probe",
+            host.as_str(),
+            "--count",
+            "14",
+            "--interval-ms",
+            "500",
+            "--timeout-ms",
+            "400",
+            "--no-ssh",
+        ],
+    )
+    .await;
+    let ping = run.json()["targets"][0]["ping"].clone();
+    assert_eq!(
+        (ping["sent"].as_u64(), ping["received"].as_u64()),
+        (Some(14), Some(0)),
+        "a dark host over 7 s (its neighbour entry fails meanwhile): {}",
+        run.all()
+    );
+}

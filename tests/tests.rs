@@ -17,6 +17,7 @@ mod ipmi_mock;
 mod ipmi_sim;
 mod k8s;
 mod ladder;
+mod peers_e2e;
 mod probe_netns;
 mod redfish_faults;
 mod redfish_sushy;

@@ -45,6 +45,9 @@ enum Command {
         /// Advertise PowerCycle in AllowableValues.
         #[arg(long)]
         power_cycle: bool,
+        /// No SEL LogService (like sushy-emulator and many real BMCs).
+        #[arg(long)]
+        no_sel: bool,
     },
     /// A stateful IPMI v2.0 (RMCP+, suites 3 and 17) BMC on UDP; users admin/password,
     /// operator/oppass, viewer/viewpass.
@@ -128,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
         power_delay_ms,
         no_sessions,
         power_cycle,
+        no_sel,
     } = command
     else {
         return Ok(());
@@ -142,6 +146,7 @@ async fn main() -> anyhow::Result<()> {
         power_delay: Duration::from_millis(power_delay_ms),
         tls,
         page_size: None,
+        sel: !no_sel,
     };
     let running = Mock::start(config, SocketAddr::new(bind, port)).await?;
     if let Some(cert) = &running.cert {

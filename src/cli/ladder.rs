@@ -21,7 +21,8 @@ pub struct ServeArgs {
     /// Address for /metrics, /healthz, /readyz (default: the config's service.listen).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// This replica's name in leases and events (default: $HOSTNAME).
+    /// This replica's name in leases and events, stable across restarts (default: $POD_NAME,
+    /// $HOSTNAME, the kernel hostname, the machine ID).
     #[arg(long, env = "OOB_HOLDER")]
     pub holder: Option<String>,
 }
@@ -89,9 +90,9 @@ fn config(ctx: &Context) -> anyhow::Result<&crate::config::Config> {
 use super::node::client as kube_client;
 
 fn holder(given: Option<String>) -> String {
-    given
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| format!("oob-{}", std::process::id()))
+    let (name, source) = crate::service::holder::holder(given);
+    tracing::debug!(holder = %name, source, "holder identity");
+    name
 }
 
 fn print_line(format: Format, line: &Line) {

@@ -17,6 +17,16 @@ pub enum Level {
     Critical,
 }
 
+impl Level {
+    /// `warning` or `critical`, as in timelines and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
 /// One thing found wrong, with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use surge_ping::{Client, Config, PingIdentifier, PingSequence, ICMP};
+use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, ICMP};
 
 use super::ProbeError;
 
@@ -69,6 +69,14 @@ impl PingStats {
     }
 }
 
+/// Whether a packet matched to our echo is its reply (not an ICMP error quoting it).
+fn is_echo_reply(p: &IcmpPacket) -> bool {
+    match p {
+        IcmpPacket::V4(p) => p.get_icmp_type().0 == 0,
+        IcmpPacket::V6(p) => p.get_icmpv6_type().0 == 129,
+    }
+}
+
 /// The ICMP clients (one per family), opened once per run.
 pub struct Pinger {
     v4: Option<Client>,
@@ -102,6 +110,30 @@ impl Pinger {
         Ok(Self { v4, v6 })
     }
 
+    /// Open a socket for every address family this host can ping, whatever the targets are
+    /// now: a fleet's addresses come and go (Node InternalIPs, annotations), and an address
+    /// of a family without a socket would silently read as "every echo lost". Fails only
+    /// when neither family can be opened.
+    pub fn all_families() -> Result<Self, ProbeError> {
+        let v4 = Self::new(&[IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)]);
+        let v6 = Self::new(&[IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)]);
+        match (v4, v6) {
+            (Err(e), Err(_)) => Err(e),
+            (v4, v6) => Ok(Self {
+                v4: v4.ok().and_then(|p| p.v4),
+                v6: v6.ok().and_then(|p| p.v6),
+            }),
+        }
+    }
+
+    /// Whether `target`'s address family has a socket.
+    pub fn serves(&self, target: IpAddr) -> bool {
+        match target {
+            IpAddr::V4(_) => self.v4.is_some(),
+            IpAddr::V6(_) => self.v6.is_some(),
+        }
+    }
+
     /// Ping one host `count` times.
     pub async fn ping(&self, target: IpAddr, ident: u16, o: PingOptions) -> PingStats {
         let client = match target {
@@ -119,8 +151,12 @@ impl Pinger {
             if seq > 0 {
                 tokio::time::sleep(o.interval).await;
             }
-            if let Ok((_, rtt)) = pinger.ping(PingSequence(seq), &payload).await {
-                rtts.push(rtt);
+            match pinger.ping(PingSequence(seq), &payload).await {
+                Ok((packet, rtt)) if is_echo_reply(&packet) => rtts.push(rtt),
+                // surge-ping hands ICMP errors about our echo to the waiter too: a
+                // "destination host unreachable" for a host whose link is down is the
+                // opposite of an answer.
+                _ => {}
             }
         }
         PingStats::from_rtts(o.count, &rtts)

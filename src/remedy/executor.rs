@@ -61,7 +61,39 @@ pub enum Done {
     Busy(String),
 }
 
+/// What one look at a BMC saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BmcLook {
+    pub power: PowerState,
+    /// New SEL findings since the baseline (none when the log was not read).
+    pub findings: Vec<Finding>,
+    pub sel: SelRead,
+}
+
+/// Whether the system event log could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelRead {
+    Read,
+    /// The BMC has no SEL it exposes (no LogService, command unsupported): judged on power
+    /// alone, no hardware findings from this source.
+    Absent(String),
+    /// The read failed this time; the baseline is kept for the next look.
+    Failed(String),
+}
+
 impl Done {
+    /// The outcome as the ladder's stage machine folds it.
+    pub fn kind(&self) -> crate::remedy::stage::Outcome {
+        use crate::remedy::stage::Outcome;
+        match self {
+            Self::Ok(_) => Outcome::Done,
+            Self::Refused(_) => Outcome::Refused,
+            Self::Failed(_) => Outcome::Failed,
+            Self::Skip(_) => Outcome::Skipped,
+            Self::Busy(_) => Outcome::Busy,
+        }
+    }
+
     /// The outcome's name (journal, metrics, CLI JSON) and its detail.
     pub fn outcome(&self) -> (&'static str, &str) {
         match self {
@@ -180,23 +212,35 @@ impl Executor {
             })?
     }
 
-    /// Out-of-band confirmation: power state and new SEL findings (`seen` is the baseline of
-    /// SEL ids already looked at; `None` on the first look, which only sets it).
+    /// Out-of-band look: power state and new SEL findings (`seen` is the baseline of SEL ids
+    /// already looked at; `None` on the first look, which only sets it). The BMC answered
+    /// when its power state did: a BMC without a SEL (many expose none over Redfish) or
+    /// whose log read fails is still a BMC that confirms power, and says so in `sel`.
     pub async fn confirm(
         &self,
         m: &Machine,
         seen: &mut Option<BTreeSet<String>>,
-    ) -> Result<(PowerState, Vec<Finding>), BmcError> {
+    ) -> Result<BmcLook, BmcError> {
         let c = self.connect(m).await?;
         let result = async {
             let power = c.bmc.power_state().await?;
-            let entries = c.bmc.sel(crate::timeouts::SEL_MAX_ENTRIES).await?;
-            let findings = match seen {
-                Some(ids) => crate::health::sel::findings(&entries, ids),
-                None => Vec::new(),
+            let (findings, sel) = match c.bmc.sel(crate::timeouts::SEL_MAX_ENTRIES).await {
+                Ok(entries) => {
+                    let findings = match seen {
+                        Some(ids) => crate::health::sel::findings(&entries, ids),
+                        None => Vec::new(),
+                    };
+                    *seen = Some(entries.iter().map(|e| e.id.clone()).collect());
+                    (findings, SelRead::Read)
+                }
+                Err(e) if e.is_unsupported() => (Vec::new(), SelRead::Absent(e.to_string())),
+                Err(e) => (Vec::new(), SelRead::Failed(e.to_string())),
             };
-            *seen = Some(entries.iter().map(|e| e.id.clone()).collect());
-            Ok((power, findings))
+            Ok(BmcLook {
+                power,
+                findings,
+                sel,
+            })
         }
         .await;
         c.bmc.close().await;

@@ -63,6 +63,31 @@ pub struct Position {
     pub findings: Vec<crate::health::Finding>,
     /// SEL entry ids already looked at; `None` before the first look.
     pub sel_seen: Option<std::collections::BTreeSet<String>>,
+    /// The node's bootID when the current reboot (or power-on) was sent: the reboot is
+    /// verified by its change, also across a restart.
+    pub boot_before: Option<String>,
+    /// A mutating remedy decided and about to be sent (written *before* the request leaves):
+    /// a restart resumes exactly this remedy under its journal key, never re-judges its way
+    /// into a second action in the same episode.
+    pub pending: Option<Pending>,
+}
+
+/// A remedy in flight, persisted with the stage it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Pending {
+    pub remedy: super::stage::Remedy,
+    /// The stage the ladder was in before it (where a busy node lock sends it back).
+    pub from: Stage,
+    pub at_ms: u64,
+}
+
+/// The position's fields added after the first schema, stored as one JSON column.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct Extra {
+    #[serde(default)]
+    boot_before: Option<String>,
+    #[serde(default)]
+    pending: Option<Pending>,
 }
 
 /// The breaker, when open.
@@ -136,6 +161,7 @@ impl Journal {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| err(e.to_string()))?;
         conn.execute_batch(SCHEMA).map_err(|e| err(e.to_string()))?;
+        migrate(&conn).map_err(|e| err(e.to_string()))?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -230,40 +256,58 @@ impl Journal {
             .map(serde_json::to_string)
             .transpose()
             .map_err(corrupt)?;
+        let extra = serde_json::to_string(&Extra {
+            boot_before: p.boot_before.clone(),
+            pending: p.pending,
+        })
+        .map_err(corrupt)?;
         self.conn().execute(
-            "INSERT INTO positions (node, stage, episode, recovered_ms, findings, sel_seen)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO positions (node, stage, episode, recovered_ms, findings, sel_seen, extra)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (node) DO UPDATE SET stage = ?2, episode = ?3, recovered_ms = ?4,
-             findings = ?5, sel_seen = ?6",
+             findings = ?5, sel_seen = ?6, extra = ?7",
             params![
                 node,
                 stage,
                 sql_ms(p.episode),
                 p.recovered_ms.map(sql_ms),
                 findings,
-                seen
+                seen,
+                extra
             ],
         )?;
         Ok(())
     }
 
     pub fn position(&self, node: &str) -> Result<Option<Position>, JournalError> {
-        type Row = (String, i64, Option<i64>, String, Option<String>);
+        type Row = (
+            String,
+            i64,
+            Option<i64>,
+            String,
+            Option<String>,
+            Option<String>,
+        );
         let row: Option<Row> = self
             .conn()
             .query_row(
-                "SELECT stage, episode, recovered_ms, findings, sel_seen FROM positions WHERE node = ?1",
+                "SELECT stage, episode, recovered_ms, findings, sel_seen, extra FROM positions WHERE node = ?1",
                 params![node],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
             )
             .optional()?;
-        let Some((stage, episode, recovered, findings, seen)) = row else {
+        let Some((stage, episode, recovered, findings, seen, extra)) = row else {
             return Ok(None);
         };
         let corrupt = |e: serde_json::Error| JournalError::Corrupt {
             node: node.to_owned(),
             detail: e.to_string(),
         };
+        let extra: Extra = extra
+            .map(|t| serde_json::from_str(&t))
+            .transpose()
+            .map_err(corrupt)?
+            .unwrap_or_default();
         Ok(Some(Position {
             stage: serde_json::from_str(&stage).map_err(corrupt)?,
             episode: ms(episode),
@@ -273,6 +317,8 @@ impl Journal {
                 .map(|t| serde_json::from_str(&t))
                 .transpose()
                 .map_err(corrupt)?,
+            boot_before: extra.boot_before,
+            pending: extra.pending,
         }))
     }
 
@@ -328,6 +374,17 @@ impl Journal {
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
+}
+
+/// Columns added since the first schema (a journal written by an older oob opens as is).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_extra: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('positions') WHERE name = 'extra'")?
+        .exists([])?;
+    if !has_extra {
+        conn.execute_batch("ALTER TABLE positions ADD COLUMN extra TEXT")?;
+    }
+    Ok(())
 }
 
 fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
@@ -391,6 +448,12 @@ mod tests {
                 "Drive Fault",
             )],
             sel_seen: Some(["1".to_owned(), "103".to_owned()].into()),
+            boot_before: Some("b-1".into()),
+            pending: Some(Pending {
+                remedy: super::super::stage::Remedy::SoftReboot,
+                from: Stage::Confirm { since: 40 },
+                at_ms: 42,
+            }),
         };
         j.save_position("node-1", &p).unwrap();
         assert!(j.trip_breaker("storm", 7).unwrap());

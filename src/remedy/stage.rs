@@ -90,6 +90,21 @@ impl Remedy {
     }
 }
 
+/// How the executor's step ended, as far as the ladder is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Carried out (and verified where it can be).
+    Done,
+    /// Tried and failed.
+    Failed,
+    /// Not possible on this machine (no soft reboot path).
+    Skipped,
+    /// Another actor holds the node.
+    Busy,
+    /// Refused for safety (identity mismatch).
+    Refused,
+}
+
 /// The outcome of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
@@ -164,6 +179,44 @@ impl Stage {
                 go(S::Healthy, R::Recovered)
             }
             S::AwaitReplacement { .. } => stay(*self),
+        }
+    }
+
+    /// Where the ladder stands once the executor has reported how the step from `from` to
+    /// `self` (carrying `remedy`) ended. Pure, like [`Stage::step`]; the service writes the
+    /// stage through these two only.
+    ///
+    /// - done / failed: the step's stage, its clock started now (a soft reboot's wait counts
+    ///   from when the request went out, not from when it was decided; a failed request is
+    ///   left to the stage's timeout, which escalates);
+    /// - skipped (no soft path on this machine): the soft stage already timed out, so the next
+    ///   round escalates at once;
+    /// - busy (someone else holds the node): back where it was, to decide again next round;
+    /// - refused (identity mismatch): hands off at once, a report follows.
+    pub fn after(self, from: Stage, outcome: Outcome, now: u64, p: &Policy) -> Stage {
+        match outcome {
+            Outcome::Busy => from,
+            Outcome::Refused => Stage::AwaitReplacement { since: now },
+            Outcome::Skipped if matches!(self, Stage::SoftReboot { .. }) => Stage::SoftReboot {
+                since: now.saturating_sub(p.soft_reboot_timeout),
+            },
+            Outcome::Done | Outcome::Failed | Outcome::Skipped => self.at(now),
+        }
+    }
+
+    /// The same stage, entered at `now`.
+    fn at(self, now: u64) -> Stage {
+        match self {
+            Self::Healthy => Self::Healthy,
+            Self::Suspect { failures, .. } => Self::Suspect {
+                since: now,
+                failures,
+            },
+            Self::Confirm { .. } => Self::Confirm { since: now },
+            Self::SoftReboot { .. } => Self::SoftReboot { since: now },
+            Self::HardReboot { .. } => Self::HardReboot { since: now },
+            Self::Fenced { .. } => Self::Fenced { since: now },
+            Self::AwaitReplacement { .. } => Self::AwaitReplacement { since: now },
         }
     }
 

@@ -47,7 +47,8 @@ pub enum DownCause {
     HostHung,
     /// Dark and the BMC says power is off.
     PoweredOff,
-    /// Answers ping, but SSH or the kubelet does not: an OS or kubelet problem.
+    /// Answers ping, but the kubelet does not (Ready False or Unknown): an OS or kubelet
+    /// problem. A closed SSH port alone is never this.
     OsProblem,
     /// Dark, and the BMC was not asked yet (before out-of-band confirmation).
     Dark,
@@ -121,6 +122,12 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
     if let Some(ssh) = e.ssh_reachable {
         reasons.push(format!("ssh {}", if ssh { "up" } else { "down" }));
     }
+    // A kernel that completes a TCP handshake is not dark, whatever ICMP says (a firewall
+    // may drop echoes): never reboot a host that answers.
+    let dark = match dark {
+        Some(true) if e.ssh_reachable == Some(true) => Some(false),
+        d => d,
+    };
     if let Some(ready) = &e.node_ready {
         reasons.push(format!("Ready={ready}"));
     }
@@ -141,8 +148,15 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
             },
         },
         Some(false) | None => {
-            let os_down = e.ssh_reachable == Some(false)
-                || e.node_ready.as_deref().is_some_and(|r| r != "True");
+            // The host answers; the OS is down when the kubelet says so (Ready False or
+            // Unknown). A closed SSH port is a warning, never the verdict: many healthy
+            // nodes run no sshd, and liveness here is ICMP (or the Node itself).
+            let os_down = e.node_ready.as_deref().is_some_and(|r| r != "True")
+                || (dark.is_none() && e.ssh_reachable == Some(false) && e.node_ready.is_none());
+            let ssh_warning = e.ssh_reachable == Some(false) && !os_down;
+            if ssh_warning {
+                reasons.push("ssh closed on a host that answers (a warning, not an outage)".into());
+            }
             match (dark, os_down, critical) {
                 (None, false, false) if e.ssh_reachable.is_none() && e.node_ready.is_none() => {
                     Verdict::Unknown
@@ -151,7 +165,7 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
                 (_, true, false) => Verdict::Down {
                     cause: DownCause::OsProblem,
                 },
-                (_, false, false) if !e.findings.is_empty() => Verdict::Degraded,
+                (_, false, false) if !e.findings.is_empty() || ssh_warning => Verdict::Degraded,
                 _ => Verdict::Healthy,
             }
         }

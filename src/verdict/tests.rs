@@ -61,13 +61,31 @@ fn liveness_and_power_decide_the_verdict() {
             ev(Some((0, 3)), Some(false), None, None, Some(false)),
             Verdict::Unknown,
         ),
+        // A host that answers ping and is Ready, with no sshd: a warning, never remediated.
         (
             ev(Some((3, 3)), Some(false), Some("True"), None, None),
+            Verdict::Degraded,
+        ),
+        (
+            ev(Some((3, 3)), Some(false), None, None, None),
+            Verdict::Degraded,
+        ),
+        (
+            ev(Some((3, 3)), Some(false), Some("Unknown"), None, None),
+            Verdict::Down { cause: OsProblem },
+        ),
+        (
+            ev(Some((3, 3)), None, Some("False"), None, None),
             Verdict::Down { cause: OsProblem },
         ),
         (
             ev(Some((3, 3)), Some(true), Some("False"), None, None),
             Verdict::Down { cause: OsProblem },
+        ),
+        // Echoes dropped (a firewall), but SSH answers and the node is Ready: not dark.
+        (
+            ev(Some((0, 3)), Some(true), Some("True"), Some(On), Some(true)),
+            Verdict::Healthy,
         ),
         (ev(None, None, None, None, None), Verdict::Unknown),
         (ev(None, None, Some("True"), None, None), Verdict::Healthy),
@@ -126,10 +144,8 @@ fn with_ssh_as_liveness_a_closed_port_is_dark_not_an_os_problem() {
     let p = Policy::default();
     assert_eq!(
         judge(&e, &p).verdict,
-        Verdict::Down {
-            cause: DownCause::OsProblem
-        },
-        "with ICMP as liveness, a closed SSH port alone is an OS problem"
+        Verdict::Degraded,
+        "with ICMP as liveness, a closed SSH port on a Ready node is a warning, not an outage"
     );
     e.ssh_is_liveness = true;
     assert_eq!(

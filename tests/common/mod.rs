@@ -4,6 +4,7 @@
 
 pub mod netns;
 pub mod sshd;
+pub mod world;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

@@ -127,3 +127,121 @@ impl Link {
         ip(&["-n", &self.host.name, "link", "set", &self.host_if, "up"]);
     }
 }
+
+/// A monitor namespace with several hosts, each on its own veth pair and /24
+/// (10.P.i.1 the host, 10.P.i.254 the monitor), so that each host can go dark on its own.
+pub struct Lan {
+    pub monitor: Netns,
+    /// (namespace, interface inside it, address).
+    pub hosts: Vec<(Netns, String, String)>,
+}
+
+impl Lan {
+    pub fn new(hosts: usize) -> Self {
+        let monitor = Netns::new("mon");
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let prefix = 100 + u8::try_from((std::process::id() + n) % 100).unwrap();
+        let mut out = Vec::new();
+        for i in 0..hosts {
+            let ns = Netns::new("host");
+            let tag = NEXT.fetch_add(1, Ordering::SeqCst) + std::process::id() % 10000 * 100;
+            let (a, b) = (format!("lm{tag}"), format!("lh{tag}"));
+            ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]);
+            ip(&["link", "set", &a, "netns", &monitor.name]);
+            ip(&["link", "set", &b, "netns", &ns.name]);
+            let net = format!("10.{prefix}.{}", i + 1);
+            ip(&[
+                "-n",
+                &monitor.name,
+                "addr",
+                "add",
+                &format!("{net}.254/24"),
+                "dev",
+                &a,
+            ]);
+            ip(&[
+                "-n",
+                &ns.name,
+                "addr",
+                "add",
+                &format!("{net}.1/24"),
+                "dev",
+                &b,
+            ]);
+            ip(&["-n", &monitor.name, "link", "set", &a, "up"]);
+            ip(&["-n", &ns.name, "link", "set", &b, "up"]);
+            out.push((ns, b, format!("{net}.1")));
+        }
+        Self {
+            monitor,
+            hosts: out,
+        }
+    }
+
+    /// Host `i`'s link down (dark) or up.
+    pub fn set_host(&self, i: usize, up: bool) {
+        let (ns, dev, _) = &self.hosts[i];
+        ip(&[
+            "-n",
+            &ns.name,
+            "link",
+            "set",
+            dev,
+            if up { "up" } else { "down" },
+        ]);
+    }
+}
+
+/// A tokio runtime on a thread inside a network namespace: sockets opened by tasks spawned
+/// on [`NsRuntime::handle`] live in that namespace (loopback there is the namespace's own).
+pub struct NsRuntime {
+    pub handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NsRuntime {
+    pub fn enter(ns: &str) -> Self {
+        let path = format!("/var/run/netns/{ns}");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).expect("open the namespace");
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns (root)");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            tx.send(rt.handle().clone()).expect("hand over the runtime");
+            rt.block_on(async {
+                let _ = stopped.await;
+            });
+        });
+        let handle = rx.recv().expect("namespace runtime started");
+        Self {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Run `fut` inside the namespace and wait for it.
+    pub async fn run<F>(&self, fut: F) -> F::Output
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(fut).await.expect("task in the namespace")
+    }
+}
+
+impl Drop for NsRuntime {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

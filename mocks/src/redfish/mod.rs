@@ -41,6 +41,9 @@ pub struct Config {
     /// Serve collections in pages of this many members, linked by `Members@odata.nextLink`
     /// (`?$skip=N`), as large BMC logs are.
     pub page_size: Option<usize>,
+    /// Synthetic systems have a SEL LogService. Without one, the BMC is like
+    /// sushy-emulator and many real BMCs: no LogServices link at all.
+    pub sel: bool,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             power_delay: Duration::from_millis(300),
             tls: false,
             page_size: None,
+            sel: true,
         }
     }
 }

@@ -197,6 +197,12 @@ pub fn synthetic(config: &Config) -> BTreeMap<String, Value> {
                 }},
             }),
         );
+        if !config.sel {
+            if let Some(system) = r.get_mut(path).and_then(Value::as_object_mut) {
+                system.remove("LogServices");
+            }
+            continue;
+        }
         let logs = format!("{path}/LogServices");
         let sel = format!("{logs}/SEL");
         r.insert(

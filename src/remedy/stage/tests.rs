@@ -318,3 +318,59 @@ fn a_failing_disk_is_fenced_and_reported_without_reboots() {
         [Remedy::ConfirmOutOfBand, Remedy::Fence, Remedy::Report]
     );
 }
+
+#[test]
+fn after_folds_every_outcome_into_every_stage() {
+    use Outcome as O;
+    let p = UNITS_AS_SECONDS;
+    let from = Stage::Confirm { since: 1 };
+    let now = 1_000;
+    let targets = [
+        Stage::Healthy,
+        Stage::Suspect {
+            since: 5,
+            failures: 2,
+        },
+        Stage::Confirm { since: 5 },
+        Stage::SoftReboot { since: 5 },
+        Stage::HardReboot { since: 5 },
+        Stage::Fenced { since: 5 },
+        Stage::AwaitReplacement { since: 5 },
+    ];
+    for target in targets {
+        for outcome in [O::Done, O::Failed, O::Skipped, O::Busy, O::Refused] {
+            let got = target.after(from, outcome, now, &p);
+            let want = match (outcome, target) {
+                (O::Busy, _) => from,
+                (O::Refused, _) => Stage::AwaitReplacement { since: now },
+                (O::Skipped, Stage::SoftReboot { .. }) => Stage::SoftReboot {
+                    since: now - p.soft_reboot_timeout,
+                },
+                (_, Stage::Healthy) => Stage::Healthy,
+                (_, Stage::Suspect { .. }) => Stage::Suspect {
+                    since: now,
+                    failures: 2,
+                },
+                (_, t) => {
+                    assert_eq!(got.name(), t.name(), "{outcome:?} into {t:?}");
+                    assert_eq!(got.since(), now, "{outcome:?} into {t:?}: clock restarted");
+                    continue;
+                }
+            };
+            assert_eq!(got, want, "{outcome:?} into {target:?}");
+        }
+    }
+}
+
+#[test]
+fn a_skipped_soft_reboot_escalates_on_the_next_round() {
+    let p = UNITS_AS_SECONDS;
+    let soft = Stage::SoftReboot { since: 0 }.after(
+        Stage::Confirm { since: 0 },
+        Outcome::Skipped,
+        500,
+        &p,
+    );
+    let step = soft.step(&HUNG, 500, &p);
+    assert_eq!(step.remedy, Remedy::HardReboot);
+}

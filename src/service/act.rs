@@ -1,0 +1,302 @@
+//! Carrying out one step for one machine: the storm guard (atomically with marking the node
+//! as remediating), the pending remedy written with its stage *before* the executor sends
+//! anything, the executor, and the outcome folded back by the pure [`Stage::after`].
+
+use tracing::{info, warn};
+
+use super::{MachineState, Service};
+use crate::config::Machine;
+use crate::health::Level;
+use crate::k8s::NodeInfo;
+use crate::remedy::executor::{now_ms, Done, Subject};
+use crate::remedy::guard::{admit, Admission, Fleet, StormPolicy};
+use crate::remedy::journal::Pending;
+use crate::remedy::stage::{Remedy, Stage, Step};
+use crate::verdict::{Evidence, Judgement, Verdict};
+
+fn remediating(s: &Stage) -> bool {
+    matches!(
+        s,
+        Stage::SoftReboot { .. } | Stage::HardReboot { .. } | Stage::Fenced { .. }
+    )
+}
+
+/// Remedies that change the machine or the cluster (and pass the storm guard).
+fn mutating(r: Remedy) -> bool {
+    matches!(
+        r,
+        Remedy::SoftReboot | Remedy::HardReboot | Remedy::PowerOn | Remedy::Fence
+    )
+}
+
+impl Service {
+    /// The storm guard, atomically with marking the node as remediating.
+    async fn admit(&self, name: &str, next: Stage, recovered_ms: Option<u64>) -> Admission {
+        let _turn = self.admission.lock().await;
+        let breaker_open = self.exec.journal.breaker().ok().flatten().is_some();
+        let (total, unhealthy, in_flight) = {
+            let s = self.lock();
+            let total = s.len();
+            let unhealthy = s
+                .values()
+                .filter(|m| !matches!(m.position.stage, Stage::Healthy))
+                .count();
+            let in_flight = s
+                .iter()
+                .filter(|(n, m)| n.as_str() != name && remediating(&m.position.stage))
+                .count();
+            (total, unhealthy, in_flight)
+        };
+        let p = &self.config.policy;
+        let storm = StormPolicy {
+            max_concurrent: p.max_concurrent,
+            max_unhealthy_percent: p.max_unhealthy_percent,
+            cooldown_ms: p.cooldown_s.saturating_mul(1000),
+        };
+        let fleet = Fleet {
+            total,
+            unhealthy,
+            in_flight,
+            breaker_open,
+        };
+        let a = admit(fleet, &storm, now_ms(), recovered_ms);
+        if let Admission::Go = a {
+            if let Some(m) = self.lock().get_mut(name) {
+                m.position.stage = next;
+            }
+        }
+        a
+    }
+
+    /// Carry out `step`. `resumed_from` is the stage before a pending remedy found after a
+    /// restart: it was admitted then, and is finished now without asking again.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn act(
+        &self,
+        m: &Machine,
+        node: &NodeInfo,
+        mut st: MachineState,
+        step: Step,
+        j: &Judgement,
+        evidence: &Evidence,
+        resumed_from: Option<Stage>,
+    ) {
+        let name = m.name.as_str();
+        let from = resumed_from.unwrap_or(st.position.stage);
+        let real = mutating(step.remedy) && !self.exec.dry_run;
+        if real && resumed_from.is_none() {
+            match self.admit(name, step.next, st.position.recovered_ms).await {
+                Admission::Go => st.waiting = None,
+                Admission::Trip { reason } => {
+                    if let Ok(true) = self.exec.journal.trip_breaker(&reason, now_ms()) {
+                        self.exec.note(name, format!("storm guard: breaker TRIPPED: {reason}; no remediation until `oob breaker reset`"));
+                        warn!(node = name, reason = %reason, "breaker tripped");
+                    }
+                    self.metrics.remedy(step.remedy.name(), "blocked");
+                    self.wait(name, st, "breaker open".into());
+                    return;
+                }
+                Admission::Blocked { reason } | Admission::Wait { reason } => {
+                    self.metrics.remedy(step.remedy.name(), "deferred");
+                    self.wait(name, st, reason);
+                    return;
+                }
+            }
+        }
+        if real {
+            // The intent, with the stage it belongs to, is on disk before any request
+            // leaves: a crash from here on resumes this remedy, it never decides another.
+            st.position.stage = step.next;
+            if resumed_from.is_none() {
+                st.position.pending = Some(Pending {
+                    remedy: step.remedy,
+                    from,
+                    at_ms: now_ms(),
+                });
+                if matches!(
+                    step.remedy,
+                    Remedy::SoftReboot | Remedy::HardReboot | Remedy::PowerOn
+                ) {
+                    st.position.boot_before = node.boot_id.clone();
+                }
+            }
+            if !self.put(name, &st) {
+                self.exec.note(
+                    name,
+                    format!(
+                        "{}: not sent, the journal could not record it first",
+                        step.remedy.name()
+                    ),
+                );
+                st.position.stage = from;
+                st.position.pending = None;
+                self.put(name, &st);
+                return;
+            }
+        }
+        let done = self.carry_out(m, node, &mut st, step, j, evidence).await;
+        let mut position = st.position.clone();
+        position.pending = None;
+        position.stage = step.next;
+        if let Some(done) = &done {
+            let kind = step.remedy.name();
+            self.metrics.remedy(kind, done.outcome().0);
+            position.stage =
+                step.next
+                    .after(from, done.kind(), now_ms(), &self.config.policy.stages());
+            match done {
+                Done::Ok(d) if mutating(step.remedy) && step.remedy != Remedy::Fence => {
+                    self.exec.note(name, format!("{kind}: {d}"))
+                }
+                Done::Failed(d) => self.exec.note(name, format!("{kind} failed: {d}")),
+                Done::Skip(d) => self.exec.note(name, format!("{kind} skipped: {d}")),
+                Done::Busy(d) => self.exec.note(name, format!("{kind} deferred: {d}")),
+                Done::Refused(d) => {
+                    // Never power-cycle the wrong machine: straight to the report, hands off.
+                    st.position = position.clone();
+                    self.put(name, &st);
+                    self.refused_report(m, node, &st, d, &j.verdict.name())
+                        .await;
+                    return;
+                }
+                Done::Ok(_) => {}
+            }
+        }
+        if position.stage.name() != from.name() {
+            info!(
+                node = name,
+                from = from.name(),
+                to = position.stage.name(),
+                "stage"
+            );
+        }
+        st.position = position;
+        self.put(name, &st);
+    }
+
+    /// The executor's part of a step.
+    async fn carry_out(
+        &self,
+        m: &Machine,
+        node: &NodeInfo,
+        st: &mut MachineState,
+        step: Step,
+        j: &Judgement,
+        evidence: &Evidence,
+    ) -> Option<Done> {
+        let name = m.name.as_str();
+        let verdict = j.verdict.name();
+        let mut evidence_lines: Vec<String> = j.reasons.clone();
+        evidence_lines.extend(st.history.iter().map(|h| format!("probe {h}")));
+        let findings = st.position.findings.clone();
+        let subject = Subject {
+            machine: m,
+            node,
+            episode: st.position.episode,
+            findings: &findings,
+            evidence: &evidence_lines,
+            verdict: &verdict,
+        };
+        match step.remedy {
+            Remedy::Nothing | Remedy::ConfirmOutOfBand => None,
+            Remedy::SoftReboot => Some(self.exec.soft_reboot(&subject).await),
+            Remedy::HardReboot => Some(self.exec.hard_reboot(&subject).await),
+            Remedy::PowerOn => Some(self.exec.power_on(&subject).await),
+            Remedy::Fence => {
+                let alive =
+                    matches!(j.verdict, Verdict::Faulty) && evidence.ssh_reachable != Some(false);
+                Some(self.exec.fence(&subject, alive).await)
+            }
+            Remedy::Report => {
+                let summary = self.summary(st, j);
+                let since = self.episode_start(name);
+                let (done, _) = self.exec.report(&subject, &summary, since).await;
+                Some(done)
+            }
+            Remedy::Recovered => {
+                let how = match (&st.position.boot_before, &node.boot_id) {
+                    (Some(a), Some(b)) if a != b => {
+                        format!("recovered: reboot verified (bootID {a} → {b}), Ready=True")
+                    }
+                    (Some(_), _) => "recovered: answering and Ready=True, back on its own (bootID unchanged: no reboot took place)".to_owned(),
+                    (None, _) => "recovered: answering and Ready=True".to_owned(),
+                };
+                self.exec.note(name, how.clone());
+                let d = self.exec.recovered(&subject, &how).await;
+                st.position.findings.clear();
+                st.position.boot_before = None;
+                st.position.recovered_ms = Some(now_ms());
+                Some(d)
+            }
+        }
+    }
+
+    /// A power action refused by the identity check: the report says why, hands off.
+    async fn refused_report(
+        &self,
+        m: &Machine,
+        node: &NodeInfo,
+        st: &MachineState,
+        why: &str,
+        verdict: &str,
+    ) {
+        let evidence: Vec<String> = st.history.iter().map(|h| format!("probe {h}")).collect();
+        let subject = Subject {
+            machine: m,
+            node,
+            episode: st.position.episode,
+            findings: &st.position.findings,
+            evidence: &evidence,
+            verdict,
+        };
+        let summary = format!("power action refused: {why}");
+        let since = self.episode_start(&m.name);
+        let (done, _) = self.exec.report(&subject, &summary, since).await;
+        self.metrics.remedy("report", done.outcome().0);
+    }
+
+    fn wait(&self, name: &str, mut st: MachineState, reason: String) {
+        if st.waiting.as_deref() != Some(reason.as_str()) {
+            self.exec
+                .note(name, format!("remediation deferred: {reason}"));
+            st.waiting = Some(reason);
+        }
+        self.put(name, &st);
+    }
+
+    /// When the node's current episode began (its first timeline line since it was healthy).
+    fn episode_start(&self, name: &str) -> u64 {
+        let entries = self.exec.journal.timeline(name, 0).unwrap_or_default();
+        entries
+            .iter()
+            .rev()
+            .find(|(_, what)| what.starts_with("recovered"))
+            .map_or(0, |(at, _)| *at + 1)
+    }
+
+    fn summary(&self, st: &MachineState, j: &Judgement) -> String {
+        if let Some(f) = st
+            .position
+            .findings
+            .iter()
+            .find(|f| f.severity == Level::Critical)
+        {
+            return format!(
+                "critical hardware finding on {}: {}",
+                f.component.as_deref().unwrap_or("the machine"),
+                f.detail
+            );
+        }
+        match st.position.stage {
+            Stage::Confirm { .. } => format!(
+                "the BMC did not confirm the machine's state within {} s ({})",
+                self.config.policy.confirm_timeout_s,
+                j.reasons.join(", ")
+            ),
+            _ => format!(
+                "did not come back after a soft reboot and a verified hard power cycle; fenced ({})",
+                j.reasons.join(", ")
+            ),
+        }
+    }
+}
