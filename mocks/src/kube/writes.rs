@@ -103,29 +103,31 @@ pub(super) fn create_lease(s: &mut State, ns: &str, mut lease: Value) -> Respons
     created(lease)
 }
 
-/// `PUT /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}`.
+/// `PUT /apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}`, in the real server's
+/// order: namespace and name against the URL (400), existence (404), a resourceVersion at all
+/// (422) and the current one (409), then validation (422).
 pub(super) fn replace_lease(s: &mut State, ns: &str, name: &str, mut lease: Value) -> Response {
-    let key = (ns.to_owned(), name.to_owned());
-    let Some(current) = s.leases.get(&key).cloned() else {
-        return status(
-            404,
-            "NotFound",
-            &format!("leases.coordination.k8s.io \"{name}\" not found"),
-        );
-    };
     if let Err(e) = prepare(&mut lease, ns) {
         return e.into_response();
     }
     let body_name = lease.pointer("/metadata/name").and_then(Value::as_str);
     if body_name != Some(name) {
         let given = body_name.unwrap_or("");
-        return status(
-            400,
-            "BadRequest",
-            &format!(
-                "the name of the object ({given}) does not match the name on the URL ({name})"
-            ),
-        );
+        let message =
+            format!("the name of the object ({given}) does not match the name on the URL ({name})");
+        return status(400, "BadRequest", &message);
+    }
+    let key = (ns.to_owned(), name.to_owned());
+    let Some(current) = s.leases.get(&key).cloned() else {
+        let message = format!("leases.coordination.k8s.io \"{name}\" not found");
+        return status(404, "NotFound", &message);
+    };
+    let rv = lease.pointer("/metadata/resourceVersion");
+    if rv.and_then(Value::as_str).is_none_or(str::is_empty) {
+        return validate::missing_resource_version("leases", "coordination.k8s.io", name);
+    }
+    if rv != current.pointer("/metadata/resourceVersion") {
+        return status(409, "Conflict", &format!("Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"));
     }
     // Identity fields the client left out are kept, as the server's update strategy does.
     for field in ["uid", "creationTimestamp"] {
@@ -136,9 +138,6 @@ pub(super) fn replace_lease(s: &mut State, ns: &str, name: &str, mut lease: Valu
     let errs = objects::lease_update(&lease, &current);
     if let Some(r) = validate::rejection(validate::LEASE, name, &errs) {
         return r;
-    }
-    if lease.pointer("/metadata/resourceVersion") != current.pointer("/metadata/resourceVersion") {
-        return status(409, "Conflict", &format!("Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"));
     }
     stamp(s, &mut lease, false);
     s.leases.insert(key, lease.clone());

@@ -60,6 +60,8 @@ pub enum Bad {
     /// Shown quoted, Go `%q` style.
     Str(String),
     Int(i64),
+    /// Shown as is (e.g. `0x0`, Go's `%#v` of an unsigned zero).
+    Raw(&'static str),
 }
 
 /// One `field.Error`.
@@ -118,6 +120,7 @@ impl FieldError {
             }
             (Bad::Str(v), _) => format!("{}: {}", self.kind.text(), go_quote(v)),
             (Bad::Int(i), _) => format!("{}: {i}", self.kind.text()),
+            (Bad::Raw(r), _) => format!("{}: {r}", self.kind.text()),
         };
         if !self.detail.is_empty() {
             s.push_str(": ");
@@ -192,6 +195,28 @@ pub const NODE: GroupKind = GroupKind {
     kind: "Node",
 };
 
+/// What the storage layer answers an update without a resourceVersion of a type that allows
+/// no unconditional update (Leases): it names the resource, not the kind, and prints the
+/// missing version as an unsigned `0x0`.
+pub fn missing_resource_version(
+    resource: &'static str,
+    group: &'static str,
+    name: &str,
+) -> Response {
+    let err = FieldError::new(
+        Kind::Invalid,
+        "metadata.resourceVersion",
+        Bad::Raw("0x0"),
+        "must be specified for an update",
+    );
+    let gk = GroupKind {
+        group,
+        kind: resource,
+    };
+    let body = invalid_body(gk, name, &[err]);
+    (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+}
+
 /// The `Status` body of a 422 (`errors.NewInvalid`).
 pub fn invalid_body(gk: GroupKind, name: &str, errs: &[FieldError]) -> Value {
     let qualified = if gk.group.is_empty() {
@@ -258,6 +283,24 @@ mod tests {
         );
         assert!(body["details"].get("group").is_none());
         assert_eq!(body["details"]["causes"][1]["reason"], "FieldValueTooLong");
+    }
+
+    #[test]
+    fn an_update_without_resource_version_names_the_resource() {
+        let err = FieldError::new(
+            Kind::Invalid,
+            "metadata.resourceVersion",
+            Bad::Raw("0x0"),
+            "must be specified for an update",
+        );
+        let gk = GroupKind {
+            group: "coordination.k8s.io",
+            kind: "leases",
+        };
+        assert_eq!(
+            invalid_body(gk, "l", &[err])["message"],
+            "leases.coordination.k8s.io \"l\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+        );
     }
 
     #[test]

@@ -203,6 +203,12 @@ pub fn secret_create(secret: &Value) -> Vec<FieldError> {
 }
 
 /// A Node after a patch of `old`: metadata update rules, taints, conditions.
+///
+/// Taints are reported under `metadata.taints[i]`, not `spec.taints[i]`: upstream
+/// `ValidateNode` builds their path from `metadata`, and the real server's messages say so.
+/// Conditions are checked although upstream `ValidateNodeUpdate` leaves Node status alone: a
+/// deliberate strictness beyond the real server, so that `oob` never publishes a condition
+/// status other than `True`, `False` or `Unknown` that consumers would misread.
 pub fn node_update(node: &Value, old: &Value) -> Vec<FieldError> {
     let null = Value::Null;
     let mut errs = meta::update(
@@ -223,14 +229,16 @@ fn taints(taints: Option<&Value>) -> Vec<FieldError> {
         .flatten()
         .enumerate()
     {
-        let at = format!("spec.taints[{i}]");
+        let at = format!("metadata.taints[{i}]");
         let key = text(t, "/key");
         for m in qualified_name(key) {
             errs.push(FieldError::invalid(&format!("{at}.key"), key, &m));
         }
         let value = text(t, "/value");
-        for m in label_value(value) {
-            errs.push(FieldError::invalid(&format!("{at}.value"), value, &m));
+        let msgs = label_value(value);
+        if !msgs.is_empty() {
+            let field = format!("{at}.value");
+            errs.push(FieldError::invalid(&field, value, &msgs.join(";")));
         }
         let effect = text(t, "/effect");
         if effect.is_empty() {

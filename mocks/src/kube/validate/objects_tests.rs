@@ -224,14 +224,27 @@ fn node_taints_have_qualified_keys_label_values_and_known_effects() {
     assert_eq!(
         fields(&node_update(&n, &old)),
         [
-            "spec.taints[0].key",
-            "spec.taints[0].value",
-            "spec.taints[0].effect",
-            "spec.taints[1].effect",
-            "spec.taints[2].effect",
-            "spec.taints[2]"
+            "metadata.taints[0].key",
+            "metadata.taints[0].value",
+            "metadata.taints[0].effect",
+            "metadata.taints[1].effect",
+            "metadata.taints[2].effect",
+            "metadata.taints[2]"
         ]
     );
+}
+
+#[test]
+fn node_taint_value_messages_are_joined_into_one_error() {
+    let old = node();
+    let mut n = old.clone();
+    n["spec"]["taints"] =
+        json!([{"key": "k", "value": format!("-{}", "v".repeat(63)), "effect": "NoExecute"}]);
+    let errs = node_update(&n, &old);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0]
+        .detail
+        .starts_with("must be no more than 63 characters;a valid label"));
 }
 
 #[test]
