@@ -803,7 +803,7 @@ async fn node_patches_and_leases_the_real_server_would_refuse_are_refused() {
     );
     let lease = json!({"metadata": {"name": "l"}, "spec": {"leaseDurationSeconds": 0}});
     let response = reqwest::Client::new()
-        .post(url)
+        .post(&url)
         .json(&lease)
         .send()
         .await
@@ -813,5 +813,22 @@ async fn node_patches_and_leases_the_real_server_would_refuse_are_refused() {
     assert_eq!(
         body["message"],
         "Lease.coordination.k8s.io \"l\" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"
+    );
+    // A replace must say which version it replaces (Leases allow no unconditional update).
+    let http = reqwest::Client::new();
+    let lease = json!({"metadata": {"name": "l"}, "spec": {"leaseDurationSeconds": 15}});
+    let created = http.post(&url).json(&lease).send().await.unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let replaced = http
+        .put(format!("{url}/l"))
+        .json(&lease)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status().as_u16(), 422);
+    let body: Value = replaced.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "leases.coordination.k8s.io \"l\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
     );
 }
