@@ -663,3 +663,172 @@ async fn node_watches_see_the_current_nodes_then_changes() {
         other => panic!("expected MODIFIED, got {other:?}"),
     }
 }
+
+/// What the strict fake answers the Event oob used to send (`generateName: "{node}.oob."`),
+/// word for word as a real kube-apiserver answered it.
+const DNS_SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+fn old_event(node: &str) -> Value {
+    json!({
+        "apiVersion": "events.k8s.io/v1", "kind": "Event",
+        "metadata": {"generateName": format!("{node}.oob.")},
+        "eventTime": "2026-11-22T10:00:00.000000Z", "type": "Normal",
+        "reason": "Cordoned", "action": "Cordon", "note": "n",
+        "reportingController": "oob.dev/remediation", "reportingInstance": "oob-test",
+        "regarding": {"apiVersion": "v1", "kind": "Node", "name": node},
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dotted_event_generate_name_is_refused_and_publish_now_sends_a_valid_one() {
+    let (api, client) = start().await;
+    // The old prefix, through the kube client: 422 Invalid with the real server's message.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    let old: k8s_openapi::api::events::v1::Event =
+        serde_json::from_value(old_event("node-1")).unwrap();
+    let kube::Error::Api(status) = events
+        .create(&kube::api::PostParams::default(), &old)
+        .await
+        .unwrap_err()
+    else {
+        panic!("expected an API error");
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    let tail = format!(
+        " is invalid: metadata.generateName: Invalid value: \"node-1.oob.\": {DNS_SUBDOMAIN_MESSAGE}"
+    );
+    assert!(
+        status
+            .message
+            .starts_with("Event.events.k8s.io \"node-1.oob.")
+            && status.message.ends_with(&tail),
+        "{}",
+        status.message
+    );
+    // The same body raw, for the Status details the kube client does not keep.
+    let url = format!(
+        "{}/apis/events.k8s.io/v1/namespaces/default/events",
+        api.url()
+    );
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(&old_event("node-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["kind"], "Status");
+    assert_eq!(body["details"]["kind"], "Event");
+    assert_eq!(body["details"]["group"], "events.k8s.io");
+    assert_eq!(
+        body["details"]["causes"],
+        json!([{
+            "reason": "FieldValueInvalid",
+            "field": "metadata.generateName",
+            "message": format!("Invalid value: \"node-1.oob.\": {DNS_SUBDOMAIN_MESSAGE}"),
+        }])
+    );
+    assert!(api.api.events().is_empty(), "nothing stored");
+
+    // oob's publish: accepted, and what was stored passes the same validation.
+    let ops = ops(&client);
+    let long_node = format!("{}.{}", "a".repeat(60), "b".repeat(192));
+    for node in ["node-1", long_node.as_str()] {
+        ops.publish(
+            node,
+            NodeEvent {
+                type_: "Warning".into(),
+                reason: "PowerCycled".into(),
+                action: "HardReboot".into(),
+                note: "é".repeat(600),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let stored = api.api.events();
+    assert_eq!(stored.len(), 2);
+    for event in &stored {
+        let errs = oob_mocks::kube::validate::objects::event_create(event, "default");
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(
+            event["note"].as_str().unwrap().len(),
+            1024,
+            "cut at 1024 bytes"
+        );
+    }
+    let name = stored[0]["metadata"]["name"].as_str().unwrap();
+    assert_eq!(stored[0]["metadata"]["generateName"], "node-1-oob-");
+    assert!(name.starts_with("node-1-oob-") && name.len() == "node-1-oob-".len() + 5);
+    let long_name = stored[1]["metadata"]["name"].as_str().unwrap();
+    assert!(long_name.len() <= 63, "{long_name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_patches_and_leases_the_real_server_would_refuse_are_refused() {
+    let (api, client) = start().await;
+    let ops = ops(&client);
+    let err = ops
+        .annotate("node-1", "oob.dev/not a key", Some("x"))
+        .await
+        .unwrap_err();
+    let NodeOpsError::Invalid { message, .. } = &err else {
+        panic!("{err}");
+    };
+    assert!(
+        message.starts_with(
+            "Node \"node-1\" is invalid: metadata.annotations: Invalid value: \"oob.dev/not a key\": name part must consist of"
+        ),
+        "{message}"
+    );
+    let bad = Condition {
+        type_: "OobRemediation".into(),
+        status: "Yes".into(),
+        reason: "R".into(),
+        message: "m".into(),
+    };
+    let err = ops.set_condition("node-1", bad).await.unwrap_err();
+    assert!(matches!(err, NodeOpsError::Invalid { .. }), "{err}");
+    assert!(
+        api.api.node("node-1").unwrap()["metadata"]["annotations"]
+            .get("oob.dev/not a key")
+            .is_none(),
+        "nothing stored"
+    );
+    let url = format!(
+        "{}/apis/coordination.k8s.io/v1/namespaces/oob-system/leases",
+        api.url()
+    );
+    let lease = json!({"metadata": {"name": "l"}, "spec": {"leaseDurationSeconds": 0}});
+    let response = reqwest::Client::new()
+        .post(&url)
+        .json(&lease)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "Lease.coordination.k8s.io \"l\" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"
+    );
+    // A replace must say which version it replaces (Leases allow no unconditional update).
+    let http = reqwest::Client::new();
+    let lease = json!({"metadata": {"name": "l"}, "spec": {"leaseDurationSeconds": 15}});
+    let created = http.post(&url).json(&lease).send().await.unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let replaced = http
+        .put(format!("{url}/l"))
+        .json(&lease)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replaced.status().as_u16(), 422);
+    let body: Value = replaced.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "leases.coordination.k8s.io \"l\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+    );
+}

@@ -15,6 +15,38 @@ use super::{Condition, NodeEvent, NodeInfo, NodeOps, NodeOpsError, Taint};
 /// Attempts for a read-modify-write that loses a resourceVersion race.
 const CONFLICT_ATTEMPTS: u32 = 3;
 
+/// The API server refuses an Event whose `note` is longer than this, in bytes.
+const NOTE_MAX_BYTES: usize = 1024;
+/// … or whose `reportingInstance` is longer than this.
+const REPORTING_INSTANCE_MAX_BYTES: usize = 128;
+/// The API server keeps this much of a `generateName` (63 minus its 5 random characters).
+const GENERATED_BASE_MAX_BYTES: usize = 58;
+/// What follows the node's name in the name of its Events.
+const EVENT_NAME_SUFFIX: &str = "-oob-";
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate_bytes(s: &str, max: usize) -> &str {
+    let mut cut = s.len().min(max);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
+/// `generateName` of an Event about `node`: `{node}-oob-`, the node's name cut so that the
+/// whole prefix survives the server's cut to 58 bytes, and without a trailing '.' or '-' so
+/// that the prefix and the generated name are DNS subdomains for any valid node name (a '.'
+/// before the random suffix, as in `{node}.oob.`, is refused: a generateName may end only in
+/// an alphanumeric or a '-').
+pub fn event_name_prefix(node: &str) -> String {
+    let room = GENERATED_BASE_MAX_BYTES - EVENT_NAME_SUFFIX.len();
+    let head = truncate_bytes(node, room).trim_end_matches(['.', '-']);
+    if head.is_empty() {
+        return EVENT_NAME_SUFFIX.trim_start_matches('-').to_owned();
+    }
+    format!("{head}{EVENT_NAME_SUFFIX}")
+}
+
 pub struct KubeNodeOps {
     nodes: Api<Node>,
     events: Api<Event>,
@@ -176,16 +208,18 @@ impl NodeOps for KubeNodeOps {
         let uid = self.node(node).await.ok().and_then(|n| n.metadata.uid);
         let event = Event {
             metadata: ObjectMeta {
-                generate_name: Some(format!("{node}.oob.")),
+                generate_name: Some(event_name_prefix(node)),
                 ..ObjectMeta::default()
             },
             event_time: Some(MicroTime(Timestamp::now())),
             type_: Some(e.type_),
             reason: Some(e.reason),
             action: Some(e.action),
-            note: Some(e.note.chars().take(1024).collect()),
+            note: Some(truncate_bytes(&e.note, NOTE_MAX_BYTES).to_owned()),
             reporting_controller: Some("oob.dev/remediation".into()),
-            reporting_instance: Some(self.instance.clone()),
+            reporting_instance: Some(
+                truncate_bytes(&self.instance, REPORTING_INSTANCE_MAX_BYTES).to_owned(),
+            ),
             regarding: Some(ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Node".into()),
@@ -224,5 +258,45 @@ impl NodeOps for KubeNodeOps {
             .map_err(|e| NodeOpsError::from_kube(node, "delete", e))?;
         info!(node, "node deleted");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_prefixes_fit_the_generated_name_budget_and_end_in_a_dash() {
+        assert_eq!(event_name_prefix("node-1"), "node-1-oob-");
+        assert_eq!(event_name_prefix("e2e-2"), "e2e-2-oob-");
+        assert_eq!(
+            event_name_prefix("n1.rack4.example.com"),
+            "n1.rack4.example.com-oob-"
+        );
+        let long = format!("{}.{}", "a".repeat(52), "b".repeat(200));
+        let p = event_name_prefix(&long);
+        assert_eq!(
+            p,
+            format!("{}-oob-", "a".repeat(52)),
+            "the cut lands after the dot"
+        );
+        assert!(p.len() <= GENERATED_BASE_MAX_BYTES);
+        assert_eq!(
+            event_name_prefix(&"x".repeat(253)).len(),
+            GENERATED_BASE_MAX_BYTES
+        );
+    }
+
+    #[test]
+    fn truncation_counts_bytes_and_keeps_characters_whole() {
+        assert_eq!(truncate_bytes("abc", 2), "ab");
+        assert_eq!(truncate_bytes("é", 1), "");
+        let note = "é".repeat(600);
+        let cut = truncate_bytes(&note, NOTE_MAX_BYTES);
+        assert_eq!(cut.len(), NOTE_MAX_BYTES);
+        assert_eq!(
+            truncate_bytes(&format!("x{note}"), NOTE_MAX_BYTES).len(),
+            1023
+        );
     }
 }

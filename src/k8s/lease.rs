@@ -9,6 +9,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, PostParams};
+use sha2::{Digest, Sha256};
 use tracing::{debug, info};
 
 use super::NodeOpsError;
@@ -21,9 +22,25 @@ pub struct LeaseLock {
     duration: Duration,
 }
 
-/// The per-node lock's lease name.
+/// Object names are DNS subdomains: at most 253 bytes.
+const MAX_NAME_BYTES: usize = 253;
+
+/// The per-node lock's lease name: `oob-node-{node}`. A node name longer than 244 bytes would
+/// make it too long for the API server, so then the name is cut and ends in a hash of the
+/// whole node name instead (still one lease per node).
 pub fn node_lock_name(node: &str) -> String {
-    format!("oob-node-{node}")
+    let name = format!("oob-node-{node}");
+    if name.len() <= MAX_NAME_BYTES {
+        return name;
+    }
+    let hash: String = Sha256::digest(node.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let room = MAX_NAME_BYTES - hash.len() - 1;
+    let head = super::kube_ops::truncate_bytes(&name, room).trim_end_matches(['.', '-']);
+    format!("{head}-{hash}")
 }
 
 impl LeaseLock {
@@ -134,5 +151,25 @@ impl LeaseLock {
             Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
             Err(e) => Err(err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_names_stay_valid_object_names_for_the_longest_node_names() {
+        assert_eq!(node_lock_name("node-1"), "oob-node-node-1");
+        let at_limit = "a".repeat(244);
+        assert_eq!(node_lock_name(&at_limit), format!("oob-node-{at_limit}"));
+        let long = format!("{}.{}", "a".repeat(230), "b".repeat(22));
+        let name = node_lock_name(&long);
+        assert_eq!(name.len(), MAX_NAME_BYTES);
+        assert!(name.starts_with("oob-node-aaa"));
+        assert_ne!(
+            name,
+            node_lock_name(&format!("{}.{}", "a".repeat(230), "c".repeat(22)))
+        );
     }
 }

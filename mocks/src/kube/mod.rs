@@ -1,12 +1,17 @@
 //! A fake kube-apiserver, faithful enough to test the real `kube` client against: discovery,
-//! nodes (get, list, patch merge/strategic/JSON, status subresource, delete) and
-//! events.k8s.io/v1 events, with resourceVersions, optimistic concurrency (409), validation
-//! (422), throttling (429) and real `Status` error bodies. Every request is recorded so that
-//! tests can check its shape (verb, path, content type, body).
+//! nodes (get, list, patch merge/strategic/JSON, status subresource, delete),
+//! events.k8s.io/v1 events, leases, secrets and evictions, with resourceVersions, optimistic
+//! concurrency (409), throttling (429) and real `Status` error bodies. What `oob` writes is
+//! validated as strictly as a real API server does it (422 with field causes, 415 for an
+//! unknown patch type; see [`validate`]), so that a test cannot pass on the fake's leniency.
+//! Every request is recorded so that tests can check its shape (verb, path, content type,
+//! body).
 //!
 //! Seeded from a fixture: `{"nodes": [Node, …]}`.
 
 mod patch;
+pub mod validate;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -289,10 +294,12 @@ async fn handle(
             None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
         },
         ("PATCH", ["api", "v1", "nodes", name]) => {
-            patch_node(&mut s, name, content_type.as_deref(), &parsed, false)
+            let how = (content_type.as_deref(), uri.query());
+            patch_node(&mut s, name, how, &parsed, false)
         }
         ("PATCH", ["api", "v1", "nodes", name, "status"]) => {
-            patch_node(&mut s, name, content_type.as_deref(), &parsed, true)
+            let how = (content_type.as_deref(), uri.query());
+            patch_node(&mut s, name, how, &parsed, true)
         }
         ("DELETE", ["api", "v1", "nodes", name]) => match s.nodes.remove(*name) {
             Some(n) => {
@@ -302,7 +309,7 @@ async fn handle(
             None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
         },
         ("POST", ["apis", "events.k8s.io", "v1", "namespaces", ns, "events"]) => {
-            create_event(&mut s, ns, parsed)
+            writes::create_event(&mut s, ns, parsed)
         }
         ("GET", ["api", "v1", "pods"]) => list_pods(&s, uri.query()),
         ("GET", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
@@ -316,44 +323,10 @@ async fn handle(
             }
         }
         ("POST", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases"]) => {
-            let name = parsed
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            let key = ((*ns).to_owned(), name.clone());
-            if s.leases.contains_key(&key) {
-                return status(
-                    409,
-                    "AlreadyExists",
-                    &format!("leases.coordination.k8s.io \"{name}\" already exists"),
-                );
-            }
-            let mut lease = parsed.clone();
-            lease["metadata"]["namespace"] = json!(ns);
-            stamp(&mut s, &mut lease, true);
-            s.leases.insert(key, lease.clone());
-            (StatusCode::CREATED, axum::Json(lease)).into_response()
+            writes::create_lease(&mut s, ns, parsed)
         }
         ("PUT", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
-            let key = ((*ns).to_owned(), (*name).to_owned());
-            let Some(current) = s.leases.get(&key).cloned() else {
-                return status(
-                    404,
-                    "NotFound",
-                    &format!("leases.coordination.k8s.io \"{name}\" not found"),
-                );
-            };
-            if parsed.pointer("/metadata/resourceVersion")
-                != current.pointer("/metadata/resourceVersion")
-            {
-                return status(409, "Conflict", &format!("Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"));
-            }
-            let mut lease = parsed.clone();
-            lease["metadata"]["uid"] = current["metadata"]["uid"].clone();
-            stamp(&mut s, &mut lease, false);
-            s.leases.insert(key, lease.clone());
-            ok(&lease)
+            writes::replace_lease(&mut s, ns, name, parsed)
         }
         ("GET", ["api", "v1", "namespaces", ns, "configmaps", name]) => {
             match s.configmaps.get(&((*ns).to_owned(), (*name).to_owned())) {
@@ -368,30 +341,7 @@ async fn handle(
             }
         }
         ("POST", ["api", "v1", "namespaces", ns, "secrets"]) => {
-            let Some(name) = parsed
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-            else {
-                return status(
-                    422,
-                    "Invalid",
-                    "Secret is invalid: metadata.name: Required value",
-                );
-            };
-            let key = ((*ns).to_owned(), name.clone());
-            if s.secrets.contains_key(&key) {
-                return status(
-                    409,
-                    "AlreadyExists",
-                    &format!("secrets \"{name}\" already exists"),
-                );
-            }
-            let mut secret = parsed.clone();
-            secret["metadata"]["namespace"] = json!(ns);
-            stamp(&mut s, &mut secret, true);
-            s.secrets.insert(key, secret.clone());
-            (StatusCode::CREATED, axum::Json(secret)).into_response()
+            writes::create_secret(&mut s, ns, parsed)
         }
         ("GET", ["api", "v1", "namespaces", ns, "pods", name]) => {
             match s.pods.get(&((*ns).to_owned(), (*name).to_owned())) {
@@ -430,50 +380,11 @@ fn api_groups() -> Value {
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-const TAINT_EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
-const CONDITION_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
-
-/// Field validation the real API server does for what the fake serves.
-fn validate(node: &Value) -> Result<(), String> {
-    for t in node
-        .pointer("/spec/taints")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-        if !TAINT_EFFECTS.contains(&effect) {
-            return Err(format!(
-                "spec.taints.effect: Unsupported value: \"{effect}\""
-            ));
-        }
-        if t.get("key")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
-            return Err("spec.taints.key: Required value".into());
-        }
-    }
-    for c in node
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let st = c.get("status").and_then(Value::as_str).unwrap_or("");
-        if !CONDITION_STATUSES.contains(&st) {
-            return Err(format!(
-                "status.conditions.status: Unsupported value: \"{st}\""
-            ));
-        }
-    }
-    Ok(())
-}
-
+/// A PATCH of a Node (or its status): `how` is the content type and the query.
 fn patch_node(
     s: &mut State,
     name: &str,
-    content_type: Option<&str>,
+    how: (Option<&str>, Option<&str>),
     body: &Value,
     status_sub: bool,
 ) -> Response {
@@ -493,28 +404,8 @@ fn patch_node(
         }
     }
     let mut next = current.clone();
-    match content_type {
-        Some("application/merge-patch+json") => patch::merge(&mut next, body),
-        Some("application/strategic-merge-patch+json") => patch::strategic(&mut next, body),
-        Some("application/json-patch+json") => {
-            if let Err(e) = patch::json_patch(&mut next, body) {
-                return status(
-                    422,
-                    "Invalid",
-                    &format!("the JSON patch could not be applied: {e}"),
-                );
-            }
-        }
-        other => {
-            return status(
-                415,
-                "UnsupportedMediaType",
-                &format!(
-                    "the body of the request was in an unknown format: {}",
-                    other.unwrap_or("none")
-                ),
-            )
-        }
+    if let Err(e) = patch::apply(&mut next, body, how.0, query_value(how.1, "fieldManager")) {
+        return patch_error(&e);
     }
     // The main resource ignores status; the status subresource changes only status.
     if status_sub {
@@ -525,8 +416,9 @@ fn patch_node(
         next["status"] = current.get("status").cloned().unwrap_or(Value::Null);
     }
     next["metadata"]["name"] = json!(name);
-    if let Err(e) = validate(&next) {
-        return status(422, "Invalid", &format!("Node \"{name}\" is invalid: {e}"));
+    let errs = validate::objects::node_update(&next, &current);
+    if let Some(r) = validate::rejection(validate::NODE, name, &errs) {
+        return r;
     }
     stamp(s, &mut next, false);
     notify(s, "MODIFIED", &next);
@@ -534,40 +426,23 @@ fn patch_node(
     ok(&next)
 }
 
-fn create_event(s: &mut State, ns: &str, mut event: Value) -> Response {
-    if event
-        .get("reason")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
-        return status(
-            422,
-            "Invalid",
-            "Event.events.k8s.io is invalid: reason: Required value",
-        );
+/// The answer to a patch that cannot be applied.
+fn patch_error(e: &patch::PatchError) -> Response {
+    match e {
+        patch::PatchError::UnsupportedMediaType => {
+            status(415, "UnsupportedMediaType", &e.to_string())
+        }
+        patch::PatchError::NoFieldManager => {
+            let err = validate::FieldError::required("fieldManager", "is required for apply patch");
+            let gk = validate::GroupKind {
+                group: "meta.k8s.io",
+                kind: "PatchOptions",
+            };
+            let body = validate::invalid_body(gk, "", &[err]);
+            (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+        }
+        patch::PatchError::JsonPatch(_) => status(422, "Invalid", &e.to_string()),
     }
-    if event.pointer("/regarding/name").is_none() {
-        return status(
-            422,
-            "Invalid",
-            "Event.events.k8s.io is invalid: regarding: Required value",
-        );
-    }
-    let base = event
-        .pointer("/metadata/generateName")
-        .and_then(Value::as_str)
-        .unwrap_or("event.")
-        .to_owned();
-    let name = event
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("{base}{:05x}", s.events.len() + 1));
-    event["metadata"]["name"] = json!(name);
-    event["metadata"]["namespace"] = json!(ns);
-    stamp(s, &mut event, true);
-    s.events.push(event.clone());
-    (StatusCode::CREATED, axum::Json(event)).into_response()
 }
 
 /// `GET /api/v1/pods?fieldSelector=spec.nodeName=X` (the only field selector drain uses).

@@ -4,6 +4,64 @@
 
 use serde_json::Value;
 
+/// The patch types a real API server accepts for built-in types, in the order its 415 lists.
+pub const PATCH_TYPES: [&str; 4] = [
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+];
+
+/// Why a patch was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatchError {
+    /// A content type not in [`PATCH_TYPES`] (415).
+    UnsupportedMediaType,
+    /// A server-side apply without `?fieldManager=` (422).
+    NoFieldManager,
+    /// A JSON patch operation that failed (422).
+    JsonPatch(String),
+}
+
+impl std::fmt::Display for PatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnsupportedMediaType => write!(
+                f,
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                PATCH_TYPES.join(", ")
+            ),
+            Self::NoFieldManager => write!(f, "fieldManager: Required value: is required for apply patch"),
+            Self::JsonPatch(e) => write!(f, "the JSON patch could not be applied: {e}"),
+        }
+    }
+}
+
+/// Apply `patch` to `target` as the content type says. Server-side apply is approximated by a
+/// merge (no field ownership), after the fieldManager check the real server makes.
+pub fn apply(
+    target: &mut Value,
+    patch: &Value,
+    content_type: Option<&str>,
+    field_manager: Option<&str>,
+) -> Result<(), PatchError> {
+    match content_type {
+        Some("application/merge-patch+json") => merge(target, patch),
+        Some("application/strategic-merge-patch+json") => strategic(target, patch),
+        Some("application/json-patch+json") => {
+            json_patch(target, patch).map_err(PatchError::JsonPatch)?
+        }
+        Some("application/apply-patch+yaml") => {
+            if field_manager.is_none_or(str::is_empty) {
+                return Err(PatchError::NoFieldManager);
+            }
+            merge(target, patch)
+        }
+        _ => return Err(PatchError::UnsupportedMediaType),
+    }
+    Ok(())
+}
+
 /// Lists merged by key in a strategic merge patch (path from the object root → merge key).
 const MERGE_KEYS: &[(&str, &str)] = &[
     ("/status/conditions", "type"),
@@ -173,6 +231,21 @@ mod tests {
             v["status"]["conditions"],
             json!([{"type": "Ready", "status": "Unknown"}, {"type": "HardwareHealthy", "status": "False"}])
         );
+    }
+
+    #[test]
+    fn unknown_patch_types_are_refused_with_the_accepted_list() {
+        let mut v = json!({});
+        let e = apply(&mut v, &json!({}), Some("application/json"), None).unwrap_err();
+        assert_eq!(e, PatchError::UnsupportedMediaType);
+        assert_eq!(e.to_string(), "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml");
+        let e = apply(&mut v, &json!({}), None, None).unwrap_err();
+        assert_eq!(e, PatchError::UnsupportedMediaType);
+        let apply_yaml = Some("application/apply-patch+yaml");
+        let e = apply(&mut v, &json!({"a": 1}), apply_yaml, None).unwrap_err();
+        assert_eq!(e, PatchError::NoFieldManager);
+        apply(&mut v, &json!({"a": 1}), apply_yaml, Some("oob")).unwrap();
+        assert_eq!(v, json!({"a": 1}));
     }
 
     #[test]
