@@ -867,3 +867,106 @@ async fn a_dry_run_serve_says_what_it_would_do_and_changes_nothing() {
         .unwrap();
     assert_ne!(node["spec"]["unschedulable"], true);
 }
+
+/// `oob power VERB NODE` on an inventory machine goes through the executor like the service:
+/// a wrong serial is refused (exit 2, in the node's timeline, nothing sent); the right one is
+/// journaled and verified; a node locked by another actor is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn power_verbs_on_an_inventory_machine_take_the_guards() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = start_fleet(dir.path(), 2, &[]);
+    let config = write_config(dir.path(), &fleet.desc);
+    let cfg = config.to_str().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
+    let desc = fleet.desc.clone();
+    let journal_path = dir.path().join("journal.sqlite");
+
+    let wrong = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("serial = \"SIM-0002\"", "serial = \"SIM-9999\"");
+    let wrong_cfg = dir.path().join("wrong.toml");
+    std::fs::write(&wrong_cfg, wrong).unwrap();
+    let refused = oob(
+        &[
+            "--config",
+            wrong_cfg.to_str().unwrap(),
+            "power",
+            "cycle",
+            "node-2",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(refused.stderr.contains("SIM-9999"), "{}", refused.all());
+    assert!(resets(&desc, "node-2").await.is_empty(), "nothing sent");
+    let j = Journal::open(&journal_path).unwrap();
+    assert!(
+        j.timeline("node-2", 0)
+            .unwrap()
+            .iter()
+            .any(|(_, w)| w.starts_with("identity check FAILED")),
+        "the refusal is journaled"
+    );
+
+    let cycle = oob(
+        &["--config", cfg, "-o", "json", "power", "cycle", "node-1"],
+        &env,
+    )
+    .await;
+    assert_eq!(cycle.code, 0, "{}", cycle.all());
+    assert_eq!(cycle.json()["verified"], true, "{}", cycle.all());
+    assert_eq!(resets(&desc, "node-1").await, ["ForceOff", "On"]);
+    let entries = Journal::open(&journal_path)
+        .unwrap()
+        .entries(Some("node-1"))
+        .unwrap();
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(entries[0].action, "cycle");
+    assert_eq!(entries[0].outcome.as_deref(), Some("done"));
+
+    // Another actor holds node-2's lock: the command waits for nobody and sends nothing.
+    let api = desc["api"].as_str().unwrap();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    // The refused attempt above took node-2's lock and released it; now another actor holds it.
+    let url =
+        format!("{api}/apis/coordination.k8s.io/v1/namespaces/oob-system/leases/oob-node-node-2");
+    let http = reqwest::Client::new();
+    let mut lease: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    lease["spec"] = serde_json::json!({
+        "holderIdentity": "someone-else", "leaseDurationSeconds": 600,
+        "acquireTime": format!("{now:.6}"), "renewTime": format!("{now:.6}")
+    });
+    let taken = http.put(&url).json(&lease).send().await.unwrap();
+    assert!(taken.status().is_success(), "{:?}", taken.text().await);
+    let busy = oob(&["--config", cfg, "power", "off", "node-2"], &env).await;
+    assert_eq!(busy.code, 2, "{}", busy.all());
+    assert!(busy.stderr.contains("locked"), "{}", busy.all());
+    assert!(resets(&desc, "node-2").await.is_empty());
+
+    // An ad hoc --bmc target stays a raw call and says so.
+    let host = desc["hosts"][1]["bmc"].as_str().unwrap();
+    let raw = oob(
+        &[
+            "-o",
+            "json",
+            "power",
+            "on",
+            "--bmc",
+            host,
+            "--user",
+            "admin",
+            "--password-file",
+        ]
+        .iter()
+        .copied()
+        .chain([dir.path().join("bmc-password").to_str().unwrap()])
+        .collect::<Vec<_>>(),
+        &[],
+    )
+    .await;
+    assert_eq!(raw.code, 0, "{}", raw.all());
+    assert!(raw.stderr.contains("raw BMC call"), "{}", raw.all());
+    assert!(raw.stderr.contains("no identity check"), "{}", raw.all());
+}

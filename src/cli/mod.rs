@@ -12,6 +12,7 @@ mod host;
 mod ladder;
 mod node;
 mod output;
+mod person;
 mod power;
 mod probe;
 mod profile;
@@ -78,13 +79,13 @@ pub enum Command {
     /// The ladder on a simulated fleet: four scripted faults, a timeline, a summary.
     Demo(ladder::DemoArgs),
     /// All evidence about a machine and the verdict, with the BMC identity check; no action.
-    Check(ladder::NodeTarget),
+    Check(person::NodeTarget),
     /// What the service would do now for every machine of the inventory; no action.
     Plan,
     /// The guarded hard power cycle: per-node lock, identity check, journal, verified.
-    Cycle(ladder::NodeTarget),
+    Cycle(person::NodeTarget),
     /// Soft reboot verified by bootID and Ready; the guarded hard cycle when it is not.
-    Reboot(ladder::RebootArgs),
+    Reboot(person::RebootArgs),
     /// The storm breaker: status, or reset by a person.
     Breaker(ladder::BreakerArgs),
     /// Validate the configuration and print it with defaults filled in (no secrets).
@@ -153,10 +154,10 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Smart(args) => health_cmds::smart(&ctx, args).await,
         Command::Nic(args) => health_cmds::nic(&ctx, args).await,
         Command::Serve(args) => ladder::serve(&ctx, args).await,
-        Command::Check(args) => ladder::check(&ctx, args).await,
-        Command::Plan => ladder::plan(&ctx).await,
-        Command::Cycle(args) => ladder::cycle(&ctx, args).await,
-        Command::Reboot(args) => ladder::reboot(&ctx, args).await,
+        Command::Check(args) => person::check(&ctx, args).await,
+        Command::Plan => person::plan(&ctx).await,
+        Command::Cycle(args) => person::cycle(&ctx, args).await,
+        Command::Reboot(args) => person::reboot(&ctx, args).await,
         Command::Demo(args) => ladder::demo(&ctx, args).await,
         Command::Breaker(args) => ladder::breaker(&ctx, args),
         Command::Config(args) => ladder::config_check(&ctx, args),

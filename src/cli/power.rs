@@ -86,6 +86,19 @@ pub async fn run(ctx: &Context, args: PowerArgs) -> anyhow::Result<Status> {
             |name, state| vec![vec![name.to_owned(), state.to_string()]],
         );
     }
+    if let (Some(action), None, [node]) = (
+        args.verb.action(),
+        &args.target.bmc,
+        args.target.targets.as_slice(),
+    ) {
+        // An inventory machine: the guarded path, never a raw BMC call.
+        return super::person::power(ctx, node, action).await;
+    }
+    if args.verb.action().is_some() && args.target.bmc.is_some() {
+        eprintln!(
+            "oob: ad hoc --bmc target: a raw BMC call (no identity check, per-node lock or journal is possible); name an inventory machine for the guarded path"
+        );
+    }
     let c = args.target.connect(ctx).await?;
     let result = act(ctx, &c, args.verb).await;
     c.bmc.close().await;

@@ -481,6 +481,17 @@ impl Executor {
             .await
     }
 
+    /// A person's power action on an inventory machine (`oob power VERB NODE`): the same
+    /// lock, identity check, journal and verification as the ladder's steps.
+    pub async fn power_action(&self, s: &Subject<'_>, action: PowerAction) -> Done {
+        self.note(
+            &s.machine.name,
+            format!("power {} requested by a person", action.as_str()),
+        );
+        let step = format!("power-{}", action.as_str());
+        self.power_step(s, &step, PowerStep::Action(action)).await
+    }
+
     /// The machine was found off: identity, then verified on.
     pub async fn power_on(&self, s: &Subject<'_>) -> Done {
         self.note(&s.machine.name, "power on through the BMC (found off)");

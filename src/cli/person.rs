@@ -1,0 +1,326 @@
+//! A person's commands on one inventory machine, through the same executor as the service
+//! (per-node lock, identity check, journal, verified outcomes): `oob check`, `oob plan`,
+//! `oob cycle`, `oob reboot`, and `oob power on|off|soft|cycle|reset NODE`. Only an ad hoc
+//! `--bmc URL` target is a raw BMC call (`cli/power.rs`).
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use super::ladder::{config, holder};
+use super::node::client as kube_client;
+use super::output::emit;
+use super::target::Context;
+use super::Status;
+use crate::bmc::PowerAction;
+use crate::remedy::executor::rfc3339;
+
+#[derive(Debug, Args)]
+pub struct NodeTarget {
+    /// Machine (node) name from the config file.
+    pub node: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RebootArgs {
+    /// Machine (node) name from the config file.
+    pub node: String,
+    /// Seconds to wait for the soft reboot to be verified (bootID changed, Ready) before the
+    /// hard cycle (default: policy.soft_reboot_timeout_s).
+    #[arg(long)]
+    pub soft_timeout: Option<u64>,
+    /// Seconds to wait for the node after the hard cycle (default: policy.hard_reboot_timeout_s).
+    #[arg(long)]
+    pub boot_timeout: Option<u64>,
+}
+
+/// Cluster access when there is one (the identity check then also has the Node's UUID).
+async fn optional_client() -> Option<kube::Client> {
+    match kube_client().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "no cluster access; the identity check uses the inventory only");
+            None
+        }
+    }
+}
+
+/// An executor for a person's command: the config's journal (so the service sees what a
+/// person did), the per-node lock, the same interlocks.
+async fn person(
+    ctx: &Context,
+    node: &str,
+) -> anyhow::Result<(
+    crate::config::Config,
+    crate::config::Machine,
+    crate::remedy::executor::Executor,
+)> {
+    let mut config = config(ctx)?.clone();
+    let client = optional_client().await;
+    if let Some(c) = &client {
+        crate::service::add_annotated(&mut config, c).await?;
+    }
+    let machine = config.machine(node)?.clone();
+    config.machines = vec![machine.clone()];
+    let holder = format!("oob-cli-{}", holder(None));
+    let (feed, _) = broadcast::channel(256);
+    let exec = crate::service::executor(&config, client, ctx.dry_run, &holder, feed)?;
+    Ok((config, machine, exec))
+}
+
+fn stderr_feed(exec: &crate::remedy::executor::Executor) {
+    let mut rx = exec.feed.subscribe();
+    tokio::spawn(async move {
+        while let Ok(line) = rx.recv().await {
+            let t = rfc3339(line.at_ms);
+            eprintln!(
+                "{} {} {}",
+                t.get(11..19).unwrap_or(&t),
+                line.node,
+                line.text
+            );
+        }
+    });
+}
+
+pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
+    let (config, machine, exec) = person(ctx, &args.node).await?;
+    let exec = std::sync::Arc::new(exec);
+    let svc = crate::service::Service::new(config, exec.clone())?;
+    let (mut evidence, node, _) = svc.probe(&machine).await;
+    let mut identity = json!(null);
+    let mut identity_line = "BMC not reachable".to_owned();
+    match exec.connect(&machine).await {
+        Ok(c) => {
+            if let Ok(p) = c.bmc.power_state().await {
+                evidence.power = Some(p);
+                evidence.bmc_reachable = Some(true);
+            }
+            if let Ok(entries) = c.bmc.sel(crate::timeouts::SEL_MAX_ENTRIES).await {
+                evidence.findings =
+                    crate::health::sel::findings(&entries, &std::collections::BTreeSet::new());
+            }
+            if let Ok(id) = c.bmc.identity().await {
+                let expected = crate::remedy::guard::Expected {
+                    system_uuid: node.as_ref().and_then(|n| n.system_uuid.clone()),
+                    serial: machine.serial.clone(),
+                };
+                let verdict = crate::remedy::guard::same_machine(&id, &expected);
+                identity_line = match &verdict {
+                    Ok(m) => format!("identity matches ({m})"),
+                    Err(why) => format!("IDENTITY MISMATCH: {why}"),
+                };
+                identity = json!({"bmc": id, "matches": verdict.is_ok(), "detail": identity_line});
+            }
+            c.bmc.close().await;
+        }
+        Err(e) => {
+            evidence.bmc_reachable = Some(false);
+            identity_line = format!("BMC not reachable: {e}");
+        }
+    }
+    let j = crate::verdict::judge(&evidence, &crate::verdict::Policy::default());
+    let healthy = matches!(j.verdict, crate::verdict::Verdict::Healthy);
+    let mut rows = vec![
+        vec![format!("{}: {}", machine.name, j.verdict.name())],
+        vec![format!("  evidence: {}", j.reasons.join(", "))],
+        vec![format!("  {identity_line}")],
+    ];
+    rows.extend(
+        j.findings
+            .iter()
+            .map(|f| vec![format!("  [{:?}] {}: {}", f.severity, f.code, f.detail).to_lowercase()]),
+    );
+    let value = json!({"node": machine.name, "judgement": j, "identity": identity, "location": machine.location});
+    emit(ctx.format, &value, &rows)?;
+    Ok(Status::problems_if(!healthy))
+}
+
+pub async fn plan(ctx: &Context) -> anyhow::Result<Status> {
+    let mut config = config(ctx)?.clone();
+    let client = optional_client().await;
+    if let Some(c) = &client {
+        crate::service::add_annotated(&mut config, c).await?;
+    }
+    let (feed, _) = broadcast::channel(16);
+    let exec = crate::service::executor(&config, client, true, "oob-plan", feed)?;
+    let svc = crate::service::Service::new(config, std::sync::Arc::new(exec))?;
+    let rows = svc.plan().await;
+    let acting = rows.iter().any(|r| r.remedy != "nothing");
+    let table: Vec<Vec<String>> = std::iter::once(
+        ["NODE", "STAGE", "VERDICT", "NEXT", "REMEDY", "EVIDENCE"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .chain(rows.iter().map(|r| {
+        vec![
+            r.node.clone(),
+            r.stage.clone(),
+            r.verdict.clone(),
+            r.next.clone(),
+            if r.paused {
+                format!("{} (paused)", r.remedy)
+            } else {
+                r.remedy.clone()
+            },
+            r.reasons.join(", "),
+        ]
+    }))
+    .collect();
+    emit(ctx.format, &json!({"plan": rows}), &table)?;
+    Ok(Status::problems_if(acting))
+}
+
+fn subject<'a>(
+    machine: &'a crate::config::Machine,
+    node: &'a crate::k8s::NodeInfo,
+    episode: u64,
+) -> crate::remedy::executor::Subject<'a> {
+    crate::remedy::executor::Subject {
+        machine,
+        node,
+        episode,
+        findings: &[],
+        evidence: &[],
+        verdict: "requested by a person",
+    }
+}
+
+fn offline_node(name: &str) -> crate::k8s::NodeInfo {
+    crate::k8s::NodeInfo {
+        name: name.to_owned(),
+        ready: None,
+        system_uuid: None,
+        boot_id: None,
+        addresses: Vec::new(),
+        unschedulable: false,
+        taints: Vec::new(),
+        labels: Default::default(),
+        annotations: Default::default(),
+    }
+}
+
+fn done_status(
+    ctx: &Context,
+    node: &str,
+    done: &crate::remedy::executor::Done,
+) -> anyhow::Result<Status> {
+    use crate::remedy::executor::Done;
+    let (outcome, detail) = done.outcome();
+    let ok = matches!(done, Done::Ok(_));
+    emit(
+        ctx.format,
+        &json!({"node": node, "outcome": outcome, "detail": detail, "verified": ok}),
+        &[vec![format!("{node}: {outcome}: {detail}")]],
+    )?;
+    if matches!(done, Done::Refused(_) | Done::Busy(_)) {
+        anyhow::bail!("{node}: {outcome}: {detail}");
+    }
+    Ok(Status::problems_if(!ok))
+}
+
+/// `oob cycle NODE`: the guarded hard power cycle (lock, identity, journal, verified).
+pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
+    let (_, machine, exec) = person(ctx, &args.node).await?;
+    stderr_feed(&exec);
+    let node = match exec.nodes.get(&machine.name).await {
+        Ok(n) => n,
+        Err(_) => offline_node(&machine.name),
+    };
+    let episode = crate::remedy::executor::now_ms();
+    let done = exec.hard_reboot(&subject(&machine, &node, episode)).await;
+    done_status(ctx, &machine.name, &done)
+}
+
+/// `oob reboot NODE`: soft reboot, verified by bootID and Ready; the guarded hard cycle when
+/// the soft one is not verified in time.
+pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
+    use crate::remedy::executor::Done;
+    let (config, machine, exec) = person(ctx, &args.node).await?;
+    stderr_feed(&exec);
+    let node = exec.nodes.get(&machine.name).await.context(
+        "oob reboot verifies the reboot by the Node's bootID and needs cluster access (use oob cycle without one)",
+    )?;
+    let episode = crate::remedy::executor::now_ms();
+    let s = subject(&machine, &node, episode);
+    let soft = exec.soft_reboot(&s).await;
+    let soft_wait = Duration::from_secs(
+        args.soft_timeout
+            .unwrap_or(config.policy.soft_reboot_timeout_s),
+    );
+    if matches!(soft, Done::Refused(_) | Done::Busy(_)) || ctx.dry_run {
+        return done_status(ctx, &machine.name, &soft);
+    }
+    if matches!(soft, Done::Ok(_))
+        && rebooted(&exec, &machine.name, node.boot_id.as_deref(), soft_wait).await
+    {
+        exec.note(
+            &machine.name,
+            "soft reboot verified: bootID changed, Ready=True",
+        );
+        return done_status(ctx, &machine.name, &Done::Ok("soft reboot verified".into()));
+    }
+    exec.note(
+        &machine.name,
+        "soft reboot not verified in time: hard power cycle",
+    );
+    let hard = exec.hard_reboot(&s).await;
+    if !matches!(hard, Done::Ok(_)) {
+        return done_status(ctx, &machine.name, &hard);
+    }
+    let boot_wait = Duration::from_secs(
+        args.boot_timeout
+            .unwrap_or(config.policy.hard_reboot_timeout_s),
+    );
+    if rebooted(&exec, &machine.name, node.boot_id.as_deref(), boot_wait).await {
+        exec.note(
+            &machine.name,
+            "reboot verified after the hard cycle: bootID changed, Ready=True",
+        );
+        return done_status(ctx, &machine.name, &Done::Ok("hard reboot verified".into()));
+    }
+    done_status(
+        ctx,
+        &machine.name,
+        &Done::Failed("power cycle verified but the node did not come back Ready".into()),
+    )
+}
+
+/// `oob power on|off|soft|cycle|reset NODE` for an inventory machine: through the executor,
+/// like the service (lock, identity check, journal, verified). Each command is its own
+/// journal episode (its start time), so a repeated command is a new, deliberate action.
+pub async fn power(ctx: &Context, node: &str, action: PowerAction) -> anyhow::Result<Status> {
+    let (_, machine, exec) = person(ctx, node).await?;
+    stderr_feed(&exec);
+    let node = match exec.nodes.get(&machine.name).await {
+        Ok(n) => n,
+        Err(_) => offline_node(&machine.name),
+    };
+    let episode = crate::remedy::executor::now_ms();
+    let done = exec
+        .power_action(&subject(&machine, &node, episode), action)
+        .await;
+    done_status(ctx, &machine.name, &done)
+}
+
+/// Wait (bounded) for the Node's bootID to differ from `before` and Ready to be True.
+async fn rebooted(
+    exec: &crate::remedy::executor::Executor,
+    node: &str,
+    before: Option<&str>,
+    limit: Duration,
+) -> bool {
+    let until = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < until {
+        if let Ok(n) = exec.nodes.get(node).await {
+            if n.boot_id.as_deref() != before && n.ready.as_deref() == Some("True") {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
+}
