@@ -282,6 +282,22 @@ async fn the_code_makes_exactly_the_calls_in_the_table() {
         .await
         .unwrap();
     oob::k8s::node_annotations(&client).await.unwrap();
+    let cache = oob::k8s::cache::NodeCache::start(client.clone());
+    assert!(
+        cache.ready(Duration::from_secs(10)).await,
+        "the node watch lists"
+    );
+    assert!(cache.get("node-1").is_some());
+    // Let the watch request itself reach the server (it follows the list).
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !api.api.requests()[skip..]
+        .iter()
+        .any(|r| r.query.as_deref().is_some_and(|q| q.contains("watch=true")))
+    {
+        assert!(std::time::Instant::now() < until, "no watch request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(cache);
     oob::k8s::secret_password(&client, "oob-system/bmc-node-1")
         .await
         .unwrap();
@@ -318,7 +334,11 @@ async fn the_code_makes_exactly_the_calls_in_the_table() {
     let requests = api.api.requests();
     let mut made = BTreeSet::new();
     for r in &requests[skip..] {
-        let (call, _) = oob::k8s::rbac::classify(&r.method, &r.path)
+        let path = match &r.query {
+            Some(q) => format!("{}?{q}", r.path),
+            None => r.path.clone(),
+        };
+        let (call, _) = oob::k8s::rbac::classify(&r.method, &path)
             .unwrap_or_else(|| panic!("{} {} is not in the table", r.method, r.path));
         made.insert(key(&call));
     }

@@ -84,7 +84,7 @@ impl KubeNodeOps {
     }
 }
 
-fn info(n: &Node) -> NodeInfo {
+pub(super) fn info(n: &Node) -> NodeInfo {
     let status = n.status.as_ref();
     let spec = n.spec.as_ref();
     NodeInfo {

@@ -3,6 +3,7 @@
 //! [`KubeNodeOps`] over `kube::Client`; tests run it against the fake API server in `mocks/`.
 //! Deciding *when* to do any of it belongs to `remedy/`.
 
+pub mod cache;
 pub mod drain;
 pub mod join;
 mod kube_ops;

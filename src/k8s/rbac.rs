@@ -50,8 +50,10 @@ const fn optional(mut c: Call) -> Call {
 pub const CALLS: &[Call] = &[
     // KubeNodeOps::get (and read-modify-write of taints), the ladder's probes
     call("", "nodes", "get"),
-    // node_annotations: the inventory from annotations
+    // node_annotations: the inventory from annotations; NodeCache: the watch's (re)lists
     call("", "nodes", "list"),
+    // NodeCache: one watch for the fleet's Nodes (rounds read them from memory)
+    call("", "nodes", "watch"),
     // KubeNodeOps: cordon, taints, annotations (merge patches)
     call("", "nodes", "patch"),
     // KubeNodeOps::set_condition (strategic merge on the status subresource)
@@ -89,7 +91,10 @@ pub const CALLS: &[Call] = &[
 /// The call a REST request is, from its method and path (query ignored); `None` for
 /// anything `oob` is not expected to send.
 pub fn classify(method: &str, path: &str) -> Option<(Call, Option<String>)> {
-    let path = path.split('?').next().unwrap_or(path);
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let watching = query
+        .split('&')
+        .any(|kv| kv == "watch=true" || kv == "watch=1");
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     // (group, namespace, resource, name, subresource)
     let (group, rest): (&str, &[&str]) = match parts.as_slice() {
@@ -108,6 +113,7 @@ pub fn classify(method: &str, path: &str) -> Option<(Call, Option<String>)> {
         _ => return None,
     };
     let verb = match (method, named, sub) {
+        ("GET", false, None) if watching => "watch",
         ("GET", false, None) => "list",
         ("GET", true, _) => "get",
         ("POST", false, None) => "create",
@@ -168,6 +174,10 @@ mod tests {
         assert_eq!(
             get("GET", "/api/v1/namespaces/kube-system/configmaps/x"),
             None
+        );
+        assert_eq!(
+            get("GET", "/api/v1/nodes?resourceVersion=5&watch=true"),
+            Some(("nodes", "watch"))
         );
         assert_eq!(get("PUT", "/api/v1/nodes/node-1"), None);
         assert_eq!(get("GET", "/version"), None);

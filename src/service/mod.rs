@@ -77,6 +77,9 @@ pub struct Service {
     state: Mutex<HashMap<String, MachineState>>,
     admission: tokio::sync::Mutex<()>,
     pinger: Option<Pinger>,
+    /// Every Node from one watch, once `run` has started it: rounds read their Node from
+    /// here, not with a GET each.
+    node_cache: std::sync::OnceLock<crate::k8s::cache::NodeCache>,
     /// Last completed round (ms since the epoch), for /healthz.
     pub heartbeat: AtomicU64,
     pub ready: AtomicBool,
@@ -124,6 +127,7 @@ impl Service {
             state: Mutex::new(state),
             admission: tokio::sync::Mutex::new(()),
             pinger,
+            node_cache: std::sync::OnceLock::new(),
             heartbeat: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         })
@@ -156,6 +160,13 @@ impl Service {
             )),
             _ => None,
         };
+        if let Some(client) = &self.exec.kube {
+            let cache = crate::k8s::cache::NodeCache::start(client.clone());
+            if !cache.ready(crate::timeouts::KUBE_READ).await {
+                warn!("the node watch has not listed the nodes yet; rounds read them one by one until it has");
+            }
+            let _ = self.node_cache.set(cache);
+        }
         self.ready.store(true, Ordering::Relaxed);
         let interval = Duration::from_millis(self.config.service.probe_interval_ms);
         let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.service.concurrency));

@@ -55,7 +55,10 @@ fn ident(name: &str) -> u16 {
 impl Service {
     /// Probe one machine: (evidence, node, human-readable probe line).
     pub async fn probe(&self, m: &Machine) -> (Evidence, Option<NodeInfo>, String) {
-        let node = self.exec.nodes.get(&m.name).await.ok();
+        let node = match self.node_cache.get().filter(|c| !c.is_empty()) {
+            Some(cache) => cache.get(&m.name),
+            None => self.exec.nodes.get(&m.name).await.ok(),
+        };
         let host = host_address(m, node.as_ref());
         let timeout = Duration::from_millis(self.config.service.probe_timeout_ms);
         let pinger = self

@@ -32,6 +32,8 @@ use crate::serve::{self, Running};
 pub struct Recorded {
     pub method: String,
     pub path: String,
+    /// The query string (`watch=true&resourceVersion=…`), when there was one.
+    pub query: Option<String>,
     pub content_type: Option<String>,
     pub body: Value,
 }
@@ -254,6 +256,7 @@ async fn handle(
     s.requests.push(Recorded {
         method: method.to_string(),
         path: path.clone(),
+        query: uri.query().map(str::to_owned),
         content_type: content_type.clone(),
         body: parsed.clone(),
     });
