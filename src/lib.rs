@@ -8,6 +8,7 @@
 pub mod bmc;
 pub mod cli;
 pub mod config;
+pub mod gather;
 pub mod health;
 pub mod k8s;
 pub mod probe;

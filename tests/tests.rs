@@ -12,6 +12,7 @@ mod deploy;
 
 mod cli;
 mod fleet;
+mod hardware_poll;
 mod health_corpus;
 mod ipmi_mock;
 mod ipmi_sim;

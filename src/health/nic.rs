@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Finding, Level, ParseError};
 
 /// Driver-neutral counters. `None` when the driver has no such counter.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Counters {
     pub rx_errors: Option<u64>,
     pub tx_errors: Option<u64>,

@@ -70,6 +70,8 @@ pub struct Position {
     /// a restart resumes exactly this remedy under its journal key, never re-judges its way
     /// into a second action in the same episode.
     pub pending: Option<Pending>,
+    /// SMART and NIC counters of the last host poll over SSH (`None` before the first).
+    pub host_baseline: Option<crate::gather::host::Baseline>,
 }
 
 /// A remedy in flight, persisted with the stage it belongs to.
@@ -88,6 +90,8 @@ struct Extra {
     boot_before: Option<String>,
     #[serde(default)]
     pending: Option<Pending>,
+    #[serde(default)]
+    host_baseline: Option<crate::gather::host::Baseline>,
 }
 
 /// The breaker, when open.
@@ -259,6 +263,7 @@ impl Journal {
         let extra = serde_json::to_string(&Extra {
             boot_before: p.boot_before.clone(),
             pending: p.pending,
+            host_baseline: p.host_baseline.clone(),
         })
         .map_err(corrupt)?;
         self.conn().execute(
@@ -319,6 +324,7 @@ impl Journal {
                 .map_err(corrupt)?,
             boot_before: extra.boot_before,
             pending: extra.pending,
+            host_baseline: extra.host_baseline,
         }))
     }
 
@@ -453,6 +459,14 @@ mod tests {
                 remedy: super::super::stage::Remedy::SoftReboot,
                 from: Stage::Confirm { since: 40 },
                 at_ms: 42,
+            }),
+            host_baseline: Some(crate::gather::host::Baseline {
+                drives: [(
+                    "/dev/sda".to_owned(),
+                    [("smart_reallocated_sectors".to_owned(), 3)].into(),
+                )]
+                .into(),
+                nics: Default::default(),
             }),
         };
         j.save_position("node-1", &p).unwrap();

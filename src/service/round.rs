@@ -171,6 +171,11 @@ impl Service {
             {
                 warn!(node = name, error = %e, "hardware check failed");
             }
+            if m.ssh.is_some() && !dark(&evidence) {
+                if let Some(ip) = host_address(m, Some(&node)) {
+                    self.poll_host(m, &mut st, &ip.to_string()).await;
+                }
+            }
         }
         evidence.findings = st.position.findings.clone();
         let j = judge(&evidence, &VerdictPolicy::default());
@@ -277,17 +282,6 @@ impl Service {
         self.bmc_timing(op, started);
         let error = match result {
             Ok(look) => {
-                for f in &look.findings {
-                    self.exec.note(
-                        name,
-                        format!(
-                            "new {} finding: {} ({})",
-                            f.severity.name(),
-                            f.code,
-                            f.detail
-                        ),
-                    );
-                }
                 match (&look.sel, st.sel_noted) {
                     (SelRead::Absent(why), false) => {
                         self.exec.note(
@@ -303,7 +297,7 @@ impl Service {
                     }
                     _ => {}
                 }
-                st.position.findings.extend(look.findings);
+                self.add_findings(name, st, look.findings);
                 evidence.power = Some(look.power);
                 evidence.bmc_reachable = Some(true);
                 None
@@ -315,6 +309,57 @@ impl Service {
         };
         evidence.findings = st.position.findings.clone();
         error
+    }
+
+    /// The host's drives and NICs over SSH: findings against the persisted baseline (only
+    /// a drive's state, new or rising counters count). A host that does not answer SSH is
+    /// logged; liveness decides about it, not this poll.
+    async fn poll_host(&self, m: &Machine, st: &mut MachineState, host: &str) {
+        let name = m.name.as_str();
+        let started = std::time::Instant::now();
+        let drives = crate::gather::host::smart(m, host).await;
+        let nics = crate::gather::host::nic(m, host).await;
+        self.bmc_timing("host", started);
+        let (drives, nics) = match (drives, nics) {
+            (Ok(d), Ok(n)) => (d, n),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(node = name, error = %e, "host hardware poll failed");
+                return;
+            }
+        };
+        let mut baseline = st.position.host_baseline.take().unwrap_or_default();
+        let thresholds = crate::health::nic::Thresholds::default();
+        let found = baseline.update(&drives, &nics, now_ms(), thresholds);
+        st.position.host_baseline = Some(baseline);
+        self.add_findings(name, st, found);
+    }
+
+    /// Findings not already in the episode (same code on the same component), noted.
+    fn add_findings(&self, name: &str, st: &mut MachineState, found: Vec<crate::health::Finding>) {
+        for f in found {
+            let known = st
+                .position
+                .findings
+                .iter()
+                .any(|g| g.code == f.code && g.component == f.component);
+            if known {
+                continue;
+            }
+            self.exec.note(
+                name,
+                format!(
+                    "new {} finding: {} ({}{})",
+                    f.severity.name(),
+                    f.code,
+                    f.component
+                        .as_deref()
+                        .map(|c| format!("{c}: "))
+                        .unwrap_or_default(),
+                    f.detail
+                ),
+            );
+            st.position.findings.push(f);
+        }
     }
 
     /// A plan's look at the BMC, on a copy of the position (a plan changes nothing).

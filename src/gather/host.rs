@@ -1,0 +1,232 @@
+//! The host's hardware over SSH: `smartctl --scan-open -j`, then `smartctl -j -x` per device,
+//! and `/sys/class/net/*/statistics` — read-only commands, each under a time limit. Used by
+//! `oob smart|nic NODE` and by `oob serve` every `hardware_interval`, where [`Baseline`] turns
+//! two polls into findings: a drive's state (FAILED, critical NVMe warning) counts at once,
+//! its counters and the NIC error counters only when they rise.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Machine, SshSettings};
+use crate::health::nic::{self, Sample, Thresholds};
+use crate::health::smart::{self, Drive, Snapshot};
+use crate::health::Finding;
+use crate::probe::exec::{self, HostKeyPolicy, SshError, SshTarget};
+
+/// Per-command limit on the host (smartctl -x on a busy disk takes seconds).
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatherError {
+    #[error("machine {machine}: no [machines.ssh] settings")]
+    NoSsh { machine: String },
+    #[error("machine {machine}: ssh needs exactly one of known_hosts, host_key")]
+    HostKeyPolicy { machine: String },
+    #[error("machine {machine}: ssh.host_key: {detail}")]
+    HostKey { machine: String, detail: String },
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("{machine}: {command} printed nothing usable: {detail}")]
+    Output {
+        machine: String,
+        command: String,
+        detail: String,
+    },
+}
+
+/// The SSH target of a machine at `host` (its address), and its SSH settings.
+pub fn ssh_target<'a>(
+    m: &'a Machine,
+    host: &str,
+) -> Result<(SshTarget, &'a SshSettings), GatherError> {
+    let ssh = m.ssh.as_ref().ok_or_else(|| GatherError::NoSsh {
+        machine: m.name.clone(),
+    })?;
+    let policy = match (&ssh.known_hosts, &ssh.host_key) {
+        (Some(path), None) => HostKeyPolicy::KnownHosts(path.clone()),
+        (None, Some(key)) => {
+            let b64 = key.split_whitespace().nth(1).unwrap_or(key);
+            HostKeyPolicy::Pinned(russh::keys::parse_public_key_base64(b64).map_err(|e| {
+                GatherError::HostKey {
+                    machine: m.name.clone(),
+                    detail: e.to_string(),
+                }
+            })?)
+        }
+        _ => {
+            return Err(GatherError::HostKeyPolicy {
+                machine: m.name.clone(),
+            })
+        }
+    };
+    let target = SshTarget {
+        host: host.to_owned(),
+        port: ssh.port,
+        user: ssh.user.clone(),
+        key: ssh.key.clone(),
+        policy,
+        connect_timeout: crate::timeouts::SSH_CONNECT,
+    };
+    Ok((target, ssh))
+}
+
+#[derive(Deserialize)]
+struct Scan {
+    #[serde(default)]
+    devices: Vec<ScanDevice>,
+}
+
+#[derive(Deserialize)]
+struct ScanDevice {
+    name: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// Shell-quote one argument.
+fn q(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Every drive smartctl finds on the host.
+pub async fn smart(m: &Machine, host: &str) -> Result<Vec<Drive>, GatherError> {
+    let (t, ssh) = ssh_target(m, host)?;
+    let output = |command: &str, detail: String| GatherError::Output {
+        machine: m.name.clone(),
+        command: command.to_owned(),
+        detail,
+    };
+    let scan_cmd = format!("{} --scan-open -j", ssh.smartctl);
+    let scan = exec::exec(&t, &scan_cmd, COMMAND_LIMIT).await?;
+    let scan: Scan =
+        serde_json::from_slice(&scan.stdout).map_err(|e| output(&scan_cmd, e.to_string()))?;
+    let mut drives = Vec::new();
+    for dev in scan.devices {
+        let kind = dev
+            .kind
+            .as_deref()
+            .map(|k| format!("-d {} ", q(k)))
+            .unwrap_or_default();
+        let cmd = format!("{} -j -x {kind}{}", ssh.smartctl, q(&dev.name));
+        let out = exec::exec(&t, &cmd, COMMAND_LIMIT).await?;
+        let mut found =
+            smart::parse(&dev.name, &out.stdout).map_err(|e| output(&cmd, e.to_string()))?;
+        for d in &mut found {
+            d.device = dev.name.clone();
+        }
+        drives.extend(found);
+    }
+    Ok(drives)
+}
+
+/// Every interface's sysfs counters on the host.
+pub async fn nic(m: &Machine, host: &str) -> Result<Vec<Sample>, GatherError> {
+    let (t, _) = ssh_target(m, host)?;
+    let script = "cd /sys/class/net && for i in *; do echo \"== $i\"; for f in \"$i\"/statistics/*; do \
+                  echo \"${f##*/} $(cat \"$f\")\"; done; echo \"carrier_changes $(cat \"$i/carrier_changes\" 2>/dev/null)\"; done";
+    let out = exec::exec(&t, script, COMMAND_LIMIT).await?;
+    Ok(parse_sysfs(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The `== iface` / `name value` listing of the sysfs script.
+fn parse_sysfs(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    let mut current: Option<(String, Vec<(String, String)>)> = None;
+    for line in text.lines() {
+        if let Some(iface) = line.strip_prefix("== ") {
+            if let Some((i, files)) = current.take() {
+                samples.push(nic::from_sysfs(&i, &files));
+            }
+            current = Some((iface.to_owned(), Vec::new()));
+        } else if let (Some((_, files)), Some((k, v))) = (current.as_mut(), line.split_once(' ')) {
+            files.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    if let Some((i, files)) = current {
+        samples.push(nic::from_sysfs(&i, &files));
+    }
+    samples
+}
+
+/// What the last host poll saw, persisted with the ladder position so that a restart does
+/// not report old counters as new.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Per drive (device name): its counters.
+    #[serde(default)]
+    pub drives: BTreeMap<String, Snapshot>,
+    /// Per interface: when it was read (ms since the epoch) and its counters.
+    #[serde(default)]
+    pub nics: BTreeMap<String, (u64, nic::Counters)>,
+}
+
+impl Baseline {
+    /// Findings of this poll against the last, and the baseline moved on. On the first poll
+    /// of a drive its state counts (a FAILED drive is failed now), its counters only set the
+    /// baseline; a NIC's first sample only sets the baseline.
+    pub fn update(
+        &mut self,
+        drives: &[Drive],
+        nics: &[Sample],
+        now_ms: u64,
+        t: Thresholds,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for d in drives {
+            let now = d.snapshot();
+            let previous = self.drives.get(&d.device).unwrap_or(&now);
+            out.extend(d.findings(Some(previous)));
+            self.drives.insert(d.device.clone(), now);
+        }
+        for s in nics {
+            if let Some((at, counters)) = self.nics.get(&s.interface) {
+                let previous = Sample {
+                    interface: s.interface.clone(),
+                    raw: BTreeMap::new(),
+                    counters: counters.clone(),
+                };
+                let elapsed = Duration::from_millis(now_ms.saturating_sub(*at));
+                out.extend(nic::findings(Some(&previous), s, elapsed, t));
+            }
+            self.nics
+                .insert(s.interface.clone(), (now_ms, s.counters.clone()));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sysfs_listing_becomes_one_sample_per_interface() {
+        let s = parse_sysfs(
+            "== eth0\nrx_errors 3\ntx_errors 0\ncarrier_changes 2\n== lo\nrx_errors 0\n",
+        );
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].interface, "eth0");
+        assert_eq!(s[0].counters.rx_errors, Some(3));
+        assert_eq!(s[1].counters.rx_errors, Some(0));
+    }
+
+    #[test]
+    fn only_rising_nic_errors_count_after_the_first_sample() {
+        let sample = |rx: u64| parse_sysfs(&format!("== eth0\nrx_errors {rx}\n"));
+        let mut b = Baseline::default();
+        let t = Thresholds::default();
+        assert!(
+            b.update(&[], &sample(500), 0, t).is_empty(),
+            "first: baseline only"
+        );
+        assert!(
+            b.update(&[], &sample(500), 60_000, t).is_empty(),
+            "unchanged"
+        );
+        let f = b.update(&[], &sample(2_000), 120_000, t);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].code, "nic_rx_errors");
+    }
+}
