@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use oob::config::{Liveness, PolicySettings, ServiceSettings};
-use oob::service::demo::demo_config;
+use oob::demo::demo_config;
 use oob_mocks::sim::{self, HostSpec, SimFleet, Timing};
 use tokio::sync::{broadcast, watch};
 

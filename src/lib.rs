@@ -8,6 +8,8 @@
 pub mod bmc;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod gather;
 pub mod health;
 pub mod k8s;

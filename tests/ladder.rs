@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use oob::demo;
 use oob::remedy::journal::Journal;
 use oob::remedy::stage::Stage;
-use oob::service::demo;
 use oob_mocks::sim::{self, HostSpec, SimFleet, Timing};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};

@@ -1,8 +1,6 @@
-//! `oob serve`, `oob demo`, `oob breaker`, `oob config check`: the ladder's commands.
+//! `oob serve`, `oob breaker`, `oob config check`: the service's commands.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -12,9 +10,8 @@ use tokio::sync::{broadcast, watch};
 use super::output::emit;
 use super::target::Context;
 use super::{Format, Status};
-use crate::remedy::executor::{rfc3339, Line};
+use crate::remedy::executor::rfc3339;
 use crate::remedy::journal::Journal;
-use crate::service::demo::{self, DemoOptions};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -25,33 +22,6 @@ pub struct ServeArgs {
     /// $HOSTNAME, the kernel hostname, the machine ID).
     #[arg(long, env = "OOB_HOLDER")]
     pub holder: Option<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Journal and fault reports go here.
-    #[arg(long, default_value = "oob-demo")]
-    pub dir: PathBuf,
-    /// Longest run in seconds (the demo ends when every scenario has settled).
-    #[arg(long, default_value_t = 90)]
-    pub deadline: u64,
-    /// Healthy nodes besides the four scenario nodes.
-    #[arg(long, default_value_t = 4)]
-    pub healthy: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct SimFleetArgs {
-    #[arg(long, default_value_t = 4)]
-    pub nodes: usize,
-    #[arg(long)]
-    pub dir: PathBuf,
-    #[arg(long, value_delimiter = ',')]
-    pub hang: Vec<String>,
-    #[arg(long, value_delimiter = ',')]
-    pub fail_disk: Vec<String>,
-    #[arg(long, default_value_t = 1000)]
-    pub fault_after_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -93,15 +63,6 @@ pub(super) fn holder(given: Option<String>) -> String {
     let (name, source) = crate::service::holder::holder(given);
     tracing::debug!(holder = %name, source, "holder identity");
     name
-}
-
-fn print_line(format: Format, line: &Line) {
-    if matches!(format, Format::Json) {
-        return;
-    }
-    let t = rfc3339(line.at_ms);
-    let clock = t.get(11..19).unwrap_or(&t);
-    println!("{clock} {} {}", line.node, line.text);
 }
 
 pub async fn serve(ctx: &Context, args: ServeArgs) -> anyhow::Result<Status> {
@@ -154,49 +115,6 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-pub async fn demo(ctx: &Context, args: DemoArgs) -> anyhow::Result<Status> {
-    let o = DemoOptions {
-        dir: args.dir,
-        deadline: Duration::from_secs(args.deadline),
-        healthy: args.healthy,
-    };
-    let format = ctx.format;
-    if matches!(format, Format::Table) {
-        println!(
-            "oob demo: {} simulated machines (mock Redfish BMCs, hosts on loopback TCP, fake API server); faults start in 1 s\n",
-            4 + o.healthy
-        );
-    }
-    let result = demo::run(&o, move |l| print_line(format, l)).await?;
-    let rows: Vec<Vec<String>> = std::iter::once(vec![
-        "".into(),
-        "SCENARIO".into(),
-        "NODE".into(),
-        "SOFT".into(),
-        "CYCLES".into(),
-        "OUTCOME".into(),
-    ])
-    .chain(result.scenarios.iter().map(|s| {
-        vec![
-            if s.passed { "PASS" } else { "FAIL" }.into(),
-            s.name.clone(),
-            s.node.clone(),
-            s.soft_reboots.to_string(),
-            s.power_cycles.to_string(),
-            s.outcome.clone(),
-        ]
-    }))
-    .collect();
-    if matches!(format, Format::Table) {
-        println!();
-    }
-    emit(format, &result, &rows)?;
-    if matches!(format, Format::Table) {
-        println!("\nreports: {}", o.dir.join("reports").display());
-    }
-    Ok(Status::problems_if(!result.passed()))
 }
 
 pub fn breaker(ctx: &Context, args: BreakerArgs) -> anyhow::Result<Status> {

@@ -6,6 +6,8 @@
 //! entries), 2 error.
 
 mod bmc_cmds;
+#[cfg(feature = "demo")]
+mod demo_cmds;
 mod fleet;
 mod health_cmds;
 mod host;
@@ -77,7 +79,8 @@ pub enum Command {
     /// Run the remediation ladder over the inventory (leader-elected; /metrics, /healthz).
     Serve(ladder::ServeArgs),
     /// The ladder on a simulated fleet: four scripted faults, a timeline, a summary.
-    Demo(ladder::DemoArgs),
+    #[cfg(feature = "demo")]
+    Demo(demo_cmds::DemoArgs),
     /// All evidence about a machine and the verdict, with the BMC identity check; no action.
     Check(person::NodeTarget),
     /// What the service would do now for every machine of the inventory; no action.
@@ -92,8 +95,9 @@ pub enum Command {
     Config(ladder::ConfigArgs),
     /// The demo's simulated fleet on its own, until Ctrl-C (what `oob-mocks fleet` runs);
     /// for trying `oob serve` by hand and for the crash-safety tests.
+    #[cfg(feature = "demo")]
     #[command(hide = true)]
-    SimFleet(ladder::SimFleetArgs),
+    SimFleet(demo_cmds::SimFleetArgs),
 }
 
 /// What a command reports back to `main`.
@@ -158,14 +162,12 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Plan => person::plan(&ctx).await,
         Command::Cycle(args) => person::cycle(&ctx, args).await,
         Command::Reboot(args) => person::reboot(&ctx, args).await,
-        Command::Demo(args) => ladder::demo(&ctx, args).await,
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => demo_cmds::demo(&ctx, args).await,
         Command::Breaker(args) => ladder::breaker(&ctx, args),
         Command::Config(args) => ladder::config_check(&ctx, args),
-        Command::SimFleet(a) => {
-            oob_mocks::sim::run_fleet(a.nodes, &a.dir, &a.hang, &a.fail_disk, a.fault_after_ms)
-                .await?;
-            Ok(Status::Ok)
-        }
+        #[cfg(feature = "demo")]
+        Command::SimFleet(a) => demo_cmds::sim_fleet(a).await,
     }
 }
 

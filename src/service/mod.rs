@@ -8,7 +8,6 @@
 //! between steps.
 
 mod act;
-pub mod demo;
 pub mod holder;
 mod http;
 pub mod metrics;

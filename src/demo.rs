@@ -192,7 +192,7 @@ pub async fn run(
     let kube_config = kube::Config::new(fleet.api.url().parse()?);
     let client = crate::k8s::client(kube_config)?;
     let (feed, mut lines) = broadcast::channel(1024);
-    let svc = super::build(config, client, false, "oob-demo", feed)?;
+    let svc = crate::service::build(config, client, false, "oob-demo", feed)?;
     let printer = tokio::spawn(async move {
         loop {
             match lines.recv().await {
@@ -247,7 +247,11 @@ fn count(fleet: &SimFleet, node: &str, reset_type: &str) -> usize {
     })
 }
 
-fn evaluate(fleet: &SimFleet, svc: &super::Service, dir: &Path) -> anyhow::Result<DemoResult> {
+fn evaluate(
+    fleet: &SimFleet,
+    svc: &crate::service::Service,
+    dir: &Path,
+) -> anyhow::Result<DemoResult> {
     let stages: BTreeMap<String, Stage> = svc.stages().into_iter().collect();
     let mut reports: Vec<PathBuf> = match std::fs::read_dir(dir.join("reports")) {
         Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
