@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod duration;
 pub mod gather;
 pub mod health;
 pub mod k8s;

@@ -18,7 +18,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "oob-demo")]
     pub dir: PathBuf,
     /// Longest run in seconds (the demo ends when every scenario has settled).
-    #[arg(long, default_value_t = 90)]
+    #[arg(long, default_value_t = 90, value_parser = crate::duration::secs)]
     pub deadline: u64,
     /// Healthy nodes besides the four scenario nodes.
     #[arg(long, default_value_t = 4)]
@@ -35,7 +35,7 @@ pub struct SimFleetArgs {
     pub hang: Vec<String>,
     #[arg(long, value_delimiter = ',')]
     pub fail_disk: Vec<String>,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::duration::millis)]
     pub fault_after_ms: u64,
 }
 

@@ -19,7 +19,7 @@ pub struct NodeArgs {
     pub verb: NodeVerb,
     pub node: String,
     /// Drain: seconds to wait for evictions (PDB-blocked ones are retried every 5 s).
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300, value_parser = crate::duration::secs)]
     pub timeout: u64,
     /// Drain: also evict pods with emptyDir volumes (their data is lost).
     #[arg(long)]
@@ -125,7 +125,7 @@ pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<Status> {
 #[derive(Debug, Args)]
 pub struct JoinArgs {
     /// Seconds the bootstrap token stays valid.
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, default_value_t = 3600, value_parser = crate::duration::secs)]
     pub ttl: u64,
 }
 

@@ -30,10 +30,10 @@ pub struct RebootArgs {
     pub node: String,
     /// Seconds to wait for the soft reboot to be verified (bootID changed, Ready) before the
     /// hard cycle (default: policy.soft_reboot_timeout_s).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::duration::secs)]
     pub soft_timeout: Option<u64>,
     /// Seconds to wait for the node after the hard cycle (default: policy.hard_reboot_timeout_s).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::duration::secs)]
     pub boot_timeout: Option<u64>,
 }
 

@@ -23,10 +23,10 @@ pub struct ProbeArgs {
     #[arg(long, default_value_t = 3)]
     pub count: u16,
     /// Milliseconds between echo requests to one host.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = crate::duration::millis)]
     pub interval_ms: u64,
     /// Milliseconds to wait for each echo reply, and for the SSH banner.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::duration::millis)]
     pub timeout_ms: u64,
     /// Hosts probed at once.
     #[arg(long, default_value_t = 512)]

@@ -54,7 +54,7 @@ pub struct TargetArgs {
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Read commands over several targets: seconds allowed per BMC (connect, read, close).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = crate::duration::secs)]
     pub deadline: u64,
     /// BMC address: redfish[+http|+https]://host[:port][/redfish/v1/Systems/ID], ipmi://host[:port].
     #[arg(long)]
@@ -81,7 +81,7 @@ pub struct TargetArgs {
     #[arg(long)]
     pub profile: Option<String>,
     /// Seconds to wait for a power action to be observed (default: the profile's).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::duration::secs)]
     pub verify_timeout: Option<u64>,
     /// IPMI: RMCP+ cipher suite (3 or 17) instead of the profile's list.
     #[arg(long)]

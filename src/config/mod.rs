@@ -121,11 +121,14 @@ pub enum Liveness {
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceSettings {
     /// One probe round (ping, SSH banner, Node Ready) per machine this often.
+    #[serde(deserialize_with = "crate::duration::de_millis")]
     pub probe_interval_ms: u64,
     /// BMC health and new SEL entries this often (and at once when a machine is suspect).
+    #[serde(deserialize_with = "crate::duration::de_millis")]
     pub hardware_interval_ms: u64,
     /// Echo requests per round and how long to wait for each round.
     pub ping_count: u16,
+    #[serde(deserialize_with = "crate::duration::de_millis")]
     pub probe_timeout_ms: u64,
     pub liveness: Liveness,
     /// Machines probed at once.
@@ -166,14 +169,19 @@ impl Default for ServiceSettings {
 pub struct PolicySettings {
     /// Consecutive failed probe rounds before asking the BMC.
     pub suspect_after: u32,
+    #[serde(deserialize_with = "crate::duration::de_secs")]
     pub confirm_timeout_s: u64,
     /// Wait for the node's bootID to change and Ready after a soft reboot.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
     pub soft_reboot_timeout_s: u64,
     /// Wait for the node after a verified hard power cycle, before fencing.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
     pub hard_reboot_timeout_s: u64,
     /// Longest wait for a power action to be observed.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
     pub power_verify_timeout_s: u64,
     /// Drain after fencing: how long evictions are retried.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
     pub drain_timeout_s: u64,
     /// Storm guard: remediations (soft/hard reboot, fence) in flight at once.
     pub max_concurrent: usize,
@@ -181,8 +189,10 @@ pub struct PolicySettings {
     /// crossing it trips the breaker, which stays open until `oob breaker reset`.
     pub max_unhealthy_percent: u8,
     /// Per node: no new remediation this long after the last one ended.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
     pub cooldown_s: u64,
     /// Per BMC: at least this long between two mutating calls.
+    #[serde(deserialize_with = "crate::duration::de_millis")]
     pub bmc_min_interval_ms: u64,
 }
 
