@@ -66,20 +66,8 @@ async fn main() {
             .await;
             let t0 = now_ms();
             let follower = w.hang_host(i);
-            let boot = |w: &World| {
-                w.api.node(&node).and_then(|n| {
-                    n["status"]["nodeInfo"]["bootID"]
-                        .as_str()
-                        .map(str::to_owned)
-                })
-            };
-            let boot_before = boot(&w);
-            let mut booted = None;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
             while after(&w.timeline_at(&node), t0, "recovered").is_none() {
-                if booted.is_none() && boot(&w) != boot_before {
-                    booted = Some(now_ms());
-                }
                 if tokio::time::Instant::now() > deadline {
                     println!("{node}: not recovered within 120 s\n{}", w.log());
                     break;
@@ -88,6 +76,13 @@ async fn main() {
             }
             follower.abort();
             let lines = w.timeline_at(&node);
+            let booted = w
+                .boots
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(n, at)| *n == node && *at >= t0)
+                .map(|(_, at)| *at);
             if let (Some(v), Some(soft), Some(rec), Some(booted)) = (
                 after(&lines, t0, "verdict down"),
                 after(&lines, t0, "soft-reboot: graceful restart requested"),

@@ -134,7 +134,9 @@ impl Pinger {
         }
     }
 
-    /// Ping one host `count` times.
+    /// Ping one host `count` times: echoes go out `interval` apart without waiting for each
+    /// other's replies, each with its own `timeout`, so a dark host costs
+    /// `(count - 1) * interval + timeout`, not `count * timeout`.
     pub async fn ping(&self, target: IpAddr, ident: u16, o: PingOptions) -> PingStats {
         let client = match target {
             IpAddr::V4(_) => self.v4.as_ref(),
@@ -143,22 +145,23 @@ impl Pinger {
         let Some(client) = client else {
             return PingStats::from_rtts(o.count, &[]);
         };
-        let mut pinger = client.pinger(target, PingIdentifier(ident)).await;
-        pinger.timeout(o.timeout);
-        let payload = [0u8; 32];
-        let mut rtts = Vec::new();
-        for seq in 0..o.count {
-            if seq > 0 {
-                tokio::time::sleep(o.interval).await;
-            }
-            match pinger.ping(PingSequence(seq), &payload).await {
-                Ok((packet, rtt)) if is_echo_reply(&packet) => rtts.push(rtt),
+        let echoes = (0..o.count).map(|seq| async move {
+            tokio::time::sleep(o.interval.saturating_mul(u32::from(seq))).await;
+            let mut pinger = client.pinger(target, PingIdentifier(ident)).await;
+            pinger.timeout(o.timeout);
+            match pinger.ping(PingSequence(seq), &[0u8; 32]).await {
+                Ok((packet, rtt)) if is_echo_reply(&packet) => Some(rtt),
                 // surge-ping hands ICMP errors about our echo to the waiter too: a
                 // "destination host unreachable" for a host whose link is down is the
                 // opposite of an answer.
-                _ => {}
+                _ => None,
             }
-        }
+        });
+        let rtts: Vec<Duration> = futures_util::future::join_all(echoes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         PingStats::from_rtts(o.count, &rtts)
     }
 

@@ -71,17 +71,20 @@ impl Service {
             ..Evidence::default()
         };
         if let Some(ip) = host {
-            if let Some(pinger) = pinger {
+            // Echoes and the SSH banner at once: a dark host costs one timeout, not three.
+            let ping = async {
+                let pinger = pinger?;
                 let o = PingOptions {
                     count: self.config.service.ping_count,
                     timeout,
                     ..PingOptions::default()
                 };
-                let stats = pinger.ping(ip, ident(&m.name), o).await;
-                e.ping = Some((stats.received, stats.sent));
-            }
+                Some(pinger.ping(ip, ident(&m.name), o).await)
+            };
             let port = m.ssh.as_ref().map_or(22, |s| s.port);
-            let banner = crate::probe::ssh::banner(SocketAddr::new(ip, port), timeout).await;
+            let banner = crate::probe::ssh::banner(SocketAddr::new(ip, port), timeout);
+            let (stats, banner) = tokio::join!(ping, banner);
+            e.ping = stats.map(|s| (s.received, s.sent));
             e.ssh_reachable = Some(banner.reachable);
         }
         let line = judge(&e, &VerdictPolicy::default()).reasons.join(", ");

@@ -73,6 +73,8 @@ pub struct World {
     pub config: PathBuf,
     /// (node name, sushy system UUID), one per host.
     pub nodes: Vec<(String, String)>,
+    /// (node, ms since the epoch) each time the follower booted a host.
+    pub boots: std::sync::Arc<std::sync::Mutex<Vec<(String, u64)>>>,
     _sshd: Sshd,
 }
 
@@ -166,6 +168,7 @@ cooldown_s = 0
             dir,
             config: config_path,
             nodes,
+            boots: Default::default(),
             _sshd: sshd,
         }
     }
@@ -227,6 +230,7 @@ cooldown_s = 0
             "http://127.0.0.1:{}/redfish/v1/Systems/{uuid}",
             self.sushy.port
         );
+        let boot_log = self.boots.clone();
         let host = self.lan.hosts[i].0.name.clone();
         let dev = self.lan.hosts[i].1.clone();
         self.ns.handle.spawn(async move {
@@ -256,6 +260,9 @@ cooldown_s = 0
                             .args(["-n", &host, "link", "set", &dev, "up"])
                             .output();
                         set_ready(&api, &name, "True", Some(format!("{name}-boot-{boots}")));
+                        if let Ok(mut log) = boot_log.lock() {
+                            log.push((name.clone(), oob::remedy::executor::now_ms()));
+                        }
                     }
                     _ => {}
                 }
