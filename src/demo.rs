@@ -113,6 +113,8 @@ pub fn demo_config(fleet: &SimFleet, dir: &Path, password_file: &Path) -> Config
                 host_key: Some("ssh-ed25519 AAAA".into()),
                 port: h.ssh.port(),
                 smartctl: "smartctl".into(),
+                // The simulated hosts answer the SSH banner (liveness), not SSH itself.
+                poll_hardware: false,
             }),
             serial: Some(h.serial.clone()),
             location: Location {

@@ -243,6 +243,14 @@ pub struct SshSettings {
     /// How to run smartctl (e.g. `sudo -n smartctl` for a non-root user).
     #[serde(default = "default_smartctl")]
     pub smartctl: String,
+    /// `oob serve` polls SMART and NIC counters over SSH every `hardware_interval_ms`;
+    /// `false` leaves the host's hardware to `oob smart|nic NODE` by hand.
+    #[serde(default = "default_true")]
+    pub poll_hardware: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_ssh_port() -> u16 {

@@ -48,6 +48,8 @@ struct MachineState {
     history: VecDeque<String>,
     /// "The BMC exposes no SEL" was said (once per process, not every look).
     sel_noted: bool,
+    /// The last host poll's error, so that a failing poll is logged when it changes.
+    host_poll_error: Option<String>,
     /// The last "waiting" reason noted, so that a wait is noted once, not every round.
     waiting: Option<String>,
     paused: bool,
@@ -100,6 +102,7 @@ impl Service {
                     last_hardware_ms: 0,
                     history: VecDeque::new(),
                     sel_noted: false,
+                    host_poll_error: None,
                     waiting: None,
                     paused: false,
                     persisted: None,

@@ -174,7 +174,7 @@ impl Service {
             {
                 warn!(node = name, error = %e, "hardware check failed");
             }
-            if m.ssh.is_some() && !dark(&evidence) {
+            if m.ssh.as_ref().is_some_and(|s| s.poll_hardware) && !dark(&evidence) {
                 if let Some(ip) = host_address(m, Some(&node)) {
                     self.poll_host(m, &mut st, &ip.to_string()).await;
                 }
@@ -326,10 +326,18 @@ impl Service {
         let (drives, nics) = match (drives, nics) {
             (Ok(d), Ok(n)) => (d, n),
             (Err(e), _) | (_, Err(e)) => {
-                warn!(node = name, error = %e, "host hardware poll failed");
+                // Said when it starts failing (or fails differently), not every interval.
+                let e = e.to_string();
+                if st.host_poll_error.as_deref() != Some(e.as_str()) {
+                    warn!(node = name, error = %e, "host hardware poll failed; said again only when it changes");
+                    st.host_poll_error = Some(e);
+                }
                 return;
             }
         };
+        if st.host_poll_error.take().is_some() {
+            tracing::info!(node = name, "host hardware poll works again");
+        }
         let mut baseline = st.position.host_baseline.take().unwrap_or_default();
         let thresholds = crate::health::nic::Thresholds::default();
         let found = baseline.update(&drives, &nics, now_ms(), thresholds);
