@@ -10,6 +10,7 @@
 mod act;
 pub mod holder;
 mod http;
+mod look;
 pub mod metrics;
 mod plan;
 mod round;
