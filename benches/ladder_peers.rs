@@ -24,7 +24,7 @@ use common::world::World;
 const ROUNDS: usize = 4;
 
 fn now_ms() -> u64 {
-    oob::remedy::executor::now_ms()
+    oob::clock::now_ms()
 }
 
 fn stats(name: &str, mut v: Vec<f64>) {

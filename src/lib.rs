@@ -7,6 +7,7 @@
 
 pub mod bmc;
 pub mod cli;
+pub mod clock;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -9,8 +9,9 @@ use clap::Args;
 use super::output::emit;
 use super::target::Context;
 use super::{Format, Status};
+use crate::clock::rfc3339;
 use crate::demo::{self, DemoOptions};
-use crate::remedy::executor::{rfc3339, Line};
+use crate::remedy::executor::Line;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

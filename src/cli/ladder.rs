@@ -10,7 +10,7 @@ use tokio::sync::{broadcast, watch};
 use super::output::emit;
 use super::target::Context;
 use super::{Format, Status};
-use crate::remedy::executor::rfc3339;
+use crate::clock::rfc3339;
 use crate::remedy::journal::Journal;
 
 #[derive(Debug, Args)]

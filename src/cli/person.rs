@@ -16,7 +16,7 @@ use super::output::emit;
 use super::target::Context;
 use super::Status;
 use crate::bmc::PowerAction;
-use crate::remedy::executor::rfc3339;
+use crate::clock::rfc3339;
 
 #[derive(Debug, Args)]
 pub struct NodeTarget {
@@ -230,7 +230,7 @@ pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
         Ok(n) => n,
         Err(_) => offline_node(&machine.name),
     };
-    let episode = crate::remedy::executor::now_ms();
+    let episode = crate::clock::now_ms();
     let done = exec.hard_reboot(&subject(&machine, &node, episode)).await;
     done_status(ctx, &machine.name, &done)
 }
@@ -244,7 +244,7 @@ pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
     let node = exec.nodes.get(&machine.name).await.context(
         "oob reboot verifies the reboot by the Node's bootID and needs cluster access (use oob cycle without one)",
     )?;
-    let episode = crate::remedy::executor::now_ms();
+    let episode = crate::clock::now_ms();
     let s = subject(&machine, &node, episode);
     let soft = exec.soft_reboot(&s).await;
     let soft_wait = Duration::from_secs(
@@ -299,7 +299,7 @@ pub async fn power(ctx: &Context, node: &str, action: PowerAction) -> anyhow::Re
         Ok(n) => n,
         Err(_) => offline_node(&machine.name),
     };
-    let episode = crate::remedy::executor::now_ms();
+    let episode = crate::clock::now_ms();
     let done = exec
         .power_action(&subject(&machine, &node, episode), action)
         .await;

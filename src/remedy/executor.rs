@@ -24,6 +24,7 @@ use crate::bmc::power::{self, PowerTiming};
 use crate::bmc::profile::Profiles;
 use crate::bmc::redfish::Credentials;
 use crate::bmc::{BmcError, Endpoint, Identity, PowerAction, PowerRequest, PowerState};
+use crate::clock::{now_ms, rfc3339};
 use crate::config::{Machine, PolicySettings};
 use crate::health::{Finding, Level};
 use crate::k8s::drain::{self, DrainOptions, VerifiedPowerOff};
@@ -104,21 +105,6 @@ impl Done {
             Self::Busy(d) => ("busy", d),
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-/// RFC 3339 (UTC, seconds) of a millisecond timestamp.
-pub fn rfc3339(ms: u64) -> String {
-    k8s_openapi::jiff::Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(0))
-        .map(|t| format!("{t:.0}"))
-        .unwrap_or_else(|_| ms.to_string())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -5,10 +5,11 @@
 use tracing::{info, warn};
 
 use super::{MachineState, Service};
+use crate::clock::now_ms;
 use crate::config::Machine;
 use crate::health::Level;
 use crate::k8s::NodeInfo;
-use crate::remedy::executor::{now_ms, Done, Subject};
+use crate::remedy::executor::{Done, Subject};
 use crate::remedy::guard::{admit, Admission, Fleet, StormPolicy};
 use crate::remedy::journal::Pending;
 use crate::remedy::stage::{Remedy, Stage, Step};

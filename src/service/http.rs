@@ -13,7 +13,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 use super::Service;
-use crate::remedy::executor::now_ms;
+use crate::clock::now_ms;
 
 async fn metrics(State(svc): State<Arc<Service>>) -> impl IntoResponse {
     (

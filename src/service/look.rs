@@ -5,8 +5,9 @@
 use tracing::warn;
 
 use super::{MachineState, Service};
+use crate::clock::now_ms;
 use crate::config::Machine;
-use crate::remedy::executor::{now_ms, SelRead};
+use crate::remedy::executor::SelRead;
 use crate::remedy::journal::Position;
 use crate::verdict::Evidence;
 

@@ -25,11 +25,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::clock::now_ms;
 use crate::config::{Config, Liveness, Machine};
 use crate::k8s::lease::LeaseLock;
 use crate::k8s::KubeNodeOps;
 use crate::probe::ping::Pinger;
-use crate::remedy::executor::{now_ms, Executor};
+use crate::remedy::executor::Executor;
 use crate::remedy::journal::Position;
 use crate::remedy::stage::Stage;
 use crate::verdict::Verdict;

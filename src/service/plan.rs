@@ -3,7 +3,8 @@
 //! is carried out (the storm guard is not asked).
 
 use super::{PlanRow, Service};
-use crate::remedy::executor::{now_ms, PAUSE_ANNOTATION};
+use crate::clock::now_ms;
+use crate::remedy::executor::PAUSE_ANNOTATION;
 use crate::remedy::stage::{Remedy, Stage};
 use crate::verdict::{judge, Policy as VerdictPolicy};
 

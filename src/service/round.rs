@@ -10,10 +10,11 @@ use std::time::Duration;
 use tracing::warn;
 
 use super::{metrics, MachineState, Service};
+use crate::clock::{now_ms, rfc3339};
 use crate::config::Machine;
 use crate::k8s::NodeInfo;
 use crate::probe::ping::PingOptions;
-use crate::remedy::executor::{now_ms, rfc3339, PAUSE_ANNOTATION};
+use crate::remedy::executor::PAUSE_ANNOTATION;
 use crate::remedy::stage::{Remedy, Stage, Step};
 use crate::verdict::{judge, Evidence, Policy as VerdictPolicy, Verdict};
 

@@ -261,7 +261,7 @@ cooldown_s = 0
                             .output();
                         set_ready(&api, &name, "True", Some(format!("{name}-boot-{boots}")));
                         if let Ok(mut log) = boot_log.lock() {
-                            log.push((name.clone(), oob::remedy::executor::now_ms()));
+                            log.push((name.clone(), oob::clock::now_ms()));
                         }
                     }
                     _ => {}
