@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument as _};
 
 use crate::clock::now_ms;
 use crate::config::{Config, Liveness, Machine};
@@ -213,19 +213,23 @@ impl Service {
                 let m = m.clone();
                 let sem = semaphore.clone();
                 let name = m.name.clone();
+                let m_name = m.name.clone();
                 running.insert(
                     name,
-                    tokio::spawn(async move {
-                        // Jitter (up to a fifth of the interval) so that rounds do not sample
-                        // a periodic flap at the same phase every time.
-                        let spread = u64::try_from(interval.as_millis() / 5).unwrap_or(0);
-                        let jitter = rand::random_range(0..=spread);
-                        tokio::time::sleep(Duration::from_millis(jitter)).await;
-                        let Ok(_permit) = sem.acquire_owned().await else {
-                            return;
-                        };
-                        svc.round(&m).await;
-                    }),
+                    tokio::spawn(
+                        async move {
+                            // Jitter (up to a fifth of the interval) so that rounds do not sample
+                            // a periodic flap at the same phase every time.
+                            let spread = u64::try_from(interval.as_millis() / 5).unwrap_or(0);
+                            let jitter = rand::random_range(0..=spread);
+                            tokio::time::sleep(Duration::from_millis(jitter)).await;
+                            let Ok(_permit) = sem.acquire_owned().await else {
+                                return;
+                            };
+                            svc.round(&m).await;
+                        }
+                        .instrument(tracing::info_span!("round", node = %m_name)),
+                    ),
                 );
             }
         }
