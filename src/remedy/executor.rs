@@ -26,11 +26,11 @@ use crate::bmc::redfish::Credentials;
 use crate::bmc::{BmcError, Endpoint, Identity, PowerAction, PowerRequest, PowerState};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::{Machine, PolicySettings};
-use crate::health::{Finding, Level};
+use crate::health::Finding;
 use crate::k8s::drain::{self, DrainOptions, VerifiedPowerOff};
 use crate::k8s::lease::{node_lock_name, LeaseLock};
 use crate::k8s::{Condition, NodeEvent, NodeInfo, NodeOps, Taint, OUT_OF_SERVICE};
-use crate::report::FaultReport;
+use crate::report::{Cause, FaultReport};
 
 /// The condition `oob` owns on every node it acts on.
 pub const CONDITION: &str = "OobRemediation";
@@ -585,31 +585,13 @@ impl Executor {
     pub async fn report(
         &self,
         s: &Subject<'_>,
-        summary: &str,
+        cause: &Cause,
         since_ms: u64,
     ) -> (Done, Vec<PathBuf>) {
         let node = s.machine.name.as_str();
-        let critical: Vec<&Finding> = s
-            .findings
-            .iter()
-            .filter(|f| f.severity == Level::Critical)
-            .collect();
-        let component = critical
-            .iter()
-            .find_map(|f| f.component.clone())
-            .or_else(|| (s.verdict != "faulty").then(|| "host (no answer after reboots)".into()));
-        let recommended = match (&component, critical.first()) {
-            (Some(c), Some(f)) => format!(
-                "Replace or reseat {c} ({}); then power on, let the node join, and remove the {CONDITION} condition by uncordoning (oob node uncordon {node}).",
-                f.code
-            ),
-            _ if summary.contains("identity") => format!(
-                "Check the BMC cabling and the inventory: the BMC configured for {node} manages another machine. Fix the mapping before any power action."
-            ),
-            _ => format!(
-                "Attach a console (BMC KVM/SOL) to {node}: it did not come back after a soft and a verified hard reboot. Check POST, disks and NICs; replace the machine if it stays down."
-            ),
-        };
+        let summary = cause.summary();
+        let component = cause.component();
+        let recommended = cause.recommended(node, CONDITION);
         let bmc = if self.dry_run {
             None
         } else {
@@ -682,7 +664,7 @@ impl Executor {
         let note = format!("{summary}. Recommended: {recommended}");
         self.mark(
             node,
-            ("True", "AwaitingRepair", summary),
+            ("True", "AwaitingRepair", &summary),
             ("Warning", "FaultReport", "Report", &note),
         )
         .await;

@@ -3,6 +3,8 @@
 //! do. One model, rendered as text, JSON and Markdown, written to a reports directory.
 //! Decides nothing: the executor fills the model.
 
+mod cause;
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -10,6 +12,8 @@ use serde::Serialize;
 use crate::bmc::Identity;
 use crate::config::Location;
 use crate::health::Finding;
+
+pub use cause::Cause;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

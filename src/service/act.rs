@@ -13,6 +13,7 @@ use crate::remedy::executor::{Done, Subject};
 use crate::remedy::guard::{admit, Admission, Fleet, StormPolicy};
 use crate::remedy::journal::Pending;
 use crate::remedy::stage::{Remedy, Stage, Step};
+use crate::report::Cause;
 use crate::verdict::{Evidence, Judgement, Verdict};
 
 fn remediating(s: &Stage) -> bool {
@@ -209,9 +210,9 @@ impl Service {
                 Some(self.exec.fence(&subject, alive).await)
             }
             Remedy::Report => {
-                let summary = self.summary(st, j);
+                let cause = self.cause(st, j);
                 let since = self.episode_start(name);
-                let (done, _) = self.exec.report(&subject, &summary, since).await;
+                let (done, _) = self.exec.report(&subject, &cause, since).await;
                 Some(done)
             }
             Remedy::Recovered => {
@@ -250,9 +251,11 @@ impl Service {
             evidence: &evidence,
             verdict,
         };
-        let summary = format!("power action refused: {why}");
+        let cause = Cause::IdentityMismatch {
+            detail: why.to_owned(),
+        };
         let since = self.episode_start(&m.name);
-        let (done, _) = self.exec.report(&subject, &summary, since).await;
+        let (done, _) = self.exec.report(&subject, &cause, since).await;
         self.metrics.remedy("report", done.outcome().0);
     }
 
@@ -275,29 +278,27 @@ impl Service {
             .map_or(0, |(at, _)| *at + 1)
     }
 
-    fn summary(&self, st: &MachineState, j: &Judgement) -> String {
+    /// Why the machine is reported: its first critical finding, else how the ladder ended.
+    fn cause(&self, st: &MachineState, j: &Judgement) -> Cause {
         if let Some(f) = st
             .position
             .findings
             .iter()
             .find(|f| f.severity == Level::Critical)
         {
-            return format!(
-                "critical hardware finding on {}: {}",
-                f.component.as_deref().unwrap_or("the machine"),
-                f.detail
-            );
+            return Cause::Hardware {
+                component: f.component.clone(),
+                code: f.code.clone(),
+                detail: f.detail.clone(),
+            };
         }
+        let reasons = j.reasons.join(", ");
         match st.position.stage {
-            Stage::Confirm { .. } => format!(
-                "the BMC did not confirm the machine's state within {} s ({})",
-                self.config.policy.confirm_timeout_s,
-                j.reasons.join(", ")
-            ),
-            _ => format!(
-                "did not come back after a soft reboot and a verified hard power cycle; fenced ({})",
-                j.reasons.join(", ")
-            ),
+            Stage::Confirm { .. } => Cause::Unconfirmed {
+                after_s: self.config.policy.confirm_timeout_s,
+                reasons,
+            },
+            _ => Cause::NoRecovery { reasons },
         }
     }
 }
