@@ -1,0 +1,170 @@
+//! The executor's Kubernetes steps: fence (cordon; for a dead machine verified power off and
+//! the out-of-service taint; a PDB-aware drain) and recovery (uncordon what oob cordoned,
+//! drop its taint, clear its condition), with the condition and Event that mirror them.
+
+use std::time::Duration;
+
+use tracing::warn;
+
+use super::power::PowerStep;
+use super::{Done, Executor, Subject, CONDITION, CORDONED_ANNOTATION};
+use crate::bmc::PowerAction;
+use crate::clock::{now_ms, rfc3339};
+use crate::k8s::drain::{self, DrainOptions, VerifiedPowerOff};
+use crate::k8s::{Condition, NodeEvent, Taint, OUT_OF_SERVICE};
+
+impl Executor {
+    /// Fence: cordon; for a dead machine verified power off and the out-of-service taint;
+    /// then a PDB-aware drain (pods that will not evict are deleted only after the verified
+    /// power off). A live machine with failing hardware is cordoned and drained by eviction,
+    /// not powered off: its kubelet still moves pods gracefully.
+    pub async fn fence(&self, s: &Subject<'_>, alive: bool) -> Done {
+        let node = s.machine.name.as_str();
+        if self.dry_run {
+            let d = format!(
+                "dry run: would cordon{} and drain {node}",
+                if alive {
+                    ""
+                } else {
+                    ", power off, taint out-of-service"
+                }
+            );
+            self.note(node, d.clone());
+            return Done::Ok(d);
+        }
+        if let Err(e) = self.cordon(node).await {
+            return Done::Failed(format!("cordon: {e}"));
+        }
+        let mut force = None;
+        if !alive {
+            match self
+                .power_step(s, "fence-power-off", PowerStep::Action(PowerAction::Off))
+                .await
+            {
+                Done::Ok(d) => {
+                    self.note(node, format!("power off verified ({d})"));
+                    let taint = Taint {
+                        key: OUT_OF_SERVICE.into(),
+                        value: Some("nodeshutdown".into()),
+                        effect: "NoExecute".into(),
+                    };
+                    if let Err(e) = self
+                        .nodes
+                        .set_taint(node, OUT_OF_SERVICE, "NoExecute", Some(taint))
+                        .await
+                    {
+                        return Done::Failed(format!("out-of-service taint: {e}"));
+                    }
+                    self.note(node, format!("tainted {OUT_OF_SERVICE}:NoExecute"));
+                    force = Some(VerifiedPowerOff {
+                        node: node.to_owned(),
+                        evidence: format!("BMC power off verified at {}", rfc3339(now_ms())),
+                    });
+                }
+                other => return other,
+            }
+        }
+        let Some(client) = &self.kube else {
+            return Done::Ok("cordoned (no cluster access for a drain)".into());
+        };
+        let options = DrainOptions {
+            deadline: Duration::from_secs(self.policy.drain_timeout_s),
+            force,
+            ..DrainOptions::default()
+        };
+        match drain::drain(client, node, &options).await {
+            Ok(r) if r.complete() => {
+                let d = format!(
+                    "drained: {} evicted, {} force-deleted, {} skipped",
+                    r.evicted.len(),
+                    r.force_deleted.len(),
+                    r.skipped.len()
+                );
+                self.note(node, d.clone());
+                Done::Ok(d)
+            }
+            Ok(r) => {
+                let d = format!(
+                    "drain incomplete after {} s: {} pods blocked ({})",
+                    self.policy.drain_timeout_s,
+                    r.blocked.len(),
+                    r.blocked
+                        .iter()
+                        .map(|(p, why)| format!("{p}: {why}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+                self.note(node, d.clone());
+                Done::Failed(d)
+            }
+            Err(e) => Done::Failed(format!("drain: {e}")),
+        }
+    }
+
+    async fn cordon(&self, node: &str) -> Result<(), crate::k8s::NodeOpsError> {
+        self.nodes.set_unschedulable(node, true).await?;
+        self.nodes
+            .annotate(node, CORDONED_ANNOTATION, Some("true"))
+            .await?;
+        self.note(node, "cordoned");
+        Ok(())
+    }
+
+    /// Set our condition (status, reason, message) and publish an Event (type, reason,
+    /// action, note). Best effort: the timeline and the journal already hold the facts.
+    pub(super) async fn mark(
+        &self,
+        node: &str,
+        condition: (&str, &str, &str),
+        event: (&str, &str, &str, &str),
+    ) {
+        let (status, reason, message) = condition;
+        let c = Condition {
+            type_: CONDITION.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.chars().take(512).collect(),
+        };
+        if let Err(e) = self.nodes.set_condition(node, c).await {
+            warn!(node, error = %e, "setting the node condition failed");
+        }
+        let (type_, reason, action, note) = event;
+        let e = NodeEvent {
+            type_: type_.into(),
+            reason: reason.into(),
+            action: action.into(),
+            note: note.into(),
+        };
+        if let Err(e) = self.nodes.publish(node, e).await {
+            warn!(node, error = %e, "publishing the event failed");
+        }
+    }
+
+    /// Back to health: uncordon what we cordoned, drop our taint, clear our condition.
+    pub async fn recovered(&self, s: &Subject<'_>, how: &str) -> Done {
+        let node = s.machine.name.as_str();
+        if self.dry_run {
+            return Done::Ok("dry run".into());
+        }
+        if s.node.annotations.contains_key(CORDONED_ANNOTATION) {
+            if let Err(e) = self.nodes.set_unschedulable(node, false).await {
+                return Done::Failed(format!("uncordon: {e}"));
+            }
+            let _ = self.nodes.annotate(node, CORDONED_ANNOTATION, None).await;
+            self.note(node, "uncordoned");
+        }
+        if s.node.taints.iter().any(|t| t.key == OUT_OF_SERVICE) {
+            let _ = self
+                .nodes
+                .set_taint(node, OUT_OF_SERVICE, "NoExecute", None)
+                .await;
+        }
+        self.mark(
+            node,
+            ("False", "Recovered", how),
+            ("Normal", "Recovered", "Recover", how),
+        )
+        .await;
+        Done::Ok(how.to_owned())
+    }
+}

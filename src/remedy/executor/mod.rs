@@ -1,0 +1,304 @@
+//! Carries out one [`Remedy`] for one machine with every safety interlock: the identity check
+//! before any power action, the per-BMC governor, the per-node lock shared with the CLI, the
+//! journal (intent before sending, outcome after; a step seen before is resumed by reading
+//! the real state, never sent again), dry run, and verified outcomes. Every step leaves a
+//! line in the node's timeline (journal, tracing, and the live feed the demo prints).
+//!
+//! Which remedy, and when, is decided elsewhere (`stage`, `guard`); this module only acts.
+//! Split by rung: [`power`] (BMC power steps and their resumption), [`fence`] (cordon,
+//! power off, taint, drain; recovery), [`report`] (the fault report).
+
+mod fence;
+mod power;
+mod report;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tracing::{info, warn};
+
+use super::governor::Governor;
+use super::guard::{same_machine, Expected};
+use super::journal::{Intent, Journal, JournalError};
+use crate::bmc::connect::{self, Connected};
+use crate::bmc::profile::Profiles;
+use crate::bmc::redfish::Credentials;
+use crate::bmc::{BmcError, Endpoint, Identity, PowerState};
+use crate::clock::now_ms;
+use crate::config::{Machine, PolicySettings};
+use crate::health::Finding;
+use crate::k8s::lease::{node_lock_name, LeaseLock};
+use crate::k8s::{NodeInfo, NodeOps};
+
+/// The condition `oob` owns on every node it acts on.
+pub const CONDITION: &str = "OobRemediation";
+/// A node with this annotation (any value but `false`) is left alone by the service.
+pub const PAUSE_ANNOTATION: &str = "oob.dev/paused";
+/// Set when `oob` cordoned the node, so that recovery uncordons only what `oob` cordoned.
+pub const CORDONED_ANNOTATION: &str = "oob.dev/cordoned";
+
+/// One line of a node's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    pub at_ms: u64,
+    pub node: String,
+    pub text: String,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Done {
+    /// Carried out (and verified where it can be).
+    Ok(String),
+    /// Not carried out for a safety reason (identity mismatch): report, never retry blindly.
+    Refused(String),
+    /// Tried and failed (BMC error, not verified); the ladder's timeouts take it from here.
+    Failed(String),
+    /// This step cannot be done on this machine (no soft reboot path): go to the next one.
+    Skip(String),
+    /// Someone else holds the node (the CLI's lock); try again next round.
+    Busy(String),
+}
+
+/// What one look at a BMC saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BmcLook {
+    pub power: PowerState,
+    /// New SEL findings since the baseline (none when the log was not read).
+    pub findings: Vec<Finding>,
+    pub sel: SelRead,
+}
+
+/// Whether the system event log could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SelRead {
+    Read,
+    /// The BMC has no SEL it exposes (no LogService, command unsupported): judged on power
+    /// alone, no hardware findings from this source.
+    Absent(String),
+    /// The read failed this time; the baseline is kept for the next look.
+    Failed(String),
+}
+
+impl Done {
+    /// The outcome as the ladder's stage machine folds it.
+    pub fn kind(&self) -> crate::remedy::stage::Outcome {
+        use crate::remedy::stage::Outcome;
+        match self {
+            Self::Ok(_) => Outcome::Done,
+            Self::Refused(_) => Outcome::Refused,
+            Self::Failed(_) => Outcome::Failed,
+            Self::Skip(_) => Outcome::Skipped,
+            Self::Busy(_) => Outcome::Busy,
+        }
+    }
+
+    /// The outcome's name (journal, metrics, CLI JSON) and its detail.
+    pub fn outcome(&self) -> (&'static str, &str) {
+        match self {
+            Self::Ok(d) => ("done", d),
+            Self::Refused(d) => ("refused", d),
+            Self::Failed(d) => ("failed", d),
+            Self::Skip(d) => ("skipped", d),
+            Self::Busy(d) => ("busy", d),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Everything the executor acts through.
+pub struct Executor {
+    pub journal: Arc<Journal>,
+    pub nodes: Arc<dyn NodeOps>,
+    /// For drains and per-node leases; `None` outside a cluster (no drain, no lock).
+    pub kube: Option<kube::Client>,
+    pub governor: Governor,
+    pub profiles: Profiles,
+    pub policy: PolicySettings,
+    pub namespace: String,
+    pub holder: String,
+    pub reports_dir: PathBuf,
+    pub dry_run: bool,
+    pub feed: broadcast::Sender<Line>,
+}
+
+/// What the ladder knows about a machine for one step.
+pub struct Subject<'a> {
+    pub machine: &'a Machine,
+    pub node: &'a NodeInfo,
+    /// Idempotency key prefix: `node/episode`.
+    pub episode: u64,
+    pub findings: &'a [Finding],
+    pub evidence: &'a [String],
+    pub verdict: &'a str,
+}
+
+impl Subject<'_> {
+    fn key(&self, step: &str) -> String {
+        format!("{}/{}/{step}", self.machine.name, self.episode)
+    }
+}
+
+impl Executor {
+    /// A timeline line: journal, log, live feed.
+    pub fn note(&self, node: &str, text: impl Into<String>) {
+        let text = text.into();
+        let at_ms = now_ms();
+        if let Err(e) = self.journal.note(node, at_ms, &text) {
+            warn!(node, error = %e, "journal write failed");
+        }
+        info!(node, what = %text, "timeline");
+        let _ = self.feed.send(Line {
+            at_ms,
+            node: node.to_owned(),
+            text,
+        });
+    }
+
+    /// Connect to a machine's BMC.
+    pub async fn connect(&self, m: &Machine) -> Result<Connected, BmcError> {
+        let endpoint = Endpoint::parse(&m.bmc)?;
+        let password = match (&m.credentials.password_secret, &self.kube) {
+            (Some(reference), Some(client)) => crate::k8s::secret_password(client, reference)
+                .await
+                .map_err(|e| BmcError::Auth {
+                    url: endpoint.to_string(),
+                    detail: format!("credential from Secret {reference}: {e}"),
+                })?,
+            _ => m.credentials.resolve(&m.name).map_err(|e| BmcError::Auth {
+                url: endpoint.to_string(),
+                detail: e.to_string(),
+            })?,
+        };
+        let spec = connect::Spec {
+            endpoint,
+            creds: Credentials {
+                user: m.credentials.user.clone(),
+                password,
+            },
+            tls: connect::tls_policy(&m.tls)?,
+            profile: m.profile.clone(),
+            cipher_suite: None,
+            privilege: None,
+            verify_timeout: Some(Duration::from_secs(self.policy.power_verify_timeout_s)),
+        };
+        let deadline = crate::timeouts::BMC_REQUEST;
+        tokio::time::timeout(deadline, connect::connect(spec, &self.profiles))
+            .await
+            .map_err(|_| BmcError::Timeout {
+                url: m.bmc.clone(),
+                after: deadline,
+            })?
+    }
+
+    /// Out-of-band look: power state and new SEL findings (`seen` is the baseline of SEL ids
+    /// already looked at; `None` on the first look, which only sets it). The BMC answered
+    /// when its power state did: a BMC without a SEL (many expose none over Redfish) or
+    /// whose log read fails is still a BMC that confirms power, and says so in `sel`.
+    pub async fn confirm(
+        &self,
+        m: &Machine,
+        seen: &mut Option<BTreeSet<String>>,
+    ) -> Result<BmcLook, BmcError> {
+        let c = self.connect(m).await?;
+        let result = async {
+            let power = c.bmc.power_state().await?;
+            let (findings, sel) = match c.bmc.sel(crate::timeouts::SEL_MAX_ENTRIES).await {
+                Ok(entries) => {
+                    let findings = match seen {
+                        Some(ids) => crate::health::sel::findings(&entries, ids),
+                        None => Vec::new(),
+                    };
+                    *seen = Some(entries.iter().map(|e| e.id.clone()).collect());
+                    (findings, SelRead::Read)
+                }
+                Err(e) if e.is_unsupported() => (Vec::new(), SelRead::Absent(e.to_string())),
+                Err(e) => (Vec::new(), SelRead::Failed(e.to_string())),
+            };
+            Ok(BmcLook {
+                power,
+                findings,
+                sel,
+            })
+        }
+        .await;
+        c.bmc.close().await;
+        result
+    }
+
+    /// The identity interlock: is the BMC's machine this node?
+    async fn check_identity(&self, s: &Subject<'_>, c: &Connected) -> Result<Identity, Done> {
+        let identity = c
+            .bmc
+            .identity()
+            .await
+            .map_err(|e| Done::Failed(format!("reading the BMC's identity: {e}")))?;
+        let expected = Expected {
+            system_uuid: s.node.system_uuid.clone(),
+            serial: s.machine.serial.clone(),
+        };
+        match same_machine(&identity, &expected) {
+            Ok(matched) => {
+                self.note(&s.machine.name, format!("identity verified: {matched}"));
+                Ok(identity)
+            }
+            Err(why) => {
+                self.note(
+                    &s.machine.name,
+                    format!("identity check FAILED, power action refused: {why}"),
+                );
+                Err(Done::Refused(format!("identity mismatch: {why}")))
+            }
+        }
+    }
+
+    /// Hold the per-node lock (shared with the CLI) around `work`.
+    async fn locked<F, T>(&self, node: &str, work: F) -> Result<T, Done>
+    where
+        F: std::future::Future<Output = T>,
+    {
+        let Some(client) = &self.kube else {
+            return Ok(work.await);
+        };
+        let lock = LeaseLock::new(
+            client.clone(),
+            &self.namespace,
+            &node_lock_name(node),
+            &self.holder,
+            Duration::from_secs(600),
+        );
+        match lock.try_acquire().await {
+            Ok(true) => {}
+            Ok(false) => return Err(Done::Busy(format!("{node} is locked by another actor"))),
+            Err(e) => return Err(Done::Failed(format!("per-node lock: {e}"))),
+        }
+        let out = work.await;
+        if let Err(e) = lock.release().await {
+            warn!(node, error = %e, "releasing the per-node lock failed; it expires on its own");
+        }
+        Ok(out)
+    }
+
+    /// Journal an intent; `Err` carries the step's end when it was seen before.
+    fn intent(&self, key: &str, node: &str, action: &str, before: &str) -> Result<Intent, Done> {
+        self.journal
+            .intent(key, node, action, before, now_ms())
+            .map_err(|e| Done::Failed(format!("journal: {e}")))
+    }
+
+    fn outcome(&self, key: &str, done: &Done) {
+        let (outcome, detail) = done.outcome();
+        if let Err(e) = self.journal.outcome(key, outcome, detail, now_ms()) {
+            warn!(key, error = %e, "journal write failed");
+        }
+    }
+}
