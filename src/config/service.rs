@@ -1,0 +1,125 @@
+//! `[service]` and `[policy]`: how `oob serve` runs and the ladder's deadlines and limits.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// How the host's liveness is probed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Liveness {
+    /// ICMP echo (needs CAP_NET_RAW or ping_group_range) and the SSH banner.
+    #[default]
+    Icmp,
+    /// The SSH banner only (TCP): for unprivileged runs and the demo's TCP-only fleet.
+    SshPort,
+}
+
+/// `[service]`: how `oob serve` runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSettings {
+    /// One probe round (ping, SSH banner, Node Ready) per machine this often.
+    #[serde(deserialize_with = "crate::duration::de_millis")]
+    pub probe_interval_ms: u64,
+    /// BMC health and new SEL entries this often (and at once when a machine is suspect).
+    #[serde(deserialize_with = "crate::duration::de_millis")]
+    pub hardware_interval_ms: u64,
+    /// Echo requests per round and how long to wait for each round.
+    pub ping_count: u16,
+    #[serde(deserialize_with = "crate::duration::de_millis")]
+    pub probe_timeout_ms: u64,
+    pub liveness: Liveness,
+    /// Machines probed at once.
+    pub concurrency: usize,
+    /// Namespace of the leader and per-node leases, and of Events' reporting instance.
+    pub namespace: String,
+    /// The journal (SQLite): intents and outcomes of every action, ladder positions.
+    pub journal: PathBuf,
+    /// Fault reports (text, JSON, Markdown) are written here.
+    pub reports_dir: PathBuf,
+    /// `/metrics`, `/healthz`, `/readyz`.
+    pub listen: String,
+    /// Leader election through a Lease; off for a single instance outside a cluster.
+    pub leader_election: bool,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            probe_interval_ms: 2000,
+            hardware_interval_ms: 60_000,
+            ping_count: 3,
+            probe_timeout_ms: 1000,
+            liveness: Liveness::Icmp,
+            concurrency: 64,
+            namespace: "oob-system".into(),
+            journal: PathBuf::from("/var/lib/oob/journal.sqlite"),
+            reports_dir: PathBuf::from("/var/lib/oob/reports"),
+            listen: "0.0.0.0:9464".into(),
+            leader_election: true,
+        }
+    }
+}
+
+/// `[policy]`: thresholds, a timeout per ladder step, and the storm guard.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySettings {
+    /// Consecutive failed probe rounds before asking the BMC.
+    pub suspect_after: u32,
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub confirm_timeout_s: u64,
+    /// Wait for the node's bootID to change and Ready after a soft reboot.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub soft_reboot_timeout_s: u64,
+    /// Wait for the node after a verified hard power cycle, before fencing.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub hard_reboot_timeout_s: u64,
+    /// Longest wait for a power action to be observed.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub power_verify_timeout_s: u64,
+    /// Drain after fencing: how long evictions are retried.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub drain_timeout_s: u64,
+    /// Storm guard: remediations (soft/hard reboot, fence) in flight at once.
+    pub max_concurrent: usize,
+    /// Storm guard: no remediation while more than this share of the fleet is unhealthy;
+    /// crossing it trips the breaker, which stays open until `oob breaker reset`.
+    pub max_unhealthy_percent: u8,
+    /// Per node: no new remediation this long after the last one ended.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub cooldown_s: u64,
+    /// Per BMC: at least this long between two mutating calls.
+    #[serde(deserialize_with = "crate::duration::de_millis")]
+    pub bmc_min_interval_ms: u64,
+}
+
+impl Default for PolicySettings {
+    fn default() -> Self {
+        Self {
+            suspect_after: 3,
+            confirm_timeout_s: 60,
+            soft_reboot_timeout_s: 300,
+            hard_reboot_timeout_s: 600,
+            power_verify_timeout_s: 120,
+            drain_timeout_s: 300,
+            max_concurrent: 2,
+            max_unhealthy_percent: 30,
+            cooldown_s: 3600,
+            bmc_min_interval_ms: 2000,
+        }
+    }
+}
+
+impl PolicySettings {
+    /// The ladder's deadlines, in the stage machine's unit (milliseconds).
+    pub fn stages(&self) -> crate::remedy::stage::Policy {
+        crate::remedy::stage::Policy {
+            suspect_after: self.suspect_after,
+            confirm_timeout: self.confirm_timeout_s.saturating_mul(1000),
+            soft_reboot_timeout: self.soft_reboot_timeout_s.saturating_mul(1000),
+            hard_reboot_timeout: self.hard_reboot_timeout_s.saturating_mul(1000),
+        }
+    }
+}

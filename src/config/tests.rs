@@ -1,0 +1,105 @@
+//! Configuration parsing, validation and inventory from annotations.
+
+use super::*;
+
+const SAMPLE: &str = r#"
+[[machines]]
+name = "node-1"
+bmc = "redfish+http://127.0.0.1:8000/redfish/v1/Systems/1"
+credentials = { user = "admin", password_env = "OOB_TEST_PW_UNSET_1" }
+"#;
+
+#[test]
+fn a_machine_is_found_by_name_and_unknown_names_list_the_known() {
+    let c = Config::parse("t.toml", SAMPLE).unwrap();
+    assert_eq!(c.machine("node-1").unwrap().credentials.user, "admin");
+    let err = c.machine("node-9").unwrap_err().to_string();
+    assert!(err.contains("node-1"), "{err}");
+}
+
+#[test]
+fn two_password_sources_or_none_are_refused() {
+    let both = SAMPLE.replace(
+        "password_env = \"OOB_TEST_PW_UNSET_1\"",
+        "password_env = \"X\", password_file = \"/f\"",
+    );
+    assert!(Config::parse("t", &both).is_err());
+    let none = SAMPLE.replace(", password_env = \"OOB_TEST_PW_UNSET_1\"", "");
+    assert!(Config::parse("t", &none).is_err());
+    let typo = SAMPLE.replace("bmc =", "bcm =");
+    assert!(matches!(
+        Config::parse("t", &typo),
+        Err(ConfigError::Parse { .. })
+    ));
+}
+
+#[test]
+fn a_missing_env_password_names_the_variable_not_a_value() {
+    let c = Config::parse("t.toml", SAMPLE).unwrap();
+    let err = c.machines[0]
+        .credentials
+        .resolve("node-1")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("OOB_TEST_PW_UNSET_1"), "{err}");
+}
+
+#[test]
+fn nodes_join_the_inventory_by_annotation_and_the_file_wins() {
+    let mut c = Config::parse("t.toml", SAMPLE).unwrap();
+    let ann = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let good = ann(&[
+        (annotations::BMC, "redfish://10.0.0.9/redfish/v1/Systems/1"),
+        (
+            annotations::CREDENTIALS,
+            "admin:secret:oob-system/bmc-node-9",
+        ),
+        (annotations::SERIAL, "SN9"),
+        (annotations::LOCATION, "fra1//r12/U7"),
+    ]);
+    let nodes = vec![
+        ("node-9".to_owned(), good.clone()),
+        ("node-1".to_owned(), good.clone()),
+        ("plain".to_owned(), ann(&[])),
+        (
+            "bad".to_owned(),
+            ann(&[
+                (annotations::BMC, "redfish://h"),
+                (annotations::CREDENTIALS, "admin:vault:x"),
+            ]),
+        ),
+    ];
+    let problems = c.add_annotated(&nodes);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("vault"));
+    assert_eq!(
+        c.machines.len(),
+        2,
+        "node-1 stays the file's, plain is not inventory"
+    );
+    let m = c.machine("node-9").unwrap();
+    assert_eq!(
+        m.credentials.password_secret.as_deref(),
+        Some("oob-system/bmc-node-9")
+    );
+    assert_eq!(m.location.rack.as_deref(), Some("r12"));
+    assert_eq!(m.location.room, None);
+    assert_eq!(
+        c.machine("node-1").unwrap().bmc,
+        "redfish+http://127.0.0.1:8000/redfish/v1/Systems/1"
+    );
+}
+
+#[test]
+fn a_password_file_loses_its_trailing_newline_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pw");
+    std::fs::write(&path, " s3cret \n").unwrap();
+    let s = read_password("m", None, Some(&path)).unwrap();
+    assert_eq!(s.expose(), " s3cret ");
+}
