@@ -84,30 +84,32 @@ pub struct Pinger {
 }
 
 impl Pinger {
+    /// One family's ICMP socket.
+    fn open(kind: ICMP) -> Result<Client, ProbeError> {
+        Client::new(&Config::builder().kind(kind).build()).map_err(|e| {
+            ProbeError::IcmpPermission {
+                // surge-ping's message carries its own advice; ours names all three ways.
+                detail: match e.kind() {
+                    std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+                    _ => e.to_string(),
+                },
+            }
+        })
+    }
+
     /// Open the sockets needed for `targets`.
     pub fn new(targets: &[IpAddr]) -> Result<Self, ProbeError> {
-        let open = |kind: ICMP| {
-            Client::new(&Config::builder().kind(kind).build()).map_err(|e| {
-                ProbeError::IcmpPermission {
-                    // surge-ping's message carries its own advice; ours names all three ways.
-                    detail: match e.kind() {
-                        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-                        _ => e.to_string(),
-                    },
-                }
-            })
+        let family = |pred: fn(&IpAddr) -> bool, kind| {
+            targets
+                .iter()
+                .any(pred)
+                .then(|| Self::open(kind))
+                .transpose()
         };
-        let v4 = targets
-            .iter()
-            .any(IpAddr::is_ipv4)
-            .then(|| open(ICMP::V4))
-            .transpose()?;
-        let v6 = targets
-            .iter()
-            .any(IpAddr::is_ipv6)
-            .then(|| open(ICMP::V6))
-            .transpose()?;
-        Ok(Self { v4, v6 })
+        Ok(Self {
+            v4: family(IpAddr::is_ipv4, ICMP::V4)?,
+            v6: family(IpAddr::is_ipv6, ICMP::V6)?,
+        })
     }
 
     /// Open a socket for every address family this host can ping, whatever the targets are
@@ -115,13 +117,11 @@ impl Pinger {
     /// of a family without a socket would silently read as "every echo lost". Fails only
     /// when neither family can be opened.
     pub fn all_families() -> Result<Self, ProbeError> {
-        let v4 = Self::new(&[IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)]);
-        let v6 = Self::new(&[IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)]);
-        match (v4, v6) {
+        match (Self::open(ICMP::V4), Self::open(ICMP::V6)) {
             (Err(e), Err(_)) => Err(e),
             (v4, v6) => Ok(Self {
-                v4: v4.ok().and_then(|p| p.v4),
-                v6: v6.ok().and_then(|p| p.v6),
+                v4: v4.ok(),
+                v6: v6.ok(),
             }),
         }
     }

@@ -8,7 +8,6 @@ use super::{MachineState, Service};
 use crate::clock::now_ms;
 use crate::config::Machine;
 use crate::remedy::executor::SelRead;
-use crate::remedy::journal::Position;
 use crate::verdict::Evidence;
 
 impl Service {
@@ -63,8 +62,10 @@ impl Service {
     pub(super) async fn poll_host(&self, m: &Machine, st: &mut MachineState, host: &str) {
         let name = m.name.as_str();
         let started = std::time::Instant::now();
-        let drives = crate::gather::host::smart(m, host).await;
-        let nics = crate::gather::host::nic(m, host).await;
+        let (drives, nics) = tokio::join!(
+            crate::gather::host::smart(m, host),
+            crate::gather::host::nic(m, host)
+        );
         self.bmc_timing("host", started);
         let (drives, nics) = match (drives, nics) {
             (Ok(d), Ok(n)) => (d, n),
@@ -116,17 +117,22 @@ impl Service {
         }
     }
 
-    /// A plan's look at the BMC, on a copy of the position (a plan changes nothing).
-    pub(super) async fn look_on_copy(
+    /// A plan's look at the BMC: power and SEL findings into `evidence` only. A plan changes
+    /// nothing: no position, no baseline, no timeline line.
+    pub(super) async fn look_for_plan(
         &self,
         m: &Machine,
         st: &MachineState,
         evidence: &mut Evidence,
-    ) -> Position {
-        let mut copy = st.clone();
-        let _ = self
-            .look_out_of_band(m, &mut copy, evidence, "confirm")
-            .await;
-        copy.position
+    ) {
+        let mut seen = st.position.sel_seen.clone();
+        match self.exec.confirm(m, &mut seen).await {
+            Ok(look) => {
+                evidence.power = Some(look.power);
+                evidence.bmc_reachable = Some(true);
+                evidence.findings.extend(look.findings);
+            }
+            Err(_) => evidence.bmc_reachable = Some(false),
+        }
     }
 }

@@ -32,8 +32,7 @@ impl Service {
             } else if step.remedy == Remedy::ConfirmOutOfBand
                 || matches!(st.position.stage, Stage::Confirm { .. })
             {
-                // On a copy: a plan changes no position.
-                let _ = self.look_on_copy(m, &st, &mut evidence).await;
+                self.look_for_plan(m, &st, &mut evidence).await;
                 j = judge(&evidence, &VerdictPolicy::default());
                 let confirm = if step.remedy == Remedy::ConfirmOutOfBand {
                     step.next

@@ -18,14 +18,9 @@ use crate::remedy::executor::PAUSE_ANNOTATION;
 use crate::remedy::stage::{Remedy, Stage, Step};
 use crate::verdict::{judge, Evidence, Policy as VerdictPolicy, Verdict};
 
-/// Whether a probe round found the host not answering: ICMP when it was measured, else the
-/// SSH port when that is the liveness probe. A closed SSH port on a host that answers ping
-/// is not dark.
+/// Whether a probe round found the host not answering (the verdict's own rule).
 pub(super) fn dark(e: &Evidence) -> bool {
-    match e.ping {
-        Some((received, _)) => received == 0 && e.ssh_reachable != Some(true),
-        None => e.ssh_is_liveness && e.ssh_reachable != Some(true),
-    }
+    crate::verdict::dark(e, &VerdictPolicy::default()) == Some(true)
 }
 
 /// The address the host is probed at: the configured `host` when it is an IP address, else

@@ -101,33 +101,38 @@ pub struct Judgement {
     pub findings: Vec<Finding>,
 }
 
-/// Judge one machine's evidence.
-pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
-    let mut reasons = Vec::new();
-    let critical = e.findings.iter().any(|f| f.severity == Level::Critical);
-    let dark = e.ping.map(|(received, sent)| {
+/// Whether the host does not answer: ICMP loss at or above the policy's threshold when
+/// echoes were sent, else a closed SSH port when that is the liveness probe; `None` when
+/// liveness was not measured. A kernel that completes a TCP handshake on the SSH port is
+/// not dark, whatever ICMP says (a firewall may drop echoes): never reboot a host that
+/// answers.
+pub fn dark(e: &Evidence, p: &Policy) -> Option<bool> {
+    let by_ping = e.ping.map(|(received, sent)| {
         let loss = if sent == 0 {
             100.0
         } else {
             100.0 * f64::from(sent.saturating_sub(received)) / f64::from(sent)
         };
-        reasons.push(format!("ping {received}/{sent}"));
         loss >= p.dark_loss_pct
     });
-    let dark = dark.or(if e.ssh_is_liveness {
-        e.ssh_reachable.map(|up| !up)
-    } else {
-        None
-    });
+    let by_port = || e.ssh_is_liveness.then_some(e.ssh_reachable.map(|up| !up))?;
+    match by_ping.or_else(by_port) {
+        Some(true) if e.ssh_reachable == Some(true) => Some(false),
+        d => d,
+    }
+}
+
+/// Judge one machine's evidence.
+pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
+    let mut reasons = Vec::new();
+    let critical = e.findings.iter().any(|f| f.severity == Level::Critical);
+    let dark = dark(e, p);
+    if let Some((received, sent)) = e.ping {
+        reasons.push(format!("ping {received}/{sent}"));
+    }
     if let Some(ssh) = e.ssh_reachable {
         reasons.push(format!("ssh {}", if ssh { "up" } else { "down" }));
     }
-    // A kernel that completes a TCP handshake is not dark, whatever ICMP says (a firewall
-    // may drop echoes): never reboot a host that answers.
-    let dark = match dark {
-        Some(true) if e.ssh_reachable == Some(true) => Some(false),
-        d => d,
-    };
     if let Some(ready) = &e.node_ready {
         reasons.push(format!("Ready={ready}"));
     }
@@ -151,8 +156,7 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
             // The host answers; the OS is down when the kubelet says so (Ready False or
             // Unknown). A closed SSH port is a warning, never the verdict: many healthy
             // nodes run no sshd, and liveness here is ICMP (or the Node itself).
-            let os_down = e.node_ready.as_deref().is_some_and(|r| r != "True")
-                || (dark.is_none() && e.ssh_reachable == Some(false) && e.node_ready.is_none());
+            let os_down = e.node_ready.as_deref().is_some_and(|r| r != "True");
             let ssh_warning = e.ssh_reachable == Some(false) && !os_down;
             if ssh_warning {
                 reasons.push("ssh closed on a host that answers (a warning, not an outage)".into());
