@@ -9,30 +9,18 @@
 //!   so the bench takes a minute, not hours (it is a wait, not overhead);
 //! - false verdicts under flapping links that are down 30 % of the time.
 
+mod stats;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use oob::config::{Liveness, PolicySettings, ServiceSettings};
 use oob::demo::demo_config;
 use oob_mocks::sim::{self, HostSpec, SimFleet, Timing};
+use stats::stats;
 use tokio::sync::{broadcast, watch};
 
 const HUNG: usize = 8;
-
-fn stats(name: &str, mut v: Vec<f64>) {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        println!("{name:<44} no samples");
-        return;
-    }
-    println!(
-        "{name:<44} n={:<3} min {:>6.2} s  median {:>6.2} s  max {:>6.2} s",
-        v.len(),
-        v[0],
-        v[v.len() / 2],
-        v[v.len() - 1]
-    );
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {

@@ -14,33 +14,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod stats;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
 
 use common::world::World;
+use oob::clock::now_ms;
+use stats::stats;
 
 const ROUNDS: usize = 4;
-
-fn now_ms() -> u64 {
-    oob::clock::now_ms()
-}
-
-fn stats(name: &str, mut v: Vec<f64>) {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        println!("{name:<44} no samples");
-        return;
-    }
-    println!(
-        "{name:<44} n={:<3} min {:>6.2} s  median {:>6.2} s  max {:>6.2} s",
-        v.len(),
-        v[0],
-        v[v.len() / 2],
-        v[v.len() - 1]
-    );
-}
 
 fn after(lines: &[(u64, String)], t0: u64, needle: &str) -> Option<u64> {
     lines

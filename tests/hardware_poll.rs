@@ -25,13 +25,15 @@ async fn a_drive_that_turns_failed_is_cordoned_drained_and_reported() {
     let d = dir.path();
     let corpus = peers().join("smart-corpus/json");
     let failed_flag = d.join("drive-failed");
+    let poll_log = d.join("polls");
     let smartctl = d.join("smartctl");
     std::fs::write(
         &smartctl,
         format!(
             "#!/bin/sh\ncase \"$*\" in\n  *--scan-open*) printf '{{\"devices\":[{{\"name\":\"/dev/nvme0\",\"type\":\"nvme\"}}]}}' ;;\n  \
-             *nvme0*) if [ -e '{flag}' ]; then cat '{bad}'; exit 8; else cat '{good}'; fi ;;\nesac\n",
+             *nvme0*) echo poll >> '{log}'; if [ -e '{flag}' ]; then cat '{bad}'; exit 8; else cat '{good}'; fi ;;\nesac\n",
             flag = failed_flag.display(),
+            log = poll_log.display(),
             good = corpus.join("pysmart__nvme_5_issue_46__nvmessd.json").display(),
             bad = corpus
                 .join("smartctl_exporter__nvme-null-SAMSUNG_MZWLL3T2HAJQ-00005-nvme0.json")
@@ -91,8 +93,17 @@ async fn a_drive_that_turns_failed_is_cordoned_drained_and_reported() {
     let runner = tokio::spawn(Arc::clone(&svc).run(stop));
     let journal = || Journal::open(&d.join("journal.sqlite")).unwrap();
 
-    // Two polls of a healthy drive: a baseline, no finding, nothing done.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Two polls of a healthy drive (the stand-in counts them): a baseline, no finding.
+    let polls = || {
+        std::fs::read_to_string(&poll_log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while polls() < 2 {
+        assert!(Instant::now() < until, "two host polls within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let p = journal().position("node-1").unwrap().unwrap();
     assert_eq!(
         p.stage,

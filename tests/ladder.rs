@@ -187,23 +187,23 @@ ssh = {{ user = "root", key = "/nonexistent", host_key = "ssh-ed25519 AAAA", por
 }
 
 fn serve(dir: &Path, config: &Path) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_oob"))
-        .arg("--config")
-        .arg(config)
-        .args(["serve", "--holder", "oob-crash-test"])
-        .env("KUBECONFIG", dir.join("kubeconfig"))
-        .env("OOB_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("serve.log"))
-                .unwrap(),
-        )
-        .kill_on_drop(true)
-        .spawn()
+    crate::common::spawn_serve(
+        None,
+        config,
+        &dir.join("kubeconfig"),
+        "oob-crash-test",
+        &dir.join("serve.log"),
+    )
+}
+
+/// The config with node-2's serial changed: the inventory names another machine.
+fn wrong_serial_config(dir: &Path, config: &Path) -> std::path::PathBuf {
+    let wrong = std::fs::read_to_string(config)
         .unwrap()
+        .replace("serial = \"SIM-0002\"", "serial = \"SIM-9999\"");
+    let path = dir.join("wrong.toml");
+    std::fs::write(&path, wrong).unwrap();
+    path
 }
 
 /// The reset types a BMC of the fleet received, in order (its `/_mock/state`).
@@ -578,6 +578,12 @@ async fn a_persons_commands_take_the_same_guards() {
         resets(&desc, "node-3").await.is_empty(),
         "plan acts on nothing"
     );
+    let j = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
+    assert!(
+        j.timeline("node-3", 0).unwrap().is_empty() && j.position("node-3").unwrap().is_none(),
+        "plan writes nothing: {:?}",
+        j.timeline("node-3", 0)
+    );
 
     let dry = oob(
         &[
@@ -604,11 +610,7 @@ async fn a_persons_commands_take_the_same_guards() {
     assert_eq!(resets(&desc, "node-1").await, ["ForceOff", "On"]);
 
     // The inventory says node-2 is another machine: refused, nothing sent.
-    let wrong = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("serial = \"SIM-0002\"", "serial = \"SIM-9999\"");
-    let wrong_cfg = dir.path().join("wrong.toml");
-    std::fs::write(&wrong_cfg, wrong).unwrap();
+    let wrong_cfg = wrong_serial_config(dir.path(), &config);
     let refused = oob(
         &["--config", wrong_cfg.to_str().unwrap(), "cycle", "node-2"],
         &env,
@@ -882,11 +884,7 @@ async fn power_verbs_on_an_inventory_machine_take_the_guards() {
     let desc = fleet.desc.clone();
     let journal_path = dir.path().join("journal.sqlite");
 
-    let wrong = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("serial = \"SIM-0002\"", "serial = \"SIM-9999\"");
-    let wrong_cfg = dir.path().join("wrong.toml");
-    std::fs::write(&wrong_cfg, wrong).unwrap();
+    let wrong_cfg = wrong_serial_config(dir.path(), &config);
     let refused = oob(
         &[
             "--config",

@@ -310,3 +310,38 @@ pub async fn oob_in(ns: &str, args: &[&str]) -> Run {
 pub async fn oob_bmc(url: &str, args: &[&str]) -> Run {
     oob(&[args, &target(url, &[])].concat(), &[]).await
 }
+
+/// `oob --config CONFIG serve --holder HOLDER` in the background (inside network namespace
+/// `ns` when given), with `KUBECONFIG` and its log appended to `log`; killed on drop.
+pub fn spawn_serve(
+    ns: Option<&str>,
+    config: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    holder: &str,
+    log: &std::path::Path,
+) -> tokio::process::Child {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = tokio::process::Command::new("ip");
+            c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_oob")]);
+            c
+        }
+        None => tokio::process::Command::new(env!("CARGO_BIN_EXE_oob")),
+    };
+    cmd.arg("--config")
+        .arg(config)
+        .args(["serve", "--holder", holder])
+        .env("KUBECONFIG", kubeconfig)
+        .env("OOB_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .expect("serve log"),
+        )
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start oob serve")
+}

@@ -5,7 +5,6 @@
 //! `benches/ladder_peers.rs`.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use oob::remedy::journal::Journal;
@@ -14,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::netns::{Lan, NsRuntime};
 use super::sshd::Sshd;
-use super::{free_port, peers, sushy_systems};
+use super::{free_port, peers, spawn_serve, sushy_systems};
 
 /// sushy-emulator started inside the monitor namespace, stopped on drop.
 pub struct NsSushy {
@@ -175,25 +174,13 @@ cooldown_s = 0
 
     pub fn serve(&self) -> tokio::process::Child {
         let d = self.dir.path();
-        tokio::process::Command::new("ip")
-            .args(["netns", "exec", &self.lan.monitor.name])
-            .arg(env!("CARGO_BIN_EXE_oob"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(["serve", "--holder", "oob-e2e"])
-            .env("KUBECONFIG", d.join("kubeconfig"))
-            .env("OOB_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(d.join("serve.log"))
-                    .unwrap(),
-            )
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
+        spawn_serve(
+            Some(&self.lan.monitor.name),
+            &self.config,
+            &d.join("kubeconfig"),
+            "oob-e2e",
+            &d.join("serve.log"),
+        )
     }
 
     pub fn journal(&self) -> Journal {
