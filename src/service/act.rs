@@ -23,6 +23,13 @@ fn remediating(s: &Stage) -> bool {
     )
 }
 
+/// A report's evidence: the verdict's reasons, then the last probe rounds.
+fn evidence_lines(st: &MachineState, j: &Judgement) -> Vec<String> {
+    let mut lines = j.reasons.clone();
+    lines.extend(st.history.iter().map(|h| format!("probe {h}")));
+    lines
+}
+
 /// Remedies that change the machine or the cluster (and pass the storm guard).
 fn mutating(r: Remedy) -> bool {
     matches!(
@@ -157,8 +164,7 @@ impl Service {
                     // Never power-cycle the wrong machine: straight to the report, hands off.
                     st.position = position.clone();
                     self.put(name, &st);
-                    self.refused_report(m, node, &st, d, &j.verdict.name())
-                        .await;
+                    self.refused_report(m, node, &st, d, j).await;
                     return;
                 }
                 Done::Ok(_) => {}
@@ -188,8 +194,7 @@ impl Service {
     ) -> Option<Done> {
         let name = m.name.as_str();
         let verdict = j.verdict.name();
-        let mut evidence_lines: Vec<String> = j.reasons.clone();
-        evidence_lines.extend(st.history.iter().map(|h| format!("probe {h}")));
+        let evidence_lines = evidence_lines(st, j);
         let findings = st.position.findings.clone();
         let subject = Subject {
             machine: m,
@@ -240,16 +245,17 @@ impl Service {
         node: &NodeInfo,
         st: &MachineState,
         why: &str,
-        verdict: &str,
+        j: &Judgement,
     ) {
-        let evidence: Vec<String> = st.history.iter().map(|h| format!("probe {h}")).collect();
+        let evidence = evidence_lines(st, j);
+        let verdict = j.verdict.name();
         let subject = Subject {
             machine: m,
             node,
             episode: st.position.episode,
             findings: &st.position.findings,
             evidence: &evidence,
-            verdict,
+            verdict: &verdict,
         };
         let cause = Cause::IdentityMismatch {
             detail: why.to_owned(),
