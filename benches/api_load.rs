@@ -66,7 +66,7 @@ async fn main() {
     // Rounds that read their Node with a GET each.
     let (feed, _) = broadcast::channel(1024);
     let exec = oob::service::executor(&config, Some(client.clone()), false, "bench", feed).unwrap();
-    let svc = Arc::new(oob::service::Service::new(config.clone(), Arc::new(exec)).unwrap());
+    let svc = Arc::new(oob::service::Service::new(config.clone(), Arc::new(exec), None).unwrap());
     let before = api.api.requests().len();
     let started = Instant::now();
     for _ in 0..ROUNDS {
@@ -92,8 +92,9 @@ async fn main() {
     let mut config2 = config.clone();
     config2.service.journal = dir2.path().join("journal.sqlite");
     let (feed, _) = broadcast::channel(1024);
-    let exec = oob::service::executor(&config2, Some(client), false, "bench", feed).unwrap();
-    let svc = Arc::new(oob::service::Service::new(config2, Arc::new(exec)).unwrap());
+    let exec =
+        oob::service::executor(&config2, Some(client.clone()), false, "bench", feed).unwrap();
+    let svc = Arc::new(oob::service::Service::new(config2, Arc::new(exec), Some(client)).unwrap());
     let (stop_tx, stop) = watch::channel(false);
     let start_requests = api.api.requests().len();
     let runner = tokio::spawn(svc.clone().run(stop));

@@ -285,7 +285,7 @@ fn evaluate(
             .filter(|p| p.starts_with(&format!("apps/web-{n}-")))
             .count()
     };
-    let journal_entries = svc.exec.journal.entries(None)?;
+    let journal_entries = svc.exec.journal().entries(None)?;
     let mut results = Vec::new();
     for (name, n, expected) in SCENARIOS {
         let cycles = count(fleet, n, "ForceOff");

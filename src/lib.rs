@@ -20,5 +20,7 @@ pub mod remedy;
 pub mod report;
 pub mod secret;
 pub mod service;
+#[cfg(test)]
+mod testing;
 pub mod timeouts;
 pub mod verdict;

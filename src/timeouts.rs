@@ -50,3 +50,10 @@ pub const SSH_CONNECT: Duration = Duration::from_secs(10);
 /// never answers would otherwise stall a ladder round for ever. Reads here are small single
 /// objects or one node's pods: 30 s is generous.
 pub const KUBE_READ: Duration = Duration::from_secs(30);
+
+/// How long a per-node lock (Lease) lives when its holder dies mid-action: longer than the
+/// slowest verified power action, so that no one takes over a node still being cycled.
+pub const NODE_LOCK: Duration = Duration::from_secs(600);
+
+/// The longest wait for a BMC's turn at the governor before a power step gives up.
+pub const GOVERNOR_WAIT: Duration = Duration::from_secs(60);

@@ -430,7 +430,7 @@ async fn a_storm_trips_the_breaker_and_nothing_is_power_cycled() {
     }
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        if svc.exec.journal.breaker().unwrap().is_some() {
+        if svc.exec.journal().breaker().unwrap().is_some() {
             break;
         }
         assert!(Instant::now() < until, "the breaker did not trip");
@@ -446,16 +446,21 @@ async fn a_storm_trips_the_breaker_and_nothing_is_power_cycled() {
         .map(|h| h.bmc.mock.counters().resets.len())
         .sum();
     assert_eq!(total, 0, "no power request while the breaker is open");
-    let b = svc.exec.journal.breaker().unwrap().unwrap();
+    let b = svc.exec.journal().breaker().unwrap().unwrap();
     assert!(b.reason.contains("8 of 20"), "{}", b.reason);
     assert!(b.reason.contains("above the policy's 30%"), "{}", b.reason);
     let said = svc
         .exec
-        .journal
+        .journal()
         .timeline("node-1", 0)
         .unwrap()
         .into_iter()
-        .chain((2..=8).flat_map(|i| svc.exec.journal.timeline(&format!("node-{i}"), 0).unwrap()))
+        .chain((2..=8).flat_map(|i| {
+            svc.exec
+                .journal()
+                .timeline(&format!("node-{i}"), 0)
+                .unwrap()
+        }))
         .any(|(_, w)| w.contains("breaker TRIPPED"));
     assert!(said, "the timeline says the breaker tripped");
     assert!(svc.metrics.encode().contains("oob_breaker_open 1"));
@@ -475,7 +480,7 @@ async fn a_storm_trips_the_breaker_and_nothing_is_power_cycled() {
     assert_eq!(status.json()["open"], true, "{}", status.all());
     let reset = oob(&["--config", cfg, "-o", "json", "breaker", "reset"], &[]).await;
     assert!(reset.json()["was"].as_str().unwrap().contains("8 of 20"));
-    assert!(svc.exec.journal.breaker().unwrap().is_none());
+    assert!(svc.exec.journal().breaker().unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -532,7 +537,7 @@ async fn no_more_remediations_run_at_once_than_the_policy_allows() {
             .collect();
         assert_eq!(r, ["GracefulRestart", "ForceOff", "On"], "{}", h.name);
     }
-    assert!(svc.exec.journal.breaker().unwrap().is_none());
+    assert!(svc.exec.journal().breaker().unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -7,10 +7,9 @@ use std::time::Duration;
 use super::ipmi::IpmiBmc;
 use super::power::PowerTiming;
 use super::profile::{Profile, Profiles};
-use super::redfish::tls::{self, TlsPolicy};
+use super::redfish::tls::TlsPolicy;
 use super::redfish::{ClientOptions, Credentials, RedfishBmc};
 use super::{Bmc, BmcError, Endpoint, Protocol};
-use crate::config::TlsSettings;
 
 /// What to connect to and how.
 pub struct Spec {
@@ -32,24 +31,6 @@ pub struct Connected {
     pub bmc: Box<dyn Bmc>,
     pub profile: Profile,
     pub timing: PowerTiming,
-}
-
-/// The TLS policy a `tls` section asks for; the three stances exclude each other.
-pub fn tls_policy(settings: &TlsSettings) -> Result<TlsPolicy, BmcError> {
-    Ok(
-        match (settings.insecure, &settings.ca_cert, &settings.fingerprint) {
-            (true, None, None) => TlsPolicy::Insecure,
-            (false, Some(path), None) => TlsPolicy::CaFile(path.clone()),
-            (false, None, Some(fp)) => TlsPolicy::Fingerprint(tls::parse_fingerprint(fp)?),
-            (false, None, None) => TlsPolicy::SystemRoots,
-            _ => {
-                return Err(BmcError::InvalidAddress {
-                    address: "tls settings".into(),
-                    reason: "insecure, ca_cert and fingerprint exclude each other".into(),
-                })
-            }
-        },
-    )
 }
 
 /// Connect (Redfish: discovery and login; IPMI: the RMCP+ session).

@@ -11,7 +11,9 @@
 //! - a request whose answer was lost (connection dropped) is never re-sent: the state is
 //!   polled, and only what is observed counts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 use tracing::{debug, info, warn};

@@ -202,11 +202,24 @@ pub struct IpmiSettings {
     pub privilege: String,
     /// Byte order of Get System GUID: `rfc4122`, `reversed` (the IPMI spec's), `smbios`.
     #[serde(default = "default_guid_order")]
-    pub guid_order: super::ipmi::GuidOrder,
+    pub guid_order: GuidOrder,
 }
 
-fn default_guid_order() -> super::ipmi::GuidOrder {
-    super::ipmi::GuidOrder::Rfc4122
+/// How the 16 GUID bytes from Get System GUID map to the UUID string that SMBIOS, Redfish
+/// and Kubernetes (`systemUUID`) show. The IPMI spec says "least significant byte first"
+/// (the reverse of RFC 4122); many BMCs (and ipmi_sim) send RFC 4122 order; SMBIOS order
+/// swaps only the first three fields. The profile picks one; the default is RFC 4122 order,
+/// which is what ipmitool calls it when it detects a valid version nibble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuidOrder {
+    Rfc4122,
+    Reversed,
+    Smbios,
+}
+
+fn default_guid_order() -> GuidOrder {
+    GuidOrder::Rfc4122
 }
 
 fn default_suites() -> Vec<u8> {

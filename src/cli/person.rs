@@ -72,7 +72,7 @@ async fn person(
 }
 
 fn stderr_feed(exec: &crate::remedy::executor::Executor) {
-    let mut rx = exec.feed.subscribe();
+    let mut rx = exec.subscribe();
     tokio::spawn(async move {
         while let Ok(line) = rx.recv().await {
             let t = rfc3339(line.at_ms);
@@ -89,7 +89,7 @@ fn stderr_feed(exec: &crate::remedy::executor::Executor) {
 pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
     let (config, machine, exec) = person(ctx, &args.node).await?;
     let exec = std::sync::Arc::new(exec);
-    let svc = crate::service::Service::new(config, exec.clone())?;
+    let svc = crate::service::Service::new(config, exec.clone(), None)?;
     let (mut evidence, node, _) = svc.probe(&machine).await;
     let mut identity = json!(null);
     let mut identity_line = "BMC not reachable".to_owned();
@@ -147,7 +147,7 @@ pub async fn plan(ctx: &Context) -> anyhow::Result<Status> {
     }
     let (feed, _) = broadcast::channel(16);
     let exec = crate::service::executor(&config, client, true, "oob-plan", feed)?;
-    let svc = crate::service::Service::new(config, std::sync::Arc::new(exec))?;
+    let svc = crate::service::Service::new(config, std::sync::Arc::new(exec), None)?;
     let rows = svc.plan().await;
     let acting = rows.iter().any(|r| r.remedy != "nothing");
     let table: Vec<Vec<String>> = std::iter::once(
@@ -186,6 +186,9 @@ fn subject<'a>(
         findings: &[],
         evidence: &[],
         verdict: "requested by a person",
+        alive: false,
+        boot_before: None,
+        cause: None,
     }
 }
 
@@ -226,7 +229,7 @@ fn done_status(
 pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
     let (_, machine, exec) = person(ctx, &args.node).await?;
     stderr_feed(&exec);
-    let node = match exec.nodes.get(&machine.name).await {
+    let node = match exec.nodes().get(&machine.name).await {
         Ok(n) => n,
         Err(_) => offline_node(&machine.name),
     };
@@ -241,7 +244,7 @@ pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
     use crate::remedy::executor::Done;
     let (config, machine, exec) = person(ctx, &args.node).await?;
     stderr_feed(&exec);
-    let node = exec.nodes.get(&machine.name).await.context(
+    let node = exec.nodes().get(&machine.name).await.context(
         "oob reboot verifies the reboot by the Node's bootID and needs cluster access (use oob cycle without one)",
     )?;
     let episode = crate::clock::now_ms();
@@ -295,7 +298,7 @@ pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
 pub async fn power(ctx: &Context, node: &str, action: PowerAction) -> anyhow::Result<Status> {
     let (_, machine, exec) = person(ctx, node).await?;
     stderr_feed(&exec);
-    let node = match exec.nodes.get(&machine.name).await {
+    let node = match exec.nodes().get(&machine.name).await {
         Ok(n) => n,
         Err(_) => offline_node(&machine.name),
     };
@@ -315,7 +318,7 @@ async fn rebooted(
 ) -> bool {
     let until = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < until {
-        if let Ok(n) = exec.nodes.get(node).await {
+        if let Ok(n) = exec.nodes().get(node).await {
             if n.boot_id.as_deref() != before && n.ready.as_deref() == Some("True") {
                 return true;
             }

@@ -149,7 +149,7 @@ impl TargetArgs {
                     name: endpoint.authority(),
                     endpoint,
                     creds: Credentials { user, password },
-                    tls: connect::tls_policy(&settings)?,
+                    tls: settings.policy()?,
                     profile: self.profile.clone(),
                 })
             }
@@ -169,7 +169,7 @@ impl TargetArgs {
                         user: machine.credentials.user.clone(),
                         password,
                     },
-                    tls: connect::tls_policy(&machine.tls)?,
+                    tls: machine.tls.policy()?,
                     profile: self.profile.clone().or_else(|| machine.profile.clone()),
                 })
             }

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+use crate::bmc::redfish::tls::parse_fingerprint;
+use crate::bmc::redfish::tls::TlsPolicy;
+use crate::bmc::BmcError;
 use crate::secret::Secret;
 
 /// How to reach a host over SSH. The host key is always checked: a known_hosts file or a
@@ -70,6 +73,24 @@ pub struct TlsSettings {
     /// SHA-256 of the BMC's certificate.
     #[serde(default)]
     pub fingerprint: Option<String>,
+}
+
+impl TlsSettings {
+    /// The TLS policy this section asks for; the three stances exclude each other.
+    pub fn policy(&self) -> Result<TlsPolicy, BmcError> {
+        Ok(match (self.insecure, &self.ca_cert, &self.fingerprint) {
+            (true, None, None) => TlsPolicy::Insecure,
+            (false, Some(path), None) => TlsPolicy::CaFile(path.clone()),
+            (false, None, Some(fp)) => TlsPolicy::Fingerprint(parse_fingerprint(fp)?),
+            (false, None, None) => TlsPolicy::SystemRoots,
+            _ => {
+                return Err(BmcError::InvalidAddress {
+                    address: "tls settings".into(),
+                    reason: "insecure, ca_cert and fingerprint exclude each other".into(),
+                })
+            }
+        })
+    }
 }
 
 impl CredentialRef {

@@ -111,15 +111,3 @@ impl Default for PolicySettings {
         }
     }
 }
-
-impl PolicySettings {
-    /// The ladder's deadlines, in the stage machine's unit (milliseconds).
-    pub fn stages(&self) -> crate::remedy::stage::Policy {
-        crate::remedy::stage::Policy {
-            suspect_after: self.suspect_after,
-            confirm_timeout: self.confirm_timeout_s.saturating_mul(1000),
-            soft_reboot_timeout: self.soft_reboot_timeout_s.saturating_mul(1000),
-            hard_reboot_timeout: self.hard_reboot_timeout_s.saturating_mul(1000),
-        }
-    }
-}

@@ -48,6 +48,9 @@ pub fn event_name_prefix(node: &str) -> String {
 }
 
 pub struct KubeNodeOps {
+    client: kube::Client,
+    /// Where the per-node and leader leases live.
+    leases: String,
     nodes: Api<Node>,
     events: Api<Event>,
     /// `reportingInstance` of events (the pod or host name).
@@ -58,10 +61,23 @@ impl KubeNodeOps {
     /// Events go to `namespace` (Node events conventionally live in `default`).
     pub fn new(client: kube::Client, namespace: &str, instance: &str) -> Self {
         Self {
+            leases: namespace.to_owned(),
             nodes: Api::all(client.clone()),
-            events: Api::namespaced(client, namespace),
+            events: Api::namespaced(client.clone(), namespace),
             instance: instance.to_owned(),
+            client,
         }
+    }
+
+    /// Leases (per-node locks, leader election) in `namespace` (the service's own).
+    #[must_use]
+    pub fn with_lease_namespace(mut self, namespace: &str) -> Self {
+        namespace.clone_into(&mut self.leases);
+        self
+    }
+
+    fn lease(&self, name: &str, holder: &str, ttl: std::time::Duration) -> super::lease::LeaseLock {
+        super::lease::LeaseLock::new(self.client.clone(), &self.leases, name, holder, ttl)
     }
 
     async fn node(&self, node: &str) -> Result<Node, NodeOpsError> {
@@ -258,6 +274,38 @@ impl NodeOps for KubeNodeOps {
             .map_err(|e| NodeOpsError::from_kube(node, "delete", e))?;
         info!(node, "node deleted");
         Ok(())
+    }
+
+    async fn try_lock(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, NodeOpsError> {
+        self.lease(name, holder, ttl).try_acquire().await
+    }
+
+    async fn unlock(&self, name: &str, holder: &str) -> Result<(), NodeOpsError> {
+        self.lease(name, holder, std::time::Duration::from_secs(1))
+            .release()
+            .await
+    }
+
+    async fn drain(
+        &self,
+        node: &str,
+        options: &super::drain::DrainOptions,
+    ) -> Result<Option<super::drain::DrainReport>, NodeOpsError> {
+        super::drain::drain(&self.client, node, options)
+            .await
+            .map(Some)
+    }
+
+    async fn secret_password(
+        &self,
+        reference: &str,
+    ) -> Result<crate::secret::Secret, NodeOpsError> {
+        super::secret_password(&self.client, reference).await
     }
 }
 

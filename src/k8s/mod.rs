@@ -184,6 +184,25 @@ pub trait NodeOps: Send + Sync {
         value: Option<&str>,
     ) -> Result<(), NodeOpsError>;
     async fn delete(&self, node: &str) -> Result<(), NodeOpsError>;
+    /// Take, renew or take over the expired lease `name` for `holder` (`Ok(true)` when held
+    /// afterwards). Without a cluster there is no one to share a lock with: granted.
+    async fn try_lock(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, NodeOpsError>;
+    /// Give the lease `name` up if `holder` holds it.
+    async fn unlock(&self, name: &str, holder: &str) -> Result<(), NodeOpsError>;
+    /// PDB-aware drain by eviction; `Ok(None)` when there is no cluster to drain in.
+    async fn drain(
+        &self,
+        node: &str,
+        options: &drain::DrainOptions,
+    ) -> Result<Option<drain::DrainReport>, NodeOpsError>;
+    /// The `password` of the Secret `namespace/name` (a BMC credential by reference).
+    async fn secret_password(&self, reference: &str)
+        -> Result<crate::secret::Secret, NodeOpsError>;
 }
 
 /// [`NodeOps`] without a cluster (a CLI on a laptop with only the BMC): reads say the node is
@@ -220,6 +239,32 @@ impl NodeOps for Offline {
     }
     async fn delete(&self, node: &str) -> Result<(), NodeOpsError> {
         self.get(node).await.map(|_| ())
+    }
+    async fn try_lock(
+        &self,
+        _: &str,
+        _: &str,
+        _: std::time::Duration,
+    ) -> Result<bool, NodeOpsError> {
+        Ok(true)
+    }
+    async fn unlock(&self, _: &str, _: &str) -> Result<(), NodeOpsError> {
+        Ok(())
+    }
+    async fn drain(
+        &self,
+        _: &str,
+        _: &drain::DrainOptions,
+    ) -> Result<Option<drain::DrainReport>, NodeOpsError> {
+        Ok(None)
+    }
+    async fn secret_password(
+        &self,
+        reference: &str,
+    ) -> Result<crate::secret::Secret, NodeOpsError> {
+        Err(NodeOpsError::Transport {
+            detail: format!("no Kubernetes access to read the Secret {reference}"),
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 //! interlocks that are decisions (storm guard, identity match); [`journal`] persists intents,
 //! outcomes and ladder positions; [`executor`] carries out one remedy with every interlock.
 
+pub mod decide;
 pub mod executor;
 pub mod governor;
 pub mod guard;

@@ -34,6 +34,18 @@ impl Default for Policy {
     }
 }
 
+impl From<&crate::config::PolicySettings> for Policy {
+    /// The configured deadlines, in the stage machine's unit (milliseconds).
+    fn from(p: &crate::config::PolicySettings) -> Self {
+        Self {
+            suspect_after: p.suspect_after,
+            confirm_timeout: p.confirm_timeout_s.saturating_mul(1000),
+            soft_reboot_timeout: p.soft_reboot_timeout_s.saturating_mul(1000),
+            hard_reboot_timeout: p.hard_reboot_timeout_s.saturating_mul(1000),
+        }
+    }
+}
+
 /// Where a machine is on the ladder. `since` is when the stage was entered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "stage", rename_all = "kebab-case")]
@@ -42,7 +54,8 @@ pub enum Stage {
     Healthy,
     /// Probes failed `failures` rounds in a row; not yet acted on.
     Suspect { since: u64, failures: u32 },
-    /// Asking the BMC (power state, SEL) before any action.
+    /// Asking the BMC (power state, SEL) before any action: judged only with the BMC's look
+    /// ([`Stage::needs_bmc_look`]).
     Confirm { since: u64 },
     /// A soft reboot (SSH `systemctl reboot` or BMC graceful restart) was sent.
     SoftReboot { since: u64 },
@@ -59,8 +72,6 @@ pub enum Stage {
 #[serde(rename_all = "kebab-case")]
 pub enum Remedy {
     Nothing,
-    /// Ask the BMC for power state, health and new SEL entries.
-    ConfirmOutOfBand,
     SoftReboot,
     /// Identity check, then power cycle as verified off → verified on.
     HardReboot,
@@ -79,7 +90,6 @@ impl Remedy {
     pub fn name(self) -> &'static str {
         match self {
             Self::Nothing => "nothing",
-            Self::ConfirmOutOfBand => "confirm",
             Self::SoftReboot => "soft-reboot",
             Self::HardReboot => "hard-reboot",
             Self::PowerOn => "power-on",
@@ -129,19 +139,15 @@ impl Stage {
         let faulty = matches!(verdict, Verdict::Faulty);
         match *self {
             S::Healthy if healthy || matches!(verdict, Verdict::Unknown) => stay(S::Healthy),
-            S::Healthy | S::Suspect { .. } if faulty => {
-                go(S::Confirm { since: now }, R::ConfirmOutOfBand)
-            }
-            S::Healthy if p.suspect_after <= 1 => {
-                go(S::Confirm { since: now }, R::ConfirmOutOfBand)
-            }
+            S::Healthy | S::Suspect { .. } if faulty => go(S::Confirm { since: now }, R::Nothing),
+            S::Healthy if p.suspect_after <= 1 => go(S::Confirm { since: now }, R::Nothing),
             S::Healthy => stay(S::Suspect {
                 since: now,
                 failures: 1,
             }),
             S::Suspect { .. } if healthy => stay(S::Healthy),
             S::Suspect { failures, .. } if failures + 1 >= p.suspect_after => {
-                go(S::Confirm { since: now }, R::ConfirmOutOfBand)
+                go(S::Confirm { since: now }, R::Nothing)
             }
             S::Suspect { since, failures } => stay(S::Suspect {
                 since,
@@ -218,6 +224,12 @@ impl Stage {
             Self::Fenced { .. } => Self::Fenced { since: now },
             Self::AwaitReplacement { .. } => Self::AwaitReplacement { since: now },
         }
+    }
+
+    /// Whether this stage is judged only with the BMC's look (power state, new SEL entries)
+    /// in the evidence: the gatherer collects it before the decision.
+    pub fn needs_bmc_look(&self) -> bool {
+        matches!(self, Self::Confirm { .. })
     }
 
     /// The stage's name in timelines, metrics and `oob plan` (`soft-reboot`).

@@ -5,7 +5,7 @@
 use tracing::{info, warn};
 
 use super::{MachineState, Service};
-use crate::clock::now_ms;
+
 use crate::config::Machine;
 use crate::health::Level;
 use crate::k8s::NodeInfo;
@@ -42,13 +42,15 @@ impl Service {
     /// The storm guard, atomically with marking the node as remediating.
     async fn admit(&self, name: &str, next: Stage, recovered_ms: Option<u64>) -> Admission {
         let _turn = self.admission.lock().await;
-        let breaker_open = self.exec.journal.breaker().ok().flatten().is_some();
+        let breaker_open = self.exec.journal().breaker().ok().flatten().is_some();
         let (total, unhealthy, in_flight) = {
             let s = self.lock();
             let total = s.len();
-            let unhealthy = s
-                .values()
-                .filter(|m| !matches!(m.position.stage, Stage::Healthy))
+            // This machine counts as unhealthy whatever its recorded stage (a machine that
+            // goes from Healthy to a reboot in one decision has not recorded another yet).
+            let unhealthy = 1 + s
+                .iter()
+                .filter(|(n, m)| n.as_str() != name && !matches!(m.position.stage, Stage::Healthy))
                 .count();
             let in_flight = s
                 .iter()
@@ -68,7 +70,7 @@ impl Service {
             in_flight,
             breaker_open,
         };
-        let a = admit(fleet, &storm, now_ms(), recovered_ms);
+        let a = admit(fleet, &storm, self.exec.now_ms(), recovered_ms);
         if let Admission::Go = a {
             if let Some(m) = self.lock().get_mut(name) {
                 m.position.stage = next;
@@ -92,12 +94,16 @@ impl Service {
     ) {
         let name = m.name.as_str();
         let from = resumed_from.unwrap_or(st.position.stage);
-        let real = mutating(step.remedy) && !self.exec.dry_run;
+        let real = mutating(step.remedy) && !self.exec.dry_run();
         if real && resumed_from.is_none() {
             match self.admit(name, step.next, st.position.recovered_ms).await {
                 Admission::Go => st.waiting = None,
                 Admission::Trip { reason } => {
-                    if let Ok(true) = self.exec.journal.trip_breaker(&reason, now_ms()) {
+                    if let Ok(true) = self
+                        .exec
+                        .journal()
+                        .trip_breaker(&reason, self.exec.now_ms())
+                    {
                         self.exec.note(name, format!("storm guard: breaker TRIPPED: {reason}; no remediation until `oob breaker reset`"));
                         warn!(node = name, reason = %reason, "breaker tripped");
                     }
@@ -120,7 +126,7 @@ impl Service {
                 st.position.pending = Some(Pending {
                     remedy: step.remedy,
                     from,
-                    at_ms: now_ms(),
+                    at_ms: self.exec.now_ms(),
                 });
                 if matches!(
                     step.remedy,
@@ -150,9 +156,12 @@ impl Service {
         if let Some(done) = &done {
             let kind = step.remedy.name();
             self.metrics.remedy(kind, done.outcome().0);
-            position.stage =
-                step.next
-                    .after(from, done.kind(), now_ms(), &self.config.policy.stages());
+            position.stage = step.next.after(
+                from,
+                done.kind(),
+                self.exec.now_ms(),
+                &(&self.config.policy).into(),
+            );
             match done {
                 Done::Ok(d) if mutating(step.remedy) && step.remedy != Remedy::Fence => {
                     self.exec.note(name, format!("{kind}: {d}"))
@@ -192,10 +201,10 @@ impl Service {
         j: &Judgement,
         evidence: &Evidence,
     ) -> Option<Done> {
-        let name = m.name.as_str();
         let verdict = j.verdict.name();
         let evidence_lines = evidence_lines(st, j);
         let findings = st.position.findings.clone();
+        let cause = self.cause(st, j);
         let subject = Subject {
             machine: m,
             node,
@@ -203,39 +212,17 @@ impl Service {
             findings: &findings,
             evidence: &evidence_lines,
             verdict: &verdict,
+            alive: matches!(j.verdict, Verdict::Faulty) && evidence.ssh_reachable != Some(false),
+            boot_before: st.position.boot_before.as_deref(),
+            cause: Some(&cause),
         };
-        match step.remedy {
-            Remedy::Nothing | Remedy::ConfirmOutOfBand => None,
-            Remedy::SoftReboot => Some(self.exec.soft_reboot(&subject).await),
-            Remedy::HardReboot => Some(self.exec.hard_reboot(&subject).await),
-            Remedy::PowerOn => Some(self.exec.power_on(&subject).await),
-            Remedy::Fence => {
-                let alive =
-                    matches!(j.verdict, Verdict::Faulty) && evidence.ssh_reachable != Some(false);
-                Some(self.exec.fence(&subject, alive).await)
-            }
-            Remedy::Report => {
-                let cause = self.cause(st, j);
-                let since = self.episode_start(name);
-                let (done, _) = self.exec.report(&subject, &cause, since).await;
-                Some(done)
-            }
-            Remedy::Recovered => {
-                let how = match (&st.position.boot_before, &node.boot_id) {
-                    (Some(a), Some(b)) if a != b => {
-                        format!("recovered: reboot verified (bootID {a} → {b}), Ready=True")
-                    }
-                    (Some(_), _) => "recovered: answering and Ready=True, back on its own (bootID unchanged: no reboot took place)".to_owned(),
-                    (None, _) => "recovered: answering and Ready=True".to_owned(),
-                };
-                self.exec.note(name, how.clone());
-                let d = self.exec.recovered(&subject, &how).await;
-                st.position.findings.clear();
-                st.position.boot_before = None;
-                st.position.recovered_ms = Some(now_ms());
-                Some(d)
-            }
+        let done = self.exec.execute(step.remedy, &subject).await;
+        if step.remedy == Remedy::Recovered {
+            st.position.findings.clear();
+            st.position.boot_before = None;
+            st.position.recovered_ms = Some(self.exec.now_ms());
         }
+        done
     }
 
     /// A power action refused by the identity check: the report says why, hands off.
@@ -256,12 +243,14 @@ impl Service {
             findings: &st.position.findings,
             evidence: &evidence,
             verdict: &verdict,
+            alive: false,
+            boot_before: None,
+            cause: None,
         };
         let cause = Cause::IdentityMismatch {
             detail: why.to_owned(),
         };
-        let since = self.episode_start(&m.name);
-        let (done, _) = self.exec.report(&subject, &cause, since).await;
+        let (done, _) = self.exec.report(&subject, &cause).await;
         self.metrics.remedy("report", done.outcome().0);
     }
 
@@ -272,16 +261,6 @@ impl Service {
             st.waiting = Some(reason);
         }
         self.put(name, &st);
-    }
-
-    /// When the node's current episode began (its first timeline line since it was healthy).
-    fn episode_start(&self, name: &str) -> u64 {
-        let entries = self.exec.journal.timeline(name, 0).unwrap_or_default();
-        entries
-            .iter()
-            .rev()
-            .find(|(_, what)| what.starts_with("recovered"))
-            .map_or(0, |(at, _)| *at + 1)
     }
 
     /// Why the machine is reported: its first critical finding, else how the ladder ended.

@@ -5,7 +5,7 @@
 use tracing::warn;
 
 use super::{MachineState, Service};
-use crate::clock::now_ms;
+
 use crate::config::Machine;
 use crate::remedy::executor::SelRead;
 use crate::verdict::Evidence;
@@ -84,7 +84,7 @@ impl Service {
         }
         let mut baseline = st.position.host_baseline.take().unwrap_or_default();
         let thresholds = crate::health::nic::Thresholds::default();
-        let found = baseline.update(&drives, &nics, now_ms(), thresholds);
+        let found = baseline.update(&drives, &nics, self.exec.now_ms(), thresholds);
         st.position.host_baseline = Some(baseline);
         self.add_findings(name, st, found);
     }
@@ -122,15 +122,15 @@ impl Service {
     pub(super) async fn look_for_plan(
         &self,
         m: &Machine,
-        st: &MachineState,
+        position: &mut crate::remedy::journal::Position,
         evidence: &mut Evidence,
     ) {
-        let mut seen = st.position.sel_seen.clone();
+        let mut seen = position.sel_seen.clone();
         match self.exec.confirm(m, &mut seen).await {
             Ok(look) => {
                 evidence.power = Some(look.power);
                 evidence.bmc_reachable = Some(true);
-                evidence.findings.extend(look.findings);
+                position.findings.extend(look.findings);
             }
             Err(_) => evidence.bmc_reachable = Some(false),
         }

@@ -14,6 +14,8 @@ mod look;
 pub mod metrics;
 mod plan;
 mod round;
+#[cfg(test)]
+mod tests;
 
 pub use round::host_address;
 
@@ -27,10 +29,11 @@ use tracing::{info, warn, Instrument as _};
 
 use crate::clock::now_ms;
 use crate::config::{Config, Liveness, Machine};
+use crate::gather::liveness::{self, Network};
 use crate::k8s::lease::LeaseLock;
 use crate::k8s::KubeNodeOps;
 use crate::probe::ping::Pinger;
-use crate::remedy::executor::Executor;
+use crate::remedy::executor::{Deps, Executor, Profiled, Settings, SystemClock};
 use crate::remedy::journal::Position;
 use crate::remedy::stage::Stage;
 use crate::verdict::Verdict;
@@ -75,11 +78,12 @@ pub struct PlanRow {
 pub struct Service {
     pub config: Config,
     pub exec: Arc<Executor>,
+    client: Option<kube::Client>,
     pub metrics: Arc<Metrics>,
     machines: Vec<Machine>,
     state: Mutex<HashMap<String, MachineState>>,
     admission: tokio::sync::Mutex<()>,
-    pinger: Option<Pinger>,
+    liveness: Arc<dyn liveness::Liveness>,
     /// Every Node from one watch, once `run` has started it: rounds read their Node from
     /// here, not with a GET each.
     node_cache: std::sync::OnceLock<crate::k8s::cache::NodeCache>,
@@ -89,14 +93,16 @@ pub struct Service {
 }
 
 impl Service {
+    /// `client` watches the Nodes and holds the leader lease; `None` outside a cluster.
     pub fn new(
         config: Config,
         exec: Arc<Executor>,
+        client: Option<kube::Client>,
     ) -> Result<Self, crate::remedy::journal::JournalError> {
         let machines = config.machines.clone();
         let mut state = HashMap::new();
         for m in &machines {
-            let position = exec.journal.position(&m.name)?.unwrap_or_default();
+            let position = exec.journal().position(&m.name)?.unwrap_or_default();
             state.insert(
                 m.name.clone(),
                 MachineState {
@@ -126,15 +132,24 @@ impl Service {
         Ok(Self {
             config,
             exec,
+            client,
             metrics: Arc::new(Metrics::default()),
             machines,
             state: Mutex::new(state),
             admission: tokio::sync::Mutex::new(()),
-            pinger,
+            liveness: Arc::new(Network { pinger }),
             node_cache: std::sync::OnceLock::new(),
             heartbeat: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         })
+    }
+
+    /// Probe liveness through `liveness` instead of the network (tests: hosts that go dark
+    /// on cue).
+    #[must_use]
+    pub fn with_liveness(mut self, liveness: Arc<dyn liveness::Liveness>) -> Self {
+        self.liveness = liveness;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, MachineState>> {
@@ -154,17 +169,17 @@ impl Service {
 
     /// Run until `stop` turns true: leader election (when configured), then the rounds.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let leader = match (&self.exec.kube, self.config.service.leader_election) {
+        let leader = match (&self.client, self.config.service.leader_election) {
             (Some(client), true) => Some(LeaseLock::new(
                 client.clone(),
                 &self.config.service.namespace,
                 LEADER_LEASE,
-                &self.exec.holder,
+                self.exec.holder(),
                 Duration::from_secs(15),
             )),
             _ => None,
         };
-        if let Some(client) = &self.exec.kube {
+        if let Some(client) = &self.client {
             let cache = crate::k8s::cache::NodeCache::start(client.clone());
             if !cache.ready(crate::timeouts::KUBE_READ).await {
                 warn!("the node watch has not listed the nodes yet; rounds read them one by one until it has");
@@ -192,7 +207,7 @@ impl Service {
                     false
                 });
                 if now != leading {
-                    info!(leading = now, holder = %self.exec.holder, "leadership changed");
+                    info!(leading = now, holder = %self.exec.holder(), "leadership changed");
                 }
                 leading = now;
             }
@@ -245,12 +260,12 @@ impl Service {
     }
 
     fn refresh_gauges(&self) {
-        if let Ok(n) = self.exec.journal.count() {
+        if let Ok(n) = self.exec.journal().count() {
             self.metrics
                 .journal_entries
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        let open = self.exec.journal.breaker().ok().flatten().is_some();
+        let open = self.exec.journal().breaker().ok().flatten().is_some();
         self.metrics.breaker_open.set(i64::from(open));
         let mut counts: HashMap<&'static str, i64> = HashMap::new();
         for (_, s) in self.stages() {
@@ -279,8 +294,8 @@ impl Service {
         // A dry run keeps its positions in memory only: a later real run must not resume
         // from steps that were never carried out.
         let mut written = true;
-        if !self.exec.dry_run && st.persisted.as_ref() != Some(&st.position) {
-            match self.exec.journal.save_position(name, &st.position) {
+        if !self.exec.dry_run() && st.persisted.as_ref() != Some(&st.position) {
+            match self.exec.journal().save_position(name, &st.position) {
                 Ok(()) => st.persisted = Some(st.position.clone()),
                 Err(e) => {
                     warn!(node = name, error = %e, "journal write failed");
@@ -337,25 +352,26 @@ pub fn executor(
     };
     let journal = crate::remedy::journal::Journal::open(&config.service.journal)
         .with_context(|| format!("opening the journal (service.journal in {})", config.path))?;
-    let nodes: Arc<dyn crate::k8s::NodeOps> = match &client {
-        Some(c) => Arc::new(KubeNodeOps::new(c.clone(), "default", holder)),
+    let nodes: Arc<dyn crate::k8s::NodeOps> = match client {
+        Some(c) => Arc::new(
+            KubeNodeOps::new(c, "default", holder).with_lease_namespace(&config.service.namespace),
+        ),
         None => Arc::new(crate::k8s::Offline),
     };
-    Ok(Executor {
+    let deps = Deps {
         journal: Arc::new(journal),
         nodes,
-        kube: client,
-        governor: crate::remedy::governor::Governor::new(Duration::from_millis(
-            config.policy.bmc_min_interval_ms,
-        )),
-        profiles,
+        bmcs: Arc::new(Profiled(profiles)),
+        clock: Arc::new(SystemClock),
+    };
+    let settings = Settings {
         policy: config.policy.clone(),
-        namespace: config.service.namespace.clone(),
         holder: holder.to_owned(),
         reports_dir: config.service.reports_dir.clone(),
         dry_run,
         feed,
-    })
+    };
+    Ok(Executor::new(deps, settings))
 }
 
 /// Build a service from a configuration. `feed` receives every timeline line (the demo
@@ -367,9 +383,13 @@ pub fn build(
     holder: &str,
     feed: tokio::sync::broadcast::Sender<crate::remedy::executor::Line>,
 ) -> anyhow::Result<Arc<Service>> {
-    let exec = executor(&config, Some(client), dry_run, holder, feed)?;
-    for e in exec.journal.in_flight()? {
+    let exec = executor(&config, Some(client.clone()), dry_run, holder, feed)?;
+    for e in exec.journal().in_flight()? {
         warn!(key = %e.key, node = %e.node, action = %e.action, "journaled action without an outcome (interrupted); it is resumed from the real state, never re-sent");
     }
-    Ok(Arc::new(Service::new(config, Arc::new(exec))?))
+    Ok(Arc::new(Service::new(
+        config,
+        Arc::new(exec),
+        Some(client),
+    )?))
 }

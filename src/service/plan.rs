@@ -3,10 +3,9 @@
 //! is carried out (the storm guard is not asked).
 
 use super::{PlanRow, Service};
-use crate::clock::now_ms;
+
+use crate::remedy::decide::{decide, Decision};
 use crate::remedy::executor::PAUSE_ANNOTATION;
-use crate::remedy::stage::{Remedy, Stage};
-use crate::verdict::{judge, Policy as VerdictPolicy};
 
 impl Service {
     /// What the service would do for each machine now (`oob plan`): probe, judge and step
@@ -18,29 +17,21 @@ impl Service {
             let Some(st) = self.lock().get(&m.name).cloned() else {
                 continue;
             };
-            evidence.findings = st.position.findings.clone();
-            let now = now_ms();
-            let policy = self.config.policy.stages();
-            let mut j = judge(&evidence, &VerdictPolicy::default());
-            let mut step = st.position.stage.step(&j.verdict, now, &policy);
-            if let Some(p) = st.position.pending {
-                // Decided before a restart: the service resumes exactly this.
-                step = crate::remedy::stage::Step {
-                    next: st.position.stage,
-                    remedy: p.remedy,
-                };
-            } else if step.remedy == Remedy::ConfirmOutOfBand
-                || matches!(st.position.stage, Stage::Confirm { .. })
-            {
-                self.look_for_plan(m, &st, &mut evidence).await;
-                j = judge(&evidence, &VerdictPolicy::default());
-                let confirm = if step.remedy == Remedy::ConfirmOutOfBand {
-                    step.next
-                } else {
-                    st.position.stage
-                };
-                step = confirm.step(&j.verdict, now, &policy);
+            // A copy: the plan's look adds its SEL findings here, never to the real position.
+            let mut position = st.position.clone();
+            let policy = self.decide_policy();
+            let now = self.exec.now_ms();
+            let mut decision = decide(&position, &evidence, now, &policy);
+            if let Decision::Gather(needs) = &decision {
+                if needs.bmc_look {
+                    self.look_for_plan(m, &mut position, &mut evidence).await;
+                }
+                decision = decide(&position, &evidence, now, &policy);
             }
+            let Decision::Act(plan) = decision else {
+                continue;
+            };
+            let (j, step) = (plan.judgement, plan.step);
             let paused = node.as_ref().is_some_and(|n| {
                 n.annotations
                     .get(PAUSE_ANNOTATION)

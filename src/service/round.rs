@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use tracing::warn;
 
-use super::{metrics, MachineState, Service};
-use crate::clock::{now_ms, rfc3339};
+use super::{metrics, Service};
+use crate::clock::rfc3339;
 use crate::config::Machine;
 use crate::k8s::NodeInfo;
 use crate::probe::ping::PingOptions;
+use crate::remedy::decide::{decide, Decision, Policy as DecidePolicy};
 use crate::remedy::executor::PAUSE_ANNOTATION;
-use crate::remedy::stage::{Remedy, Stage, Step};
-use crate::verdict::{judge, Evidence, Policy as VerdictPolicy, Verdict};
+use crate::verdict::{judge, Evidence, Policy as VerdictPolicy};
 
 /// Whether a probe round found the host not answering (the verdict's own rule).
 pub(super) fn dark(e: &Evidence) -> bool {
@@ -52,35 +52,29 @@ impl Service {
     pub async fn probe(&self, m: &Machine) -> (Evidence, Option<NodeInfo>, String) {
         let node = match self.node_cache.get().filter(|c| !c.is_empty()) {
             Some(cache) => cache.get(&m.name),
-            None => self.exec.nodes.get(&m.name).await.ok(),
+            None => self.exec.nodes().get(&m.name).await.ok(),
         };
         let host = host_address(m, node.as_ref());
         let timeout = Duration::from_millis(self.config.service.probe_timeout_ms);
-        let pinger = self
-            .pinger
-            .as_ref()
-            .filter(|p| host.is_some_and(|ip| p.serves(ip)));
         let mut e = Evidence {
             node_ready: node.as_ref().and_then(|n| n.ready.clone()),
-            ssh_is_liveness: pinger.is_none(),
             ..Evidence::default()
         };
         if let Some(ip) = host {
             // Echoes and the SSH banner at once: a dark host costs one timeout, not three.
-            let ping = async {
-                let pinger = pinger?;
-                let o = PingOptions {
-                    count: self.config.service.ping_count,
-                    timeout,
-                    ..PingOptions::default()
-                };
-                Some(pinger.ping(ip, ident(&m.name), o).await)
+            let o = PingOptions {
+                count: self.config.service.ping_count,
+                timeout,
+                ..PingOptions::default()
             };
             let port = m.ssh.as_ref().map_or(22, |s| s.port);
-            let banner = crate::probe::ssh::banner(SocketAddr::new(ip, port), timeout);
-            let (stats, banner) = tokio::join!(ping, banner);
-            e.ping = stats.map(|s| (s.received, s.sent));
-            e.ssh_reachable = Some(banner.reachable);
+            let (ping, ssh) = tokio::join!(
+                self.liveness.ping(ip, ident(&m.name), o),
+                self.liveness.ssh(SocketAddr::new(ip, port), timeout)
+            );
+            e.ping = ping;
+            e.ssh_is_liveness = ping.is_none();
+            e.ssh_reachable = Some(ssh);
         }
         let line = judge(&e, &VerdictPolicy::default()).reasons.join(", ");
         let result = if host.is_none() {
@@ -131,36 +125,17 @@ impl Service {
             return;
         }
         st.history
-            .push_back(format!("{} {line}", rfc3339(now_ms())));
+            .push_back(format!("{} {line}", rfc3339(self.exec.now_ms())));
         while st.history.len() > 10 {
             st.history.pop_front();
         }
-        if let Some(p) = st.position.pending {
-            // Decided (and maybe sent) before a restart: finish exactly that remedy, under
-            // its journal key. Judging again could read a BMC mid-reboot as "powered off"
-            // and send a second action in the same episode.
-            self.exec.note(
-                name,
-                format!(
-                    "resuming {} decided at {} before a restart; not judged again",
-                    p.remedy.name(),
-                    rfc3339(p.at_ms)
-                ),
-            );
-            evidence.findings = st.position.findings.clone();
-            let j = judge(&evidence, &VerdictPolicy::default());
-            let step = Step {
-                next: st.position.stage,
-                remedy: p.remedy,
-            };
-            self.act(m, &node, st, step, &j, &evidence, Some(p.from))
-                .await;
-            return;
-        }
-        let now = now_ms();
+        let now = self.exec.now_ms();
         // Hardware: on the first round, then every hardware interval (a BMC that does not
-        // answer is asked again at that pace, not every round).
-        if now.saturating_sub(st.last_hardware_ms) >= self.config.service.hardware_interval_ms {
+        // answer is asked again at that pace, not every round). Not while a remedy decided
+        // before a restart is pending: that is finished first, on what it was decided on.
+        let due =
+            now.saturating_sub(st.last_hardware_ms) >= self.config.service.hardware_interval_ms;
+        if due && st.position.pending.is_none() {
             st.last_hardware_ms = now;
             let mut scratch = Evidence::default();
             if let Some(e) = self
@@ -175,86 +150,69 @@ impl Service {
                 }
             }
         }
-        evidence.findings = st.position.findings.clone();
-        let j = judge(&evidence, &VerdictPolicy::default());
-        self.count_verdict(&j.verdict);
-        let policy = self.config.policy.stages();
-        let before = st.position.stage;
-        let mut step = before.step(&j.verdict, now, &policy);
-        let mut judgement = j;
-        // Out of band on entering Confirm, and every round while in it (a Confirm stage
-        // judged without the BMC's answer would only ever see "dark").
-        let entering = step.remedy == Remedy::ConfirmOutOfBand;
-        let confirming = matches!(before, Stage::Confirm { .. })
-            && !matches!(judgement.verdict, Verdict::Healthy | Verdict::Degraded);
-        if entering || confirming {
-            if entering {
-                self.enter_confirm(m, &mut st, &mut evidence, &line).await;
+        let policy = self.decide_policy();
+        let mut decision = decide(&st.position, &evidence, now, &policy);
+        if let Decision::Gather(needs) = &decision {
+            if let Some(why) = &needs.note {
+                self.exec.note(name, why.clone());
             }
-            if let Some(e) = self
-                .look_out_of_band(m, &mut st, &mut evidence, "confirm")
-                .await
-            {
-                self.exec.note(name, format!("BMC unreachable: {e}"));
+            if needs.reprobe {
+                self.reprobe(m, &mut evidence).await;
             }
-            judgement = judge(&evidence, &VerdictPolicy::default());
-            if entering {
-                self.exec.note(
-                    name,
-                    format!(
-                        "verdict {}: {}",
-                        judgement.verdict.name(),
-                        judgement.reasons.join(", ")
-                    ),
-                );
+            if needs.bmc_look {
+                if let Some(e) = self
+                    .look_out_of_band(m, &mut st, &mut evidence, "confirm")
+                    .await
+                {
+                    self.exec.note(name, format!("BMC unreachable: {e}"));
+                }
             }
-            let confirm = if entering { step.next } else { before };
-            st.position.stage = confirm;
-            step = confirm.step(&judgement.verdict, now, &policy);
+            decision = decide(&st.position, &evidence, now, &policy);
         }
-        if matches!(before, Stage::Healthy) && !matches!(step.next, Stage::Healthy) {
-            st.position.episode += 1;
-        }
-        if matches!(step.next, Stage::Suspect { .. }) && !matches!(before, Stage::Suspect { .. }) {
-            self.exec.note(name, format!("suspect: {line}"));
-        }
-        if let (Stage::Suspect { failures, .. }, Stage::Healthy) = (before, step.next) {
-            self.exec.note(
-                name,
-                format!(
-                    "suspect cleared: answering again after {failures} failed round(s); no action"
-                ),
+        let Decision::Act(plan) = decision else {
+            warn!(
+                node = name,
+                "the gathered evidence did not satisfy the stage; deciding next round"
             );
+            return;
+        };
+        for line in &plan.notes {
+            self.exec.note(name, line.clone());
         }
+        if plan.resumed_from.is_none() {
+            self.count_verdict(&plan.judgement.verdict);
+        }
+        st.position.episode = plan.episode;
         self.put(name, &st);
-        self.act(m, &node, st, step, &judgement, &evidence, None)
-            .await;
+        self.act(
+            m,
+            &node,
+            st,
+            plan.step,
+            &plan.judgement,
+            &evidence,
+            plan.resumed_from,
+        )
+        .await;
     }
 
-    /// Entering Confirm: say why, and tell a flap from an outage with three quick re-probes
-    /// spread over a second (a link that flaps in step with the probe interval fails every
-    /// round).
-    async fn enter_confirm(
-        &self,
-        m: &Machine,
-        st: &mut MachineState,
-        evidence: &mut Evidence,
-        line: &str,
-    ) {
-        let name = m.name.as_str();
-        let why = if dark(evidence) {
-            line.to_owned()
-        } else {
-            format!("{line}, {} new finding(s)", st.position.findings.len())
-        };
-        self.exec
-            .note(name, format!("suspect: {why}; confirming out of band"));
-        for _ in 0..(if dark(evidence) { 3 } else { 0 }) {
+    /// The decision's policy, from the configuration.
+    pub(super) fn decide_policy(&self) -> DecidePolicy {
+        DecidePolicy {
+            stages: (&self.config.policy).into(),
+            verdict: VerdictPolicy::default(),
+        }
+    }
+
+    /// Entering Confirm dark: tell a flap from an outage with three quick re-probes spread
+    /// over a second (a link that flaps in step with the probe interval fails every round).
+    async fn reprobe(&self, m: &Machine, evidence: &mut Evidence) {
+        for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(400)).await;
             let (again, _, again_line) = self.probe(m).await;
             if !dark(&again) {
                 self.exec.note(
-                    name,
+                    &m.name,
                     format!("answered on a re-probe ({again_line}): a flap, not an outage"),
                 );
                 evidence.ping = again.ping;

@@ -38,18 +38,7 @@ const STORAGE: u8 = 0x0A;
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const ATTEMPTS: u32 = 4;
 
-/// How the 16 GUID bytes from Get System GUID map to the UUID string that SMBIOS, Redfish
-/// and Kubernetes (`systemUUID`) show. The IPMI spec says "least significant byte first"
-/// (the reverse of RFC 4122); many BMCs (and ipmi_sim) send RFC 4122 order; SMBIOS order
-/// swaps only the first three fields. The profile picks one; the default is RFC 4122 order,
-/// which is what ipmitool calls it when it detects a valid version nibble.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GuidOrder {
-    Rfc4122,
-    Reversed,
-    Smbios,
-}
+pub use super::profile::GuidOrder;
 
 /// Format GUID bytes as a lowercase UUID string.
 pub fn format_guid(bytes: &[u8; 16], order: GuidOrder) -> String {

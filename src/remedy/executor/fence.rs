@@ -9,8 +9,8 @@ use tracing::warn;
 use super::power::PowerStep;
 use super::{Done, Executor, Subject, CONDITION, CORDONED_ANNOTATION};
 use crate::bmc::PowerAction;
-use crate::clock::{now_ms, rfc3339};
-use crate::k8s::drain::{self, DrainOptions, VerifiedPowerOff};
+use crate::clock::rfc3339;
+use crate::k8s::drain::{DrainOptions, VerifiedPowerOff};
 use crate::k8s::{Condition, NodeEvent, Taint, OUT_OF_SERVICE};
 
 impl Executor {
@@ -18,8 +18,9 @@ impl Executor {
     /// then a PDB-aware drain (pods that will not evict are deleted only after the verified
     /// power off). A live machine with failing hardware is cordoned and drained by eviction,
     /// not powered off: its kubelet still moves pods gracefully.
-    pub async fn fence(&self, s: &Subject<'_>, alive: bool) -> Done {
+    pub async fn fence(&self, s: &Subject<'_>) -> Done {
         let node = s.machine.name.as_str();
+        let alive = s.alive;
         if self.dry_run {
             let d = format!(
                 "dry run: would cordon{} and drain {node}",
@@ -58,22 +59,20 @@ impl Executor {
                     self.note(node, format!("tainted {OUT_OF_SERVICE}:NoExecute"));
                     force = Some(VerifiedPowerOff {
                         node: node.to_owned(),
-                        evidence: format!("BMC power off verified at {}", rfc3339(now_ms())),
+                        evidence: format!("BMC power off verified at {}", rfc3339(self.now_ms())),
                     });
                 }
                 other => return other,
             }
         }
-        let Some(client) = &self.kube else {
-            return Done::Ok("cordoned (no cluster access for a drain)".into());
-        };
         let options = DrainOptions {
             deadline: Duration::from_secs(self.policy.drain_timeout_s),
             force,
             ..DrainOptions::default()
         };
-        match drain::drain(client, node, &options).await {
-            Ok(r) if r.complete() => {
+        match self.nodes.drain(node, &options).await {
+            Ok(None) => Done::Ok("cordoned (no cluster access for a drain)".into()),
+            Ok(Some(r)) if r.complete() => {
                 let d = format!(
                     "drained: {} evicted, {} force-deleted, {} skipped",
                     r.evicted.len(),
@@ -83,7 +82,7 @@ impl Executor {
                 self.note(node, d.clone());
                 Done::Ok(d)
             }
-            Ok(r) => {
+            Ok(Some(r)) => {
                 let d = format!(
                     "drain incomplete after {} s: {} pods blocked ({})",
                     self.policy.drain_timeout_s,
@@ -141,8 +140,18 @@ impl Executor {
     }
 
     /// Back to health: uncordon what we cordoned, drop our taint, clear our condition.
-    pub async fn recovered(&self, s: &Subject<'_>, how: &str) -> Done {
+    /// The timeline says how: a reboot verified by a new bootID, or back on its own.
+    pub async fn recovered(&self, s: &Subject<'_>) -> Done {
         let node = s.machine.name.as_str();
+        let how = match (s.boot_before, s.node.boot_id.as_deref()) {
+            (Some(a), Some(b)) if a != b => {
+                format!("recovered: reboot verified (bootID {a} → {b}), Ready=True")
+            }
+            (Some(_), _) => "recovered: answering and Ready=True, back on its own (bootID unchanged: no reboot took place)".to_owned(),
+            (None, _) => "recovered: answering and Ready=True".to_owned(),
+        };
+        self.note(node, how.clone());
+        let how = how.as_str();
         if self.dry_run {
             return Done::Ok("dry run".into());
         }

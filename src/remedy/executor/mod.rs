@@ -11,6 +11,11 @@
 mod fence;
 mod power;
 mod report;
+mod seams;
+#[cfg(test)]
+mod tests;
+
+pub use seams::{BmcConnector, Clock, Profiled, SystemClock};
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -24,15 +29,15 @@ use tracing::{info, warn};
 use super::governor::Governor;
 use super::guard::{same_machine, Expected};
 use super::journal::{Intent, Journal, JournalError};
+use super::stage::Remedy;
 use crate::bmc::connect::{self, Connected};
-use crate::bmc::profile::Profiles;
 use crate::bmc::redfish::Credentials;
 use crate::bmc::{BmcError, Endpoint, Identity, PowerState};
-use crate::clock::now_ms;
 use crate::config::{Machine, PolicySettings};
 use crate::health::Finding;
-use crate::k8s::lease::{node_lock_name, LeaseLock};
+use crate::k8s::lease::node_lock_name;
 use crate::k8s::{NodeInfo, NodeOps};
+use crate::report::Cause;
 
 /// The condition `oob` owns on every node it acts on.
 pub const CONDITION: &str = "OobRemediation";
@@ -115,20 +120,39 @@ pub enum ExecError {
     Journal(#[from] JournalError),
 }
 
-/// Everything the executor acts through.
-pub struct Executor {
+/// What the executor acts through, each behind a small trait so that every interlock can be
+/// driven over fakes: the BMCs, the cluster (nodes, drain, leases, Secrets), the journal and
+/// the clock. An offline run (no kubeconfig) is [`crate::k8s::Offline`], not a branch here.
+pub struct Deps {
     pub journal: Arc<Journal>,
     pub nodes: Arc<dyn NodeOps>,
-    /// For drains and per-node leases; `None` outside a cluster (no drain, no lock).
-    pub kube: Option<kube::Client>,
-    pub governor: Governor,
-    pub profiles: Profiles,
+    pub bmcs: Arc<dyn BmcConnector>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How the executor acts.
+pub struct Settings {
     pub policy: PolicySettings,
-    pub namespace: String,
+    /// Who holds the per-node locks this executor takes (pod or host name).
     pub holder: String,
     pub reports_dir: PathBuf,
     pub dry_run: bool,
+    /// Every timeline line also goes here (the demo and `oob reboot` print them).
     pub feed: broadcast::Sender<Line>,
+}
+
+/// Carries out remedies; see the module documentation.
+pub struct Executor {
+    journal: Arc<Journal>,
+    nodes: Arc<dyn NodeOps>,
+    bmcs: Arc<dyn BmcConnector>,
+    clock: Arc<dyn Clock>,
+    governor: Governor,
+    policy: PolicySettings,
+    holder: String,
+    reports_dir: PathBuf,
+    dry_run: bool,
+    feed: broadcast::Sender<Line>,
 }
 
 /// What the ladder knows about a machine for one step.
@@ -140,6 +164,13 @@ pub struct Subject<'a> {
     pub findings: &'a [Finding],
     pub evidence: &'a [String],
     pub verdict: &'a str,
+    /// The host still answers (a fence then cordons and drains, it does not power off).
+    pub alive: bool,
+    /// The bootID recorded when a reboot was sent (tells a verified reboot from a node
+    /// that came back on its own).
+    pub boot_before: Option<&'a str>,
+    /// Why a report is written (for [`Remedy::Report`]).
+    pub cause: Option<&'a Cause>,
 }
 
 impl Subject<'_> {
@@ -149,10 +180,79 @@ impl Subject<'_> {
 }
 
 impl Executor {
+    pub fn new(deps: Deps, settings: Settings) -> Self {
+        Self {
+            governor: Governor::new(Duration::from_millis(settings.policy.bmc_min_interval_ms)),
+            journal: deps.journal,
+            nodes: deps.nodes,
+            bmcs: deps.bmcs,
+            clock: deps.clock,
+            policy: settings.policy,
+            holder: settings.holder,
+            reports_dir: settings.reports_dir,
+            dry_run: settings.dry_run,
+            feed: settings.feed,
+        }
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn nodes(&self) -> &dyn NodeOps {
+        self.nodes.as_ref()
+    }
+
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// The live feed of timeline lines.
+    pub fn subscribe(&self) -> broadcast::Receiver<Line> {
+        self.feed.subscribe()
+    }
+
+    /// Now, by the executor's clock (ms since the Unix epoch).
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Carry out `remedy` for `s`; `None` for the remedies that are not actions.
+    pub async fn execute(&self, remedy: Remedy, s: &Subject<'_>) -> Option<Done> {
+        Some(match remedy {
+            Remedy::Nothing => return None,
+            Remedy::SoftReboot => self.soft_reboot(s).await,
+            Remedy::HardReboot => self.hard_reboot(s).await,
+            Remedy::PowerOn => self.power_on(s).await,
+            Remedy::Fence => self.fence(s).await,
+            Remedy::Report => {
+                let unknown = Cause::NoRecovery {
+                    reasons: s.evidence.join(", "),
+                };
+                self.report(s, s.cause.unwrap_or(&unknown)).await.0
+            }
+            Remedy::Recovered => self.recovered(s).await,
+        })
+    }
+
+    /// When the node's current episode began (its first timeline line since it was healthy).
+    pub fn episode_start(&self, node: &str) -> u64 {
+        let entries = self.journal.timeline(node, 0).unwrap_or_default();
+        entries
+            .iter()
+            .rev()
+            .find(|(_, what)| what.starts_with("recovered"))
+            .map_or(0, |(at, _)| *at + 1)
+    }
+
     /// A timeline line: journal, log, live feed.
     pub fn note(&self, node: &str, text: impl Into<String>) {
         let text = text.into();
-        let at_ms = now_ms();
+        let at_ms = self.now_ms();
         if let Err(e) = self.journal.note(node, at_ms, &text) {
             warn!(node, error = %e, "journal write failed");
         }
@@ -164,17 +264,20 @@ impl Executor {
         });
     }
 
-    /// Connect to a machine's BMC.
+    /// Connect to a machine's BMC (the password from its Secret when it names one).
     pub async fn connect(&self, m: &Machine) -> Result<Connected, BmcError> {
         let endpoint = Endpoint::parse(&m.bmc)?;
-        let password = match (&m.credentials.password_secret, &self.kube) {
-            (Some(reference), Some(client)) => crate::k8s::secret_password(client, reference)
-                .await
-                .map_err(|e| BmcError::Auth {
-                    url: endpoint.to_string(),
-                    detail: format!("credential from Secret {reference}: {e}"),
-                })?,
-            _ => m.credentials.resolve(&m.name).map_err(|e| BmcError::Auth {
+        let password = match &m.credentials.password_secret {
+            Some(reference) => {
+                self.nodes
+                    .secret_password(reference)
+                    .await
+                    .map_err(|e| BmcError::Auth {
+                        url: endpoint.to_string(),
+                        detail: format!("credential from Secret {reference}: {e}"),
+                    })?
+            }
+            None => m.credentials.resolve(&m.name).map_err(|e| BmcError::Auth {
                 url: endpoint.to_string(),
                 detail: e.to_string(),
             })?,
@@ -185,14 +288,14 @@ impl Executor {
                 user: m.credentials.user.clone(),
                 password,
             },
-            tls: connect::tls_policy(&m.tls)?,
+            tls: m.tls.policy()?,
             profile: m.profile.clone(),
             cipher_suite: None,
             privilege: None,
             verify_timeout: Some(Duration::from_secs(self.policy.power_verify_timeout_s)),
         };
         let deadline = crate::timeouts::BMC_REQUEST;
-        tokio::time::timeout(deadline, connect::connect(spec, &self.profiles))
+        tokio::time::timeout(deadline, self.bmcs.connect(spec))
             .await
             .map_err(|_| BmcError::Timeout {
                 url: m.bmc.clone(),
@@ -266,23 +369,18 @@ impl Executor {
     where
         F: std::future::Future<Output = T>,
     {
-        let Some(client) = &self.kube else {
-            return Ok(work.await);
-        };
-        let lock = LeaseLock::new(
-            client.clone(),
-            &self.namespace,
-            &node_lock_name(node),
-            &self.holder,
-            Duration::from_secs(600),
-        );
-        match lock.try_acquire().await {
+        let lease = node_lock_name(node);
+        match self
+            .nodes
+            .try_lock(&lease, &self.holder, crate::timeouts::NODE_LOCK)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => return Err(Done::Busy(format!("{node} is locked by another actor"))),
             Err(e) => return Err(Done::Failed(format!("per-node lock: {e}"))),
         }
         let out = work.await;
-        if let Err(e) = lock.release().await {
+        if let Err(e) = self.nodes.unlock(&lease, &self.holder).await {
             warn!(node, error = %e, "releasing the per-node lock failed; it expires on its own");
         }
         Ok(out)
@@ -291,13 +389,13 @@ impl Executor {
     /// Journal an intent; `Err` carries the step's end when it was seen before.
     fn intent(&self, key: &str, node: &str, action: &str, before: &str) -> Result<Intent, Done> {
         self.journal
-            .intent(key, node, action, before, now_ms())
+            .intent(key, node, action, before, self.now_ms())
             .map_err(|e| Done::Failed(format!("journal: {e}")))
     }
 
     fn outcome(&self, key: &str, done: &Done) {
         let (outcome, detail) = done.outcome();
-        if let Err(e) = self.journal.outcome(key, outcome, detail, now_ms()) {
+        if let Err(e) = self.journal.outcome(key, outcome, detail, self.now_ms()) {
             warn!(key, error = %e, "journal write failed");
         }
     }

@@ -2,8 +2,6 @@
 //! power request; a step found in flight after a restart is resumed from the real state,
 //! never sent again; outcomes verified by observed state.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::{Done, Executor, Subject};
@@ -84,10 +82,13 @@ impl Executor {
         }
         let Some(permit) = self
             .governor
-            .acquire(&s.machine.bmc, Duration::from_secs(60))
+            .acquire(&s.machine.bmc, crate::timeouts::GOVERNOR_WAIT)
             .await
         else {
-            let done = Done::Failed("the BMC's governor did not give a turn within 60 s".into());
+            let done = Done::Failed(format!(
+                "the BMC's governor did not give a turn within {} s",
+                crate::timeouts::GOVERNOR_WAIT.as_secs()
+            ));
             self.outcome(key, &done);
             return done;
         };

@@ -5,19 +5,15 @@ use std::path::PathBuf;
 
 use super::{Done, Executor, Subject, CONDITION};
 use crate::bmc::Endpoint;
-use crate::clock::{now_ms, rfc3339};
+use crate::clock::rfc3339;
 use crate::remedy::journal::Intent;
 use crate::report::{Cause, FaultReport};
 
 impl Executor {
     /// The fault report (files, Event, condition); returns the report files.
-    pub async fn report(
-        &self,
-        s: &Subject<'_>,
-        cause: &Cause,
-        since_ms: u64,
-    ) -> (Done, Vec<PathBuf>) {
+    pub async fn report(&self, s: &Subject<'_>, cause: &Cause) -> (Done, Vec<PathBuf>) {
         let node = s.machine.name.as_str();
+        let since_ms = self.episode_start(node);
         let summary = cause.summary();
         let component = cause.component();
         let recommended = cause.recommended(node, CONDITION);
@@ -42,7 +38,7 @@ impl Executor {
             .collect();
         let report = FaultReport {
             node: node.to_owned(),
-            created: rfc3339(now_ms()),
+            created: rfc3339(self.now_ms()),
             location: s.machine.location.clone(),
             bmc,
             bmc_address: Endpoint::parse(&s.machine.bmc)
@@ -69,7 +65,7 @@ impl Executor {
                 return (Done::Ok("already reported".into()), Vec::new())
             }
             Ok(Intent::Seen(e)) => e.intent_ms,
-            Ok(Intent::New) => now_ms(),
+            Ok(Intent::New) => self.now_ms(),
         };
         let stamp = rfc3339(first).replace([':', '-'], "");
         let paths = match report.write(&self.reports_dir, &stamp) {

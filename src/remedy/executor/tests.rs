@@ -1,0 +1,348 @@
+//! The executor's interlocks, driven over fakes of every seam (BMC connector, cluster, clock)
+//! and a real journal in a temporary directory, on tokio's paused clock: no process, no
+//! network, milliseconds each.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use super::*;
+use crate::bmc::PowerAction;
+use crate::health::Level;
+use crate::k8s::OUT_OF_SERVICE;
+use crate::testing::{said, BmcState, FakeCluster, FakeConnector, Log, TokioClock};
+
+const CONFIG: &str = r#"
+[[machines]]
+name = "node-1"
+bmc = "redfish://127.0.0.1:9001/redfish/v1/Systems/1"
+serial = "SN-1"
+credentials = { user = "admin", password_secret = "oob-system/bmc-node-1" }
+"#;
+
+struct World {
+    exec: Executor,
+    machine: Machine,
+    node: NodeInfo,
+    bmc: Arc<Mutex<BmcState>>,
+    cluster: Arc<FakeCluster>,
+    log: Log,
+    _dir: tempfile::TempDir,
+}
+
+fn world(dry_run: bool, min_interval_ms: u64) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::config::Config::parse("t.toml", CONFIG).unwrap();
+    config.policy.bmc_min_interval_ms = min_interval_ms;
+    let log: Log = Arc::default();
+    let bmc = BmcState::on("SN-1");
+    let cluster = Arc::new(FakeCluster::new(&["node-1"], &log));
+    cluster.edit("node-1", |n| n.ready = Some("False".into()));
+    let node = cluster.nodes.lock().unwrap()["node-1"].clone();
+    let deps = Deps {
+        journal: Arc::new(Journal::open(&dir.path().join("journal.sqlite")).unwrap()),
+        nodes: cluster.clone(),
+        bmcs: Arc::new(FakeConnector {
+            bmcs: [(9001, bmc.clone())].into(),
+            log: log.clone(),
+        }),
+        clock: Arc::new(TokioClock::new(1_800_000_000_000)),
+    };
+    let settings = Settings {
+        policy: config.policy.clone(),
+        holder: "oob-test".into(),
+        reports_dir: dir.path().join("reports"),
+        dry_run,
+        feed: broadcast::channel(64).0,
+    };
+    World {
+        exec: Executor::new(deps, settings),
+        machine: config.machines[0].clone(),
+        node,
+        bmc,
+        cluster,
+        log,
+        _dir: dir,
+    }
+}
+
+impl World {
+    fn subject(&self) -> Subject<'_> {
+        Subject {
+            machine: &self.machine,
+            node: &self.node,
+            episode: 1,
+            findings: &[],
+            evidence: &[],
+            verdict: "down",
+            alive: false,
+            boot_before: None,
+            cause: None,
+        }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        said(&self.log)
+            .into_iter()
+            .filter(|l| l.starts_with("bmc "))
+            .map(|l| l.split(" at ").next().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    fn timeline(&self) -> String {
+        self.exec
+            .journal()
+            .timeline("node-1", 0)
+            .unwrap()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bmc_reporting_another_serial_is_refused_journaled_and_never_powered() {
+    let w = world(false, 0);
+    w.bmc.lock().unwrap().serial = "SN-OTHER".into();
+    let done = w.exec.execute(Remedy::HardReboot, &w.subject()).await;
+    assert!(
+        matches!(&done, Some(Done::Refused(d)) if d.contains("identity mismatch")),
+        "{done:?}"
+    );
+    assert!(w.requests().is_empty(), "{:?}", said(&w.log));
+    assert!(
+        w.timeline().contains("identity check FAILED"),
+        "{}",
+        w.timeline()
+    );
+    // The lock was taken and given back around the refused attempt.
+    let l = said(&w.log);
+    assert_eq!(l, ["lock oob-node-node-1", "unlock oob-node-node-1"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_locked_by_another_holder_is_busy_and_nothing_is_sent() {
+    let w = world(false, 0);
+    w.cluster
+        .leases
+        .lock()
+        .unwrap()
+        .insert("oob-node-node-1".into(), "oob-cli-alice".into());
+    let done = w.exec.execute(Remedy::HardReboot, &w.subject()).await;
+    assert!(matches!(done, Some(Done::Busy(_))), "{done:?}");
+    assert!(w.requests().is_empty());
+    assert!(
+        w.exec.journal().entries(None).unwrap().is_empty(),
+        "not journaled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hard_reboot_is_journaled_verified_off_then_on_under_the_lock() {
+    let w = world(false, 0);
+    let done = w.exec.execute(Remedy::HardReboot, &w.subject()).await;
+    assert!(
+        matches!(&done, Some(Done::Ok(d)) if d.contains("verified")),
+        "{done:?}"
+    );
+    assert_eq!(w.requests(), ["bmc ForceOff", "bmc On"]);
+    let l = said(&w.log);
+    assert_eq!(l.first().map(String::as_str), Some("lock oob-node-node-1"));
+    assert_eq!(l.last().map(String::as_str), Some("unlock oob-node-node-1"));
+    let entries = w.exec.journal().entries(Some("node-1")).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].key, "node-1/1/hard-reboot");
+    assert_eq!(entries[0].outcome.as_deref(), Some("done"));
+    assert!(
+        entries[0].before.contains("boot-a"),
+        "{}",
+        entries[0].before
+    );
+    // The same step again (a second round, a second replica) is not sent again.
+    let again = w.exec.execute(Remedy::HardReboot, &w.subject()).await;
+    assert!(
+        matches!(&again, Some(Done::Ok(d)) if d.contains("not sent again")),
+        "{again:?}"
+    );
+    assert_eq!(w.requests().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_cycle_whose_off_took_effect_is_completed_with_on_only() {
+    let w = world(false, 0);
+    let before = r#"{"boot_id":"boot-a","power":"On"}"#;
+    w.exec
+        .journal()
+        .intent("node-1/1/hard-reboot", "node-1", "cycle", before, 1)
+        .unwrap();
+    w.bmc.lock().unwrap().power = PowerState::Off;
+    let done = w.exec.execute(Remedy::HardReboot, &w.subject()).await;
+    assert!(matches!(done, Some(Done::Ok(_))), "{done:?}");
+    assert_eq!(w.requests(), ["bmc On"], "the off is never sent again");
+    assert!(w.timeline().contains("resuming cycle"), "{}", w.timeline());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_cycle_whose_off_never_showed_is_watched_and_never_resent() {
+    let w = world(false, 0);
+    let before = r#"{"boot_id":"boot-a","power":"On"}"#;
+    w.exec
+        .journal()
+        .intent("node-1/1/hard-reboot", "node-1", "cycle", before, 1)
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let done = w.exec.execute(Remedy::HardReboot, &w.subject()).await;
+    assert!(
+        matches!(&done, Some(Done::Ok(d)) if d.contains("never took effect")),
+        "{done:?}"
+    );
+    assert!(w.requests().is_empty(), "{:?}", w.requests());
+    assert!(
+        started.elapsed() >= Duration::from_secs(30),
+        "watched for the profile's verify timeout"
+    );
+    let e = &w.exec.journal().entries(Some("node-1")).unwrap()[0];
+    assert_eq!(e.outcome.as_deref(), Some("done"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_governor_spaces_two_actions_on_one_bmc_by_its_minimum_interval() {
+    let w = world(false, 20_000);
+    let s = w.subject();
+    let first = w.exec.power_action(&s, PowerAction::Off).await;
+    assert!(matches!(first, Done::Ok(_)), "{first:?}");
+    let t0 = tokio::time::Instant::now();
+    let second = w.exec.power_action(&s, PowerAction::On).await;
+    assert!(matches!(second, Done::Ok(_)), "{second:?}");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(20),
+        "second request only after the interval, waited {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(w.requests(), ["bmc ForceOff", "bmc On"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_sends_nothing_and_writes_nothing_to_the_cluster() {
+    let w = world(true, 0);
+    for r in [Remedy::SoftReboot, Remedy::HardReboot, Remedy::Fence] {
+        let done = w.exec.execute(r, &w.subject()).await;
+        assert!(
+            matches!(&done, Some(Done::Ok(d)) if d.contains("dry run")),
+            "{done:?}"
+        );
+    }
+    assert!(said(&w.log).is_empty(), "{:?}", said(&w.log));
+    assert!(w.exec.journal().entries(None).unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_machine_is_tainted_out_of_service_only_after_its_off_is_verified() {
+    let w = world(false, 0);
+    let done = w.exec.execute(Remedy::Fence, &w.subject()).await;
+    assert!(
+        matches!(&done, Some(Done::Ok(d)) if d.contains("drained")),
+        "{done:?}"
+    );
+    let l = said(&w.log);
+    let at = |what: &str| {
+        l.iter()
+            .position(|x| x.starts_with(what))
+            .unwrap_or_else(|| panic!("{what} missing from {l:?}"))
+    };
+    assert!(at("cordon node-1") < at("bmc ForceOff"));
+    assert!(at("bmc ForceOff") < at(&format!("taint node-1 {OUT_OF_SERVICE}")));
+    assert!(at(&format!("taint node-1 {OUT_OF_SERVICE}")) < at("drain node-1 force=true"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_off_that_does_not_verify_leaves_no_taint_and_no_forced_drain() {
+    let w = world(false, 0);
+    w.bmc.lock().unwrap().stuck = true;
+    let done = w.exec.execute(Remedy::Fence, &w.subject()).await;
+    assert!(
+        matches!(&done, Some(Done::Failed(d)) if d.contains("NOT verified")),
+        "{done:?}"
+    );
+    let l = said(&w.log);
+    assert!(l.iter().any(|x| x == "cordon node-1"), "{l:?}");
+    assert!(!l.iter().any(|x| x.starts_with("taint")), "{l:?}");
+    assert!(!l.iter().any(|x| x.starts_with("drain")), "{l:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_hardware_on_a_live_machine_is_cordoned_drained_and_reported_not_powered() {
+    let w = world(false, 0);
+    let findings = vec![Finding {
+        severity: Level::Critical,
+        code: "smart_overall_failed".into(),
+        detail: "/dev/sda: SMART overall-health self-assessment FAILED".into(),
+        value: None,
+        component: Some("/dev/sda".into()),
+    }];
+    let cause = Cause::Hardware {
+        component: Some("/dev/sda".into()),
+        code: "smart_overall_failed".into(),
+        detail: findings[0].detail.clone(),
+    };
+    let s = Subject {
+        findings: &findings,
+        verdict: "faulty",
+        alive: true,
+        cause: Some(&cause),
+        ..w.subject()
+    };
+    let fenced = w.exec.execute(Remedy::Fence, &s).await;
+    assert!(matches!(fenced, Some(Done::Ok(_))), "{fenced:?}");
+    let reported = w.exec.execute(Remedy::Report, &s).await;
+    assert!(matches!(reported, Some(Done::Ok(_))), "{reported:?}");
+    let l = said(&w.log);
+    assert!(
+        w.requests().is_empty(),
+        "no power action for hardware: {l:?}"
+    );
+    assert!(l.contains(&"cordon node-1".to_owned()), "{l:?}");
+    assert!(l.contains(&"drain node-1 force=false".to_owned()), "{l:?}");
+    assert!(
+        l.iter()
+            .any(|x| x.starts_with("event node-1 Warning FaultReport")),
+        "{l:?}"
+    );
+    let report = std::fs::read_dir(w._dir.path().join("reports"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|t| t.contains("/dev/sda"))
+        .expect("a report naming the drive");
+    assert!(report.contains("smart_overall_failed"), "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_tells_a_verified_reboot_from_a_node_back_on_its_own() {
+    let w = world(false, 0);
+    let s = Subject {
+        boot_before: Some("boot-0"),
+        ..w.subject()
+    };
+    w.exec.execute(Remedy::Recovered, &s).await;
+    let s = Subject {
+        boot_before: Some("boot-a"),
+        ..w.subject()
+    };
+    w.exec.execute(Remedy::Recovered, &s).await;
+    let t = w.timeline();
+    assert!(
+        t.contains("reboot verified (bootID boot-0 → boot-a)"),
+        "{t}"
+    );
+    assert!(t.contains("back on its own"), "{t}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_soft_path_on_the_bmc_is_a_skip_not_a_failure() {
+    let w = world(false, 0);
+    w.bmc.lock().unwrap().graceful_unsupported = true;
+    let done = w.exec.execute(Remedy::SoftReboot, &w.subject()).await;
+    assert!(matches!(done, Some(Done::Skip(_))), "{done:?}");
+}

@@ -1,0 +1,314 @@
+//! The per-machine driver (probe → decide → admit → execute → fold) over fakes of every seam,
+//! on tokio's paused clock: hosts that go dark on cue, stateful BMCs, a cluster of Nodes with
+//! leases, a real journal in a temporary directory. No process, no network.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use super::Service;
+use crate::bmc::{PowerRequest, SelEntry, Severity};
+use crate::config::Config;
+use crate::remedy::executor::{Deps, Executor, Settings, PAUSE_ANNOTATION};
+use crate::remedy::journal::Journal;
+use crate::remedy::stage::Stage;
+use crate::testing::{said, BmcState, FakeCluster, FakeConnector, FakeHosts, Log, TokioClock};
+
+struct Fleet {
+    svc: Arc<Service>,
+    hosts: Arc<FakeHosts>,
+    bmcs: Vec<Arc<Mutex<BmcState>>>,
+    cluster: Arc<FakeCluster>,
+    log: Log,
+    dir: tempfile::TempDir,
+}
+
+/// `n` machines `node-1..n` (host 127.0.0.1i, BMC port 900i, serial SN-i); `policy` is the
+/// body of a `[policy]` table.
+fn fleet(n: usize, policy: &str) -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    let mut toml = format!(
+        "[service]\nliveness = \"ssh-port\"\nprobe_interval_ms = 2000\nprobe_timeout_ms = 500\nhardware_interval_ms = 10000\n\n[policy]\n{policy}\n"
+    );
+    for i in 1..=n {
+        toml.push_str(&format!(
+            "\n[[machines]]\nname = \"node-{i}\"\nhost = \"127.0.0.{}\"\nbmc = \"redfish://127.0.0.1:{}/redfish/v1/Systems/1\"\nserial = \"SN-{i}\"\ncredentials = {{ user = \"admin\", password_secret = \"oob-system/bmc-node-{i}\" }}\n",
+            10 + i,
+            9000 + i
+        ));
+    }
+    let mut config = Config::parse("fleet.toml", &toml).unwrap();
+    config.service.reports_dir = dir.path().join("reports");
+    let log: Log = Arc::default();
+    let bmcs: Vec<_> = (1..=n).map(|i| BmcState::on(&format!("SN-{i}"))).collect();
+    let names: Vec<String> = (1..=n).map(|i| format!("node-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let cluster = Arc::new(FakeCluster::new(&names, &log));
+    let deps = Deps {
+        journal: Arc::new(Journal::open(&dir.path().join("journal.sqlite")).unwrap()),
+        nodes: cluster.clone(),
+        bmcs: Arc::new(FakeConnector {
+            bmcs: bmcs
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (9001 + u16::try_from(i).unwrap(), b.clone()))
+                .collect(),
+            log: log.clone(),
+        }),
+        clock: Arc::new(TokioClock::new(1_800_000_000_000)),
+    };
+    let settings = Settings {
+        policy: config.policy.clone(),
+        holder: "oob-test".into(),
+        reports_dir: config.service.reports_dir.clone(),
+        dry_run: false,
+        feed: broadcast::channel(256).0,
+    };
+    let exec = Arc::new(Executor::new(deps, settings));
+    let hosts = Arc::new(FakeHosts::default());
+    let svc = Service::new(config, exec, None)
+        .unwrap()
+        .with_liveness(hosts.clone());
+    Fleet {
+        svc: Arc::new(svc),
+        hosts,
+        bmcs,
+        cluster,
+        log,
+        dir,
+    }
+}
+
+impl Fleet {
+    /// `count` rounds of every machine, one probe interval apart.
+    async fn rounds(&self, count: usize) {
+        for _ in 0..count {
+            for m in self.svc.machines.clone() {
+                self.svc.round(&m).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    fn go_dark(&self, i: usize) {
+        self.hosts.set_dark(&format!("127.0.0.{}", 10 + i), true);
+        self.cluster
+            .edit(&format!("node-{i}"), |n| n.ready = Some("Unknown".into()));
+    }
+
+    fn come_back(&self, i: usize, boot_id: &str) {
+        self.hosts.set_dark(&format!("127.0.0.{}", 10 + i), false);
+        self.cluster.edit(&format!("node-{i}"), |n| {
+            n.ready = Some("True".into());
+            n.boot_id = Some(boot_id.into());
+        });
+    }
+
+    fn stage(&self, i: usize) -> Stage {
+        let name = format!("node-{i}");
+        self.svc
+            .stages()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .unwrap()
+            .1
+    }
+
+    fn requests(&self, i: usize) -> Vec<PowerRequest> {
+        self.bmcs[i - 1].lock().unwrap().requests.clone()
+    }
+
+    fn timeline(&self, i: usize) -> String {
+        self.svc
+            .exec
+            .journal()
+            .timeline(&format!("node-{i}"), 0)
+            .unwrap()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_host_is_confirmed_soft_then_hard_rebooted_and_recovery_is_verified_by_boot_id() {
+    // Five machines: one dark is 20 %, under the storm guard's default 30 %.
+    let f = fleet(
+        5,
+        "suspect_after = 2\nconfirm_timeout_s = 60\nsoft_reboot_timeout_s = 60\nhard_reboot_timeout_s = 300",
+    );
+    f.rounds(2).await;
+    assert_eq!(f.stage(1), Stage::Healthy);
+    f.go_dark(1);
+    f.rounds(2).await;
+    assert!(
+        matches!(f.stage(1), Stage::SoftReboot { .. }),
+        "{:?}\n{}",
+        f.stage(1),
+        f.timeline(1)
+    );
+    assert_eq!(f.requests(1), [PowerRequest::GracefulRestart]);
+    // The soft reboot does not bring it back: after its timeout, a verified power cycle.
+    f.rounds(35).await;
+    assert!(
+        matches!(f.stage(1), Stage::HardReboot { .. }),
+        "{:?}",
+        f.stage(1)
+    );
+    assert_eq!(
+        f.requests(1),
+        [
+            PowerRequest::GracefulRestart,
+            PowerRequest::ForceOff,
+            PowerRequest::On
+        ]
+    );
+    f.come_back(1, "boot-b");
+    f.rounds(1).await;
+    assert_eq!(f.stage(1), Stage::Healthy);
+    let t = f.timeline(1);
+    assert!(t.contains("confirming out of band"), "{t}");
+    assert!(
+        t.contains("reboot verified (bootID boot-a → boot-b)"),
+        "{t}"
+    );
+    // The neighbours were never touched.
+    assert!((2..=5).all(|i| f.requests(i).is_empty()));
+    // Every power request went out under the node's lock.
+    let l = said(&f.log);
+    assert!(l.iter().any(|x| x == "lock oob-node-node-1"), "{l:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_paused_node_is_left_alone_and_the_timeline_says_so() {
+    let f = fleet(2, "suspect_after = 1\nmax_unhealthy_percent = 50");
+    f.cluster.edit("node-1", |n| {
+        n.annotations
+            .insert(PAUSE_ANNOTATION.into(), "maintenance".into());
+    });
+    f.go_dark(1);
+    f.rounds(10).await;
+    assert_eq!(f.stage(1), Stage::Healthy);
+    assert!(f.requests(1).is_empty());
+    assert!(
+        f.timeline(1).contains("automation paused"),
+        "{}",
+        f.timeline(1)
+    );
+    // Unpaused, the ladder starts.
+    f.cluster.edit("node-1", |n| {
+        n.annotations.remove(PAUSE_ANNOTATION);
+    });
+    f.rounds(1).await;
+    assert!(f.timeline(1).contains("automation resumed"));
+    assert!(
+        matches!(f.stage(1), Stage::SoftReboot { .. }),
+        "{:?}",
+        f.stage(1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_many_dark_machines_trip_the_breaker_before_any_power_action() {
+    let f = fleet(10, "max_unhealthy_percent = 30");
+    for i in 1..=4 {
+        f.go_dark(i);
+    }
+    f.rounds(4).await;
+    for i in 1..=10 {
+        assert!(f.requests(i).is_empty(), "node-{i}: {:?}", f.requests(i));
+    }
+    let b = f.svc.exec.journal().breaker().unwrap().expect("tripped");
+    assert!(b.reason.contains("4 of 10"), "{}", b.reason);
+    assert!(f.timeline(1).contains("breaker TRIPPED") || f.timeline(4).contains("breaker TRIPPED"));
+    // Still tripped on later rounds: nothing is sent until a person resets it.
+    f.rounds(3).await;
+    assert!((1..=10).all(|i| f.requests(i).is_empty()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_machine_being_admitted_counts_among_the_unhealthy() {
+    // One of three dark, decided straight into a reboot (suspect_after = 1): 33 % > 30 %.
+    let f = fleet(3, "suspect_after = 1");
+    f.go_dark(1);
+    f.rounds(2).await;
+    assert!(f.requests(1).is_empty(), "{:?}", f.requests(1));
+    let b = f.svc.exec.journal().breaker().unwrap().expect("tripped");
+    assert!(b.reason.contains("1 of 3"), "{}", b.reason);
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_most_max_concurrent_machines_are_remediated_at_once() {
+    let f = fleet(
+        10,
+        "suspect_after = 1\nmax_concurrent = 1\nmax_unhealthy_percent = 50",
+    );
+    f.go_dark(1);
+    f.go_dark(2);
+    f.rounds(2).await;
+    let soft: Vec<usize> = (1..=2).filter(|&i| !f.requests(i).is_empty()).collect();
+    assert_eq!(soft.len(), 1, "{soft:?}");
+    let waiting = 3 - soft[0];
+    assert!(
+        f.timeline(waiting)
+            .contains("remediation deferred: 1 remediations in flight"),
+        "{}",
+        f.timeline(waiting)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bmc_of_another_machine_is_refused_reported_and_never_powered() {
+    let f = fleet(2, "suspect_after = 1\nmax_unhealthy_percent = 50");
+    f.bmcs[0].lock().unwrap().serial = "SN-OTHER".into();
+    f.go_dark(1);
+    f.rounds(3).await;
+    assert!(f.requests(1).is_empty(), "{:?}", f.requests(1));
+    assert!(
+        matches!(f.stage(1), Stage::AwaitReplacement { .. }),
+        "{:?}",
+        f.stage(1)
+    );
+    let t = f.timeline(1);
+    assert!(t.contains("identity check FAILED"), "{t}");
+    let report = std::fs::read_dir(f.dir.path().join("reports"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(report.contains("SN-OTHER"), "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_critical_sel_entry_on_a_live_machine_is_cordoned_drained_and_reported() {
+    let f = fleet(4, "");
+    f.rounds(1).await; // the first look sets the SEL baseline
+    f.bmcs[0].lock().unwrap().sel.push(SelEntry {
+        id: "7".into(),
+        created: None,
+        severity: Severity::Critical,
+        message: "Uncorrectable ECC memory error on DIMM A1".into(),
+        message_id: None,
+        sensor_type: Some("Memory".into()),
+    });
+    f.rounds(8).await; // past the hardware interval
+    let l = said(&f.log);
+    assert!(l.contains(&"cordon node-1".to_owned()), "{l:?}");
+    assert!(l.contains(&"drain node-1 force=false".to_owned()), "{l:?}");
+    assert!(
+        l.iter().any(|x| x == "event node-1 Warning FaultReport"),
+        "{l:?}"
+    );
+    assert!(f.requests(1).is_empty(), "no power action for hardware");
+    assert!(
+        matches!(f.stage(1), Stage::AwaitReplacement { .. }),
+        "{:?}",
+        f.stage(1)
+    );
+    assert!(
+        !l.iter()
+            .any(|x| ["node-2", "node-3", "node-4"].iter().any(|n| x.contains(n))),
+        "{l:?}"
+    );
+}

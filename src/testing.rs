@@ -1,0 +1,360 @@
+//! Fakes of the ladder's seams for unit tests (BMCs, the cluster, the clock, liveness): each
+//! stateful, so a power request changes what the next read sees, and each writes what it was
+//! asked to one shared log, so tests can assert order across seams.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::bmc::connect::{Connected, Spec};
+use crate::bmc::power::PowerTiming;
+use crate::bmc::{
+    Bmc, BmcError, Health, Identity, PowerRequest, PowerState, Protocol, RequestAck, SelEntry,
+};
+use crate::gather::liveness::Liveness;
+use crate::k8s::drain::{DrainOptions, DrainReport};
+use crate::k8s::{Condition, NodeEvent, NodeInfo, NodeOps, NodeOpsError, Taint};
+use crate::probe::ping::PingOptions;
+use crate::remedy::executor::{BmcConnector, Clock};
+
+/// Everything the fakes were asked, in order.
+pub type Log = Arc<Mutex<Vec<String>>>;
+
+pub fn said(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
+fn say(log: &Log, what: String) {
+    log.lock().unwrap().push(what);
+}
+
+/// A BMC whose power follows what it is asked (or ignores it when `stuck`).
+#[derive(Debug)]
+pub struct BmcState {
+    pub power: PowerState,
+    pub serial: String,
+    pub stuck: bool,
+    pub graceful_unsupported: bool,
+    /// Answers nothing at all (connect fails).
+    pub unreachable: bool,
+    pub sel: Vec<SelEntry>,
+    /// Every request received, in order.
+    pub requests: Vec<PowerRequest>,
+}
+
+impl BmcState {
+    pub fn on(serial: &str) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Self {
+            power: PowerState::On,
+            serial: serial.to_owned(),
+            stuck: false,
+            graceful_unsupported: false,
+            unreachable: false,
+            sel: Vec::new(),
+            requests: Vec::new(),
+        }))
+    }
+}
+
+struct FakeBmc {
+    state: Arc<Mutex<BmcState>>,
+    log: Log,
+}
+
+fn unsupported(what: &str) -> BmcError {
+    BmcError::Unsupported {
+        bmc: "fake".into(),
+        what: what.into(),
+    }
+}
+
+#[async_trait]
+impl Bmc for FakeBmc {
+    async fn identity(&self) -> Result<Identity, BmcError> {
+        Ok(Identity {
+            protocol: Protocol::Redfish,
+            manufacturer: Some("Fake".into()),
+            model: None,
+            serial: Some(self.state.lock().unwrap().serial.clone()),
+            uuid: None,
+            bios_version: None,
+            bmc_firmware: None,
+        })
+    }
+    async fn power_state(&self) -> Result<PowerState, BmcError> {
+        Ok(self.state.lock().unwrap().power)
+    }
+    async fn request_power(&self, request: PowerRequest) -> Result<RequestAck, BmcError> {
+        let mut s = self.state.lock().unwrap();
+        if request == PowerRequest::GracefulRestart && s.graceful_unsupported {
+            return Err(unsupported("GracefulRestart"));
+        }
+        say(
+            &self.log,
+            format!("bmc {request:?} at {:?}", tokio::time::Instant::now()),
+        );
+        s.requests.push(request);
+        if !s.stuck {
+            s.power = match request {
+                PowerRequest::On | PowerRequest::ForceRestart | PowerRequest::GracefulRestart => {
+                    PowerState::On
+                }
+                PowerRequest::ForceOff | PowerRequest::GracefulShutdown => PowerState::Off,
+            };
+        }
+        Ok(RequestAck::Accepted)
+    }
+    async fn sel(&self, _: usize) -> Result<Vec<SelEntry>, BmcError> {
+        Ok(self.state.lock().unwrap().sel.clone())
+    }
+    async fn clear_sel(&self) -> Result<(), BmcError> {
+        Ok(())
+    }
+    async fn health(&self) -> Result<Health, BmcError> {
+        Err(unsupported("health"))
+    }
+    async fn close(&self) {}
+}
+
+/// BMCs by the port of their address; the password must be the one the cluster's Secret
+/// holds ([`SECRET_PASSWORD`]).
+pub struct FakeConnector {
+    pub bmcs: BTreeMap<u16, Arc<Mutex<BmcState>>>,
+    pub log: Log,
+}
+
+pub const SECRET_PASSWORD: &str = "from-the-secret";
+
+#[async_trait]
+impl BmcConnector for FakeConnector {
+    async fn connect(&self, spec: Spec) -> Result<Connected, BmcError> {
+        let url = spec.endpoint.to_string();
+        let state = self
+            .bmcs
+            .get(&spec.endpoint.port)
+            .filter(|s| !s.lock().unwrap().unreachable)
+            .ok_or_else(|| BmcError::Timeout {
+                url: url.clone(),
+                after: Duration::from_secs(5),
+            })?;
+        if spec.creds.password.expose() != SECRET_PASSWORD {
+            return Err(BmcError::Auth {
+                url,
+                detail: "wrong password".into(),
+            });
+        }
+        let profiles = crate::bmc::profile::Profiles::embedded().unwrap();
+        Ok(Connected {
+            bmc: Box::new(FakeBmc {
+                state: state.clone(),
+                log: self.log.clone(),
+            }),
+            profile: profiles.generic(Protocol::Redfish).unwrap().clone(),
+            timing: PowerTiming {
+                timeout: Duration::from_secs(30),
+                poll: Duration::from_secs(1),
+            },
+        })
+    }
+}
+
+/// A cluster of Nodes with leases and a drain that evicts one pod per node.
+pub struct FakeCluster {
+    pub nodes: Mutex<BTreeMap<String, NodeInfo>>,
+    /// Lease name → holder.
+    pub leases: Mutex<BTreeMap<String, String>>,
+    pub log: Log,
+}
+
+/// A Ready node with a bootID.
+pub fn node(name: &str) -> NodeInfo {
+    NodeInfo {
+        name: name.into(),
+        ready: Some("True".into()),
+        system_uuid: None,
+        boot_id: Some("boot-a".into()),
+        addresses: Vec::new(),
+        unschedulable: false,
+        taints: Vec::new(),
+        labels: BTreeMap::new(),
+        annotations: BTreeMap::new(),
+    }
+}
+
+impl FakeCluster {
+    pub fn new(names: &[&str], log: &Log) -> Self {
+        Self {
+            nodes: Mutex::new(names.iter().map(|n| ((*n).to_owned(), node(n))).collect()),
+            leases: Mutex::default(),
+            log: log.clone(),
+        }
+    }
+
+    pub fn edit(&self, name: &str, f: impl FnOnce(&mut NodeInfo)) {
+        f(self.nodes.lock().unwrap().get_mut(name).unwrap());
+    }
+
+    fn with<T>(&self, name: &str, f: impl FnOnce(&mut NodeInfo) -> T) -> Result<T, NodeOpsError> {
+        let mut nodes = self.nodes.lock().unwrap();
+        let n = nodes.get_mut(name).ok_or_else(|| NodeOpsError::NotFound {
+            node: name.to_owned(),
+        })?;
+        Ok(f(n))
+    }
+}
+
+#[async_trait]
+impl NodeOps for FakeCluster {
+    async fn get(&self, name: &str) -> Result<NodeInfo, NodeOpsError> {
+        self.with(name, |n| n.clone())
+    }
+    async fn set_unschedulable(&self, name: &str, on: bool) -> Result<(), NodeOpsError> {
+        self.with(name, |n| n.unschedulable = on)?;
+        say(
+            &self.log,
+            format!("{} {name}", if on { "cordon" } else { "uncordon" }),
+        );
+        Ok(())
+    }
+    async fn set_taint(
+        &self,
+        name: &str,
+        key: &str,
+        effect: &str,
+        taint: Option<Taint>,
+    ) -> Result<(), NodeOpsError> {
+        let verb = if taint.is_some() { "taint" } else { "untaint" };
+        self.with(name, |n| {
+            n.taints.retain(|t| !(t.key == key && t.effect == effect));
+            n.taints.extend(taint);
+        })?;
+        say(&self.log, format!("{verb} {name} {key}"));
+        Ok(())
+    }
+    async fn set_condition(&self, name: &str, c: Condition) -> Result<(), NodeOpsError> {
+        self.with(name, |_| ())?;
+        say(
+            &self.log,
+            format!("condition {name} {}={} {}", c.type_, c.status, c.reason),
+        );
+        Ok(())
+    }
+    async fn publish(&self, name: &str, e: NodeEvent) -> Result<(), NodeOpsError> {
+        self.with(name, |_| ())?;
+        say(&self.log, format!("event {name} {} {}", e.type_, e.reason));
+        Ok(())
+    }
+    async fn annotate(&self, name: &str, key: &str, v: Option<&str>) -> Result<(), NodeOpsError> {
+        self.with(name, |n| match v {
+            Some(v) => {
+                n.annotations.insert(key.to_owned(), v.to_owned());
+            }
+            None => {
+                n.annotations.remove(key);
+            }
+        })?;
+        say(&self.log, format!("annotate {name} {key}={v:?}"));
+        Ok(())
+    }
+    async fn delete(&self, name: &str) -> Result<(), NodeOpsError> {
+        self.nodes.lock().unwrap().remove(name);
+        say(&self.log, format!("delete {name}"));
+        Ok(())
+    }
+    async fn try_lock(&self, lease: &str, holder: &str, _: Duration) -> Result<bool, NodeOpsError> {
+        let mut leases = self.leases.lock().unwrap();
+        if leases.get(lease).is_some_and(|h| h != holder) {
+            return Ok(false);
+        }
+        leases.insert(lease.to_owned(), holder.to_owned());
+        say(&self.log, format!("lock {lease}"));
+        Ok(true)
+    }
+    async fn unlock(&self, lease: &str, holder: &str) -> Result<(), NodeOpsError> {
+        let mut leases = self.leases.lock().unwrap();
+        if leases.get(lease).is_some_and(|h| h == holder) {
+            leases.remove(lease);
+        }
+        say(&self.log, format!("unlock {lease}"));
+        Ok(())
+    }
+    async fn drain(
+        &self,
+        name: &str,
+        o: &DrainOptions,
+    ) -> Result<Option<DrainReport>, NodeOpsError> {
+        say(
+            &self.log,
+            format!("drain {name} force={}", o.force.is_some()),
+        );
+        Ok(Some(DrainReport {
+            evicted: vec!["default/web-0".into()],
+            ..DrainReport::default()
+        }))
+    }
+    async fn secret_password(
+        &self,
+        reference: &str,
+    ) -> Result<crate::secret::Secret, NodeOpsError> {
+        if !reference.starts_with("oob-system/") {
+            return Err(NodeOpsError::NotFound {
+                node: reference.to_owned(),
+            });
+        }
+        Ok(crate::secret::Secret::new(SECRET_PASSWORD))
+    }
+}
+
+/// Wall-clock milliseconds that follow tokio's (paused) clock from `base`.
+pub struct TokioClock {
+    base: u64,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn new(base: u64) -> Self {
+        Self {
+            base,
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> u64 {
+        self.base + u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Hosts that answer or are dark on cue, by address.
+#[derive(Default)]
+pub struct FakeHosts {
+    pub dark: Mutex<BTreeMap<IpAddr, bool>>,
+}
+
+impl FakeHosts {
+    pub fn set_dark(&self, ip: &str, dark: bool) {
+        self.dark.lock().unwrap().insert(ip.parse().unwrap(), dark);
+    }
+
+    fn is_dark(&self, ip: IpAddr) -> bool {
+        self.dark.lock().unwrap().get(&ip).copied().unwrap_or(false)
+    }
+}
+
+#[async_trait]
+impl Liveness for FakeHosts {
+    async fn ping(&self, ip: IpAddr, _: u16, o: PingOptions) -> Option<(u16, u16)> {
+        if self.is_dark(ip) {
+            tokio::time::sleep(o.timeout).await;
+            return Some((0, o.count));
+        }
+        Some((o.count, o.count))
+    }
+    async fn ssh(&self, addr: SocketAddr, _: Duration) -> bool {
+        !self.is_dark(addr.ip())
+    }
+}
