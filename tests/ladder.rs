@@ -646,6 +646,19 @@ async fn a_persons_commands_take_the_same_guards() {
         resets(&desc, "node-3").await,
         ["GracefulRestart", "ForceOff", "On"]
     );
+    // A host that honours the graceful restart: verified by its new bootID, no hard cycle.
+    let soft = oob(&["--config", cfg, "-o", "json", "reboot", "node-1"], &env).await;
+    assert_eq!(soft.code, 0, "{}", soft.all());
+    assert_eq!(soft.json()["detail"], "soft reboot verified");
+    assert!(
+        soft.stderr.contains("soft reboot verified: bootID"),
+        "{}",
+        soft.all()
+    );
+    assert_eq!(
+        resets(&desc, "node-1").await,
+        ["ForceOff", "On", "GracefulRestart"]
+    );
 
     let ok = oob(&["--config", cfg, "-o", "json", "config", "check"], &env).await;
     assert_eq!(ok.code, 0, "{}", ok.all());

@@ -238,58 +238,99 @@ pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
     done_status(ctx, &machine.name, &done)
 }
 
-/// `oob reboot NODE`: soft reboot, verified by bootID and Ready; the guarded hard cycle when
-/// the soft one is not verified in time.
+/// `oob reboot NODE`: the ladder for one node, from its soft-reboot rung. The executor sends
+/// (lock, identity, journal, verification) and the pure stage machine decides when a wait is
+/// over: a soft reboot not verified within the soft timeout becomes a verified hard cycle; a
+/// node that does not come back after that is a failure. Recovery counts only with a new
+/// bootID: a node that answers on its old boot has not rebooted yet.
 pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
-    use crate::remedy::executor::Done;
-    let (config, machine, exec) = person(ctx, &args.node).await?;
+    use crate::remedy::executor::{Done, Subject};
+    use crate::remedy::stage::{Policy as StagePolicy, Remedy, Stage};
+    use crate::verdict::{judge, Policy as VerdictPolicy};
+    let (mut config, machine, exec) = person(ctx, &args.node).await?;
     stderr_feed(&exec);
     let node = exec.nodes().get(&machine.name).await.context(
         "oob reboot verifies the reboot by the Node's bootID and needs cluster access (use oob cycle without one)",
     )?;
-    let episode = crate::clock::now_ms();
-    let s = subject(&machine, &node, episode);
-    let soft = exec.soft_reboot(&s).await;
-    let soft_wait = Duration::from_secs(
-        args.soft_timeout
-            .unwrap_or(config.policy.soft_reboot_timeout_s),
-    );
-    if matches!(soft, Done::Refused(_) | Done::Busy(_)) || ctx.dry_run {
-        return done_status(ctx, &machine.name, &soft);
+    if let Some(s) = args.soft_timeout {
+        config.policy.soft_reboot_timeout_s = s;
     }
-    if matches!(soft, Done::Ok(_))
-        && rebooted(&exec, &machine.name, node.boot_id.as_deref(), soft_wait).await
-    {
-        exec.note(
-            &machine.name,
-            "soft reboot verified: bootID changed, Ready=True",
-        );
-        return done_status(ctx, &machine.name, &Done::Ok("soft reboot verified".into()));
+    if let Some(s) = args.boot_timeout {
+        config.policy.hard_reboot_timeout_s = s;
     }
-    exec.note(
-        &machine.name,
-        "soft reboot not verified in time: hard power cycle",
-    );
-    let hard = exec.hard_reboot(&s).await;
-    if !matches!(hard, Done::Ok(_)) {
-        return done_status(ctx, &machine.name, &hard);
+    let policy = StagePolicy::from(&config.policy);
+    let exec = std::sync::Arc::new(exec);
+    let svc = crate::service::Service::new(config, exec.clone(), None)?;
+    let episode = exec.now_ms();
+    let boot_before = node.boot_id.clone();
+    let (mut from, mut remedy) = (Stage::Healthy, Remedy::SoftReboot);
+    let mut next = Stage::SoftReboot {
+        since: exec.now_ms(),
+    };
+    loop {
+        let now_node = exec
+            .nodes()
+            .get(&machine.name)
+            .await
+            .unwrap_or(node.clone());
+        let s = Subject {
+            boot_before: boot_before.as_deref(),
+            ..subject(&machine, &now_node, episode)
+        };
+        let Some(done) = exec.execute(remedy, &s).await else {
+            anyhow::bail!("{}: nothing to do for {}", machine.name, remedy.name());
+        };
+        let hard_failed = remedy == Remedy::HardReboot && !matches!(done, Done::Ok(_));
+        if matches!(done, Done::Refused(_) | Done::Busy(_)) || ctx.dry_run || hard_failed {
+            return done_status(ctx, &machine.name, &done);
+        }
+        let mut stage = next.after(from, done.kind(), exec.now_ms(), &policy);
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (evidence, seen, _) = svc.probe(&machine).await;
+            let verdict = judge(&evidence, &VerdictPolicy::default()).verdict;
+            let step = stage.step(&verdict, exec.now_ms(), &policy);
+            let boot_now = seen.as_ref().and_then(|n| n.boot_id.clone());
+            match step.remedy {
+                Remedy::Recovered if boot_now.is_some() && boot_now != boot_before => {
+                    let what = if remedy == Remedy::SoftReboot {
+                        "soft"
+                    } else {
+                        "hard"
+                    };
+                    exec.note(
+                        &machine.name,
+                        format!(
+                            "{what} reboot verified: bootID {} → {}, Ready=True",
+                            boot_before.as_deref().unwrap_or("?"),
+                            boot_now.as_deref().unwrap_or("?")
+                        ),
+                    );
+                    let done = Done::Ok(format!("{what} reboot verified"));
+                    return done_status(ctx, &machine.name, &done);
+                }
+                // Answering on the old boot: the reboot has not happened yet.
+                Remedy::Recovered | Remedy::Nothing => {}
+                Remedy::HardReboot => {
+                    exec.note(
+                        &machine.name,
+                        "soft reboot not verified in time: hard power cycle",
+                    );
+                    (from, remedy, next) = (stage, Remedy::HardReboot, step.next);
+                    break;
+                }
+                _ => {
+                    let done = Done::Failed(
+                        "power cycle verified but the node did not come back Ready".into(),
+                    );
+                    return done_status(ctx, &machine.name, &done);
+                }
+            }
+            if step.remedy == Remedy::Nothing {
+                stage = step.next;
+            }
+        }
     }
-    let boot_wait = Duration::from_secs(
-        args.boot_timeout
-            .unwrap_or(config.policy.hard_reboot_timeout_s),
-    );
-    if rebooted(&exec, &machine.name, node.boot_id.as_deref(), boot_wait).await {
-        exec.note(
-            &machine.name,
-            "reboot verified after the hard cycle: bootID changed, Ready=True",
-        );
-        return done_status(ctx, &machine.name, &Done::Ok("hard reboot verified".into()));
-    }
-    done_status(
-        ctx,
-        &machine.name,
-        &Done::Failed("power cycle verified but the node did not come back Ready".into()),
-    )
 }
 
 /// `oob power on|off|soft|cycle|reset NODE` for an inventory machine: through the executor,
@@ -307,23 +348,4 @@ pub async fn power(ctx: &Context, node: &str, action: PowerAction) -> anyhow::Re
         .power_action(&subject(&machine, &node, episode), action)
         .await;
     done_status(ctx, &machine.name, &done)
-}
-
-/// Wait (bounded) for the Node's bootID to differ from `before` and Ready to be True.
-async fn rebooted(
-    exec: &crate::remedy::executor::Executor,
-    node: &str,
-    before: Option<&str>,
-    limit: Duration,
-) -> bool {
-    let until = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < until {
-        if let Ok(n) = exec.nodes().get(node).await {
-            if n.boot_id.as_deref() != before && n.ready.as_deref() == Some("True") {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    false
 }
