@@ -154,6 +154,7 @@ pub fn demo_config(fleet: &SimFleet, dir: &Path, password_file: &Path) -> Config
                 .unwrap_or(100),
             cooldown_s: 0,
             bmc_min_interval_ms: 200,
+            ..PolicySettings::default()
         },
         machines,
         path: "(demo)".into(),

@@ -89,6 +89,7 @@ fn stderr_feed(exec: &crate::remedy::executor::Executor) {
 pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
     let (config, machine, exec) = person(ctx, &args.node).await?;
     let exec = std::sync::Arc::new(exec);
+    let verdict_policy = config.policy.verdict();
     let svc = crate::service::Service::new(config, exec.clone(), None)?;
     let (mut evidence, node, _) = svc.probe(&machine).await;
     let mut identity = json!(null);
@@ -122,7 +123,7 @@ pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
             identity_line = format!("BMC not reachable: {e}");
         }
     }
-    let j = crate::verdict::judge(&evidence, &crate::verdict::Policy::default());
+    let j = crate::verdict::judge(&evidence, &verdict_policy);
     let healthy = matches!(j.verdict, crate::verdict::Verdict::Healthy);
     let mut rows = vec![
         vec![format!("{}: {}", machine.name, j.verdict.name())],
@@ -246,7 +247,7 @@ pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
 pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
     use crate::remedy::executor::{Done, Subject};
     use crate::remedy::stage::{Policy as StagePolicy, Remedy, Stage};
-    use crate::verdict::{judge, Policy as VerdictPolicy};
+    use crate::verdict::judge;
     let (mut config, machine, exec) = person(ctx, &args.node).await?;
     stderr_feed(&exec);
     let node = exec.nodes().get(&machine.name).await.context(
@@ -259,6 +260,7 @@ pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
         config.policy.hard_reboot_timeout_s = s;
     }
     let policy = StagePolicy::from(&config.policy);
+    let verdict_policy = config.policy.verdict();
     let exec = std::sync::Arc::new(exec);
     let svc = crate::service::Service::new(config, exec.clone(), None)?;
     let episode = exec.now_ms();
@@ -288,7 +290,7 @@ pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
             let (evidence, seen, _) = svc.probe(&machine).await;
-            let verdict = judge(&evidence, &VerdictPolicy::default()).verdict;
+            let verdict = judge(&evidence, &verdict_policy).verdict;
             let step = stage.step(&verdict, exec.now_ms(), &policy);
             let boot_now = seen.as_ref().and_then(|n| n.boot_id.clone());
             match step.remedy {

@@ -143,6 +143,17 @@ impl Config {
                 "policy.max_unhealthy_percent is a percentage (0-100)".into(),
             ));
         }
+        let percent = |v: f64| v > 0.0 && v <= 100.0;
+        if !percent(p.dark_loss_percent) || !percent(p.nic_loss_percent_max) {
+            return Err(invalid(
+                "policy.dark_loss_percent and policy.nic_loss_percent_max are percentages above 0, at most 100".into(),
+            ));
+        }
+        if !(p.nic_error_rate_max >= 0.0 && p.nic_error_rate_max.is_finite()) {
+            return Err(invalid(
+                "policy.nic_error_rate_max is a rate per second, 0 or more".into(),
+            ));
+        }
         if self.service.probe_interval_ms < 100 || self.service.probe_timeout_ms == 0 {
             return Err(invalid(
                 "service.probe_interval_ms must be at least 100 and probe_timeout_ms above 0"

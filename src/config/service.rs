@@ -93,6 +93,17 @@ pub struct PolicySettings {
     /// Per BMC: at least this long between two mutating calls.
     #[serde(deserialize_with = "crate::duration::de_millis")]
     pub bmc_min_interval_ms: u64,
+    /// Verdict: the share of lost echoes at or above which a host counts as dark (100: every
+    /// echo of a round lost; lower it on lossy management networks with care).
+    pub dark_loss_percent: f64,
+    /// Hardware (runbook): reallocated sectors above this make a drive critical.
+    pub smart_reallocated_max: u64,
+    /// Hardware (runbook): NIC errors per second above this are critical.
+    pub nic_error_rate_max: f64,
+    /// Hardware (runbook): receive loss above this percent of packets is critical.
+    pub nic_loss_percent_max: f64,
+    /// Hardware: link flaps between two polls at or above this are critical.
+    pub nic_flaps_max: u64,
 }
 
 impl Default for PolicySettings {
@@ -108,6 +119,34 @@ impl Default for PolicySettings {
             max_unhealthy_percent: 30,
             cooldown_s: 3600,
             bmc_min_interval_ms: 2000,
+            dark_loss_percent: 100.0,
+            smart_reallocated_max: 5,
+            nic_error_rate_max: 10.0,
+            nic_loss_percent_max: 5.0,
+            nic_flaps_max: 3,
+        }
+    }
+}
+
+impl PolicySettings {
+    /// The verdict's thresholds.
+    pub fn verdict(&self) -> crate::verdict::Policy {
+        crate::verdict::Policy {
+            dark_loss_pct: self.dark_loss_percent,
+        }
+    }
+
+    /// The host's hardware thresholds (SMART, NIC).
+    pub fn hardware(&self) -> crate::gather::host::Limits {
+        crate::gather::host::Limits {
+            smart: crate::health::smart::Limits {
+                reallocated_sectors: self.smart_reallocated_max,
+            },
+            nic: crate::health::nic::Thresholds {
+                errors_per_s: self.nic_error_rate_max,
+                flaps: self.nic_flaps_max,
+                loss_percent: self.nic_loss_percent_max,
+            },
         }
     }
 }

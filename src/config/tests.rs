@@ -103,3 +103,40 @@ fn a_password_file_loses_its_trailing_newline_only() {
     let s = read_password("m", None, Some(&path)).unwrap();
     assert_eq!(s.expose(), " s3cret ");
 }
+
+#[test]
+fn the_runbook_thresholds_and_the_verdict_policy_are_configurable() {
+    let c = Config::parse(
+        "t.toml",
+        &format!(
+            "[policy]\nsmart_reallocated_max = 20\nnic_loss_percent_max = 2.5\nnic_error_rate_max = 50\ndark_loss_percent = 80\n{SAMPLE}"
+        ),
+    )
+    .unwrap();
+    let h = c.policy.hardware();
+    assert_eq!(h.smart.reallocated_sectors, 20);
+    assert_eq!(h.nic.loss_percent, 2.5);
+    assert_eq!(h.nic.errors_per_s, 50.0);
+    assert_eq!(c.policy.verdict().dark_loss_pct, 80.0);
+    let d = Config::parse("t.toml", SAMPLE).unwrap().policy;
+    assert_eq!(d.hardware(), crate::gather::host::Limits::default());
+}
+
+#[test]
+fn percentages_out_of_range_are_refused() {
+    for bad in [
+        "dark_loss_percent = 0",
+        "dark_loss_percent = 150",
+        "nic_loss_percent_max = -1",
+        "nic_error_rate_max = nan",
+    ] {
+        let text = format!("[policy]\n{bad}\n{SAMPLE}");
+        assert!(
+            matches!(
+                Config::parse("t.toml", &text),
+                Err(ConfigError::Invalid { .. })
+            ),
+            "{bad}"
+        );
+    }
+}

@@ -162,6 +162,13 @@ pub struct Baseline {
     pub nics: BTreeMap<String, (u64, nic::Counters)>,
 }
 
+/// Where the host's hardware counters turn critical.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    pub smart: crate::health::smart::Limits,
+    pub nic: Thresholds,
+}
+
 impl Baseline {
     /// Findings of this poll against the last, and the baseline moved on. On the first poll
     /// of a drive its state counts (a FAILED drive is failed now), its counters only set the
@@ -171,13 +178,13 @@ impl Baseline {
         drives: &[Drive],
         nics: &[Sample],
         now_ms: u64,
-        t: Thresholds,
+        limits: Limits,
     ) -> Vec<Finding> {
         let mut out = Vec::new();
         for d in drives {
             let now = d.snapshot();
             let previous = self.drives.get(&d.device).unwrap_or(&now);
-            out.extend(d.findings(Some(previous)));
+            out.extend(d.findings_within(Some(previous), &limits.smart));
             self.drives.insert(d.device.clone(), now);
         }
         for s in nics {
@@ -188,7 +195,7 @@ impl Baseline {
                     counters: counters.clone(),
                 };
                 let elapsed = Duration::from_millis(now_ms.saturating_sub(*at));
-                out.extend(nic::findings(Some(&previous), s, elapsed, t));
+                out.extend(nic::findings(Some(&previous), s, elapsed, limits.nic));
             }
             self.nics
                 .insert(s.interface.clone(), (now_ms, s.counters.clone()));
@@ -216,7 +223,7 @@ mod tests {
     fn only_rising_nic_errors_count_after_the_first_sample() {
         let sample = |rx: u64| parse_sysfs(&format!("== eth0\nrx_errors {rx}\n"));
         let mut b = Baseline::default();
-        let t = Thresholds::default();
+        let t = Limits::default();
         assert!(
             b.update(&[], &sample(500), 0, t).is_empty(),
             "first: baseline only"

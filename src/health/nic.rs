@@ -20,6 +20,9 @@ pub struct Counters {
     pub rx_fifo_errors: Option<u64>,
     pub rx_missed_errors: Option<u64>,
     pub carrier_changes: Option<u64>,
+    /// Packets received (the denominator of the loss ratio).
+    #[serde(default)]
+    pub rx_packets: Option<u64>,
 }
 
 /// One sample of one interface.
@@ -33,7 +36,16 @@ pub struct Sample {
 }
 
 /// Names each driver uses for a counter, in preference order (whole-port names first).
-const NAMES: [(&str, &[&str]); 7] = [
+const NAMES: [(&str, &[&str]); 8] = [
+    (
+        "rx_packets",
+        &[
+            "rx_packets",
+            "port.rx_packets",
+            "rx_packets.nic",
+            "rx_frames",
+        ],
+    ),
     ("rx_errors", &["rx_errors", "port.rx_errors"]),
     ("tx_errors", &["tx_errors", "port.tx_errors"]),
     (
@@ -143,6 +155,7 @@ fn sample(interface: &str, raw: BTreeMap<String, u64>) -> Sample {
         rx_crc_errors: get("rx_crc_errors"),
         rx_fifo_errors: get("rx_fifo_errors"),
         rx_missed_errors: get("rx_missed_errors"),
+        rx_packets: get("rx_packets"),
         carrier_changes: raw
             .get("carrier_changes")
             .copied()
@@ -155,11 +168,14 @@ fn sample(interface: &str, raw: BTreeMap<String, u64>) -> Sample {
     }
 }
 
-/// Rates above which a rising counter is critical rather than a warning (per second).
-#[derive(Debug, Clone, Copy)]
+/// Where a rising counter turns critical rather than a warning (the runbook's: more than 10
+/// errors per second, or more than 5 % of received packets lost, or 3 link flaps).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     pub errors_per_s: f64,
     pub flaps: u64,
+    /// Receive drops and misses as a share of the packets received between two samples.
+    pub loss_percent: f64,
 }
 
 impl Default for Thresholds {
@@ -167,8 +183,22 @@ impl Default for Thresholds {
         Self {
             errors_per_s: 10.0,
             flaps: 3,
+            loss_percent: 5.0,
         }
     }
+}
+
+/// Receive loss between two samples, in percent of the packets that arrived (received plus
+/// dropped or missed); `None` without packet counts or traffic.
+fn loss_percent(c: &Counters, p: &Counters) -> Option<(f64, u64)> {
+    let delta = |now: Option<u64>, before: Option<u64>| match (now, before) {
+        (Some(n), Some(b)) => n.saturating_sub(b),
+        _ => 0,
+    };
+    let received = delta(c.rx_packets, p.rx_packets);
+    let lost = delta(c.rx_dropped, p.rx_dropped) + delta(c.rx_missed_errors, p.rx_missed_errors);
+    let arrived = received + lost;
+    (c.rx_packets.is_some() && arrived > 0).then(|| (lost as f64 * 100.0 / arrived as f64, lost))
 }
 
 /// Findings from two samples taken `elapsed` apart. With no previous sample, non-zero error
@@ -233,7 +263,7 @@ pub fn findings(
             continue;
         }
         let rate = delta as f64 / secs;
-        let level = if previous.is_some() && rate >= t.errors_per_s {
+        let level = if previous.is_some() && rate > t.errors_per_s {
             Level::Critical
         } else {
             Level::Warning
@@ -248,6 +278,22 @@ pub fn findings(
                 .value(delta)
                 .component(current.interface.clone()),
         );
+    }
+    if let Some((pct, lost)) = p.and_then(|p| loss_percent(c, p)) {
+        if pct > t.loss_percent {
+            out.push(
+                Finding::new(
+                    Level::Critical,
+                    "nic_packet_loss",
+                    format!(
+                        "{pct:.1}% of received packets lost ({lost} dropped or missed), above {}%",
+                        t.loss_percent
+                    ),
+                )
+                .value(lost)
+                .component(current.interface.clone()),
+            );
+        }
     }
     if let (Some(now), Some(before)) = (c.carrier_changes, p.and_then(|p| p.carrier_changes)) {
         let flaps = now.saturating_sub(before);
@@ -269,4 +315,42 @@ pub fn findings(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_loss_past_the_limit_is_critical_and_below_it_is_not() {
+        let at = |packets: u64, dropped: u64| {
+            from_sysfs(
+                "eth0",
+                &[
+                    ("rx_packets".into(), packets.to_string()),
+                    ("rx_dropped".into(), dropped.to_string()),
+                ],
+            )
+        };
+        let t = Thresholds::default();
+        let before = at(1_000_000, 100);
+        let minute = Duration::from_secs(60);
+        // 100 of 10,000 arriving packets lost: 1 %, a warning for the drops only.
+        let f = findings(Some(&before), &at(1_009_900, 200), minute, t);
+        assert!(f.iter().all(|f| f.code != "nic_packet_loss"), "{f:?}");
+        // 1,000 of 10,000: 10 %.
+        let f = findings(Some(&before), &at(1_009_000, 1_100), minute, t);
+        let loss = f
+            .iter()
+            .find(|f| f.code == "nic_packet_loss")
+            .expect("loss");
+        assert_eq!(loss.severity, Level::Critical);
+        assert!(loss.detail.starts_with("10.0%"), "{}", loss.detail);
+        let lenient = Thresholds {
+            loss_percent: 20.0,
+            ..t
+        };
+        let f = findings(Some(&before), &at(1_009_000, 1_100), minute, lenient);
+        assert!(f.iter().all(|f| f.code != "nic_packet_loss"), "{f:?}");
+    }
 }

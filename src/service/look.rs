@@ -83,8 +83,8 @@ impl Service {
             tracing::info!(node = name, "host hardware poll works again");
         }
         let mut baseline = st.position.host_baseline.take().unwrap_or_default();
-        let thresholds = crate::health::nic::Thresholds::default();
-        let found = baseline.update(&drives, &nics, self.exec.now_ms(), thresholds);
+        let limits = self.config.policy.hardware();
+        let found = baseline.update(&drives, &nics, self.exec.now_ms(), limits);
         st.position.host_baseline = Some(baseline);
         self.add_findings(name, st, found);
     }

@@ -16,11 +16,13 @@ use crate::k8s::NodeInfo;
 use crate::probe::ping::PingOptions;
 use crate::remedy::decide::{decide, Decision, Policy as DecidePolicy};
 use crate::remedy::executor::PAUSE_ANNOTATION;
-use crate::verdict::{judge, Evidence, Policy as VerdictPolicy};
+use crate::verdict::{judge, Evidence};
 
-/// Whether a probe round found the host not answering (the verdict's own rule).
-pub(super) fn dark(e: &Evidence) -> bool {
-    crate::verdict::dark(e, &VerdictPolicy::default()) == Some(true)
+/// Whether a probe round found the host not answering (the verdict's own rule, default
+/// thresholds).
+#[cfg(test)]
+fn dark(e: &Evidence) -> bool {
+    crate::verdict::dark(e, &crate::verdict::Policy::default()) == Some(true)
 }
 
 /// The address the host is probed at: the configured `host` when it is an IP address, else
@@ -76,10 +78,10 @@ impl Service {
             e.ssh_is_liveness = ping.is_none();
             e.ssh_reachable = Some(ssh);
         }
-        let line = judge(&e, &VerdictPolicy::default()).reasons.join(", ");
+        let line = judge(&e, &self.config.policy.verdict()).reasons.join(", ");
         let result = if host.is_none() {
             "no-address"
-        } else if dark(&e) {
+        } else if self.dark(&e) {
             "down"
         } else {
             "up"
@@ -144,7 +146,7 @@ impl Service {
             {
                 warn!(node = name, error = %e, "hardware check failed");
             }
-            if m.ssh.as_ref().is_some_and(|s| s.poll_hardware) && !dark(&evidence) {
+            if m.ssh.as_ref().is_some_and(|s| s.poll_hardware) && !self.dark(&evidence) {
                 if let Some(ip) = host_address(m, Some(&node)) {
                     self.poll_host(m, &mut st, &ip.to_string()).await;
                 }
@@ -196,11 +198,16 @@ impl Service {
         .await;
     }
 
+    /// Whether a probe round found the host not answering (the verdict's own rule).
+    fn dark(&self, e: &Evidence) -> bool {
+        crate::verdict::dark(e, &self.config.policy.verdict()) == Some(true)
+    }
+
     /// The decision's policy, from the configuration.
     pub(super) fn decide_policy(&self) -> DecidePolicy {
         DecidePolicy {
             stages: (&self.config.policy).into(),
-            verdict: VerdictPolicy::default(),
+            verdict: self.config.policy.verdict(),
         }
     }
 
@@ -210,7 +217,7 @@ impl Service {
         for _ in 0..3 {
             tokio::time::sleep(Duration::from_millis(400)).await;
             let (again, _, again_line) = self.probe(m).await;
-            if !dark(&again) {
+            if !self.dark(&again) {
                 self.exec.note(
                     &m.name,
                     format!("answered on a re-probe ({again_line}): a flap, not an outage"),

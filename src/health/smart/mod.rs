@@ -155,6 +155,21 @@ pub const NVME_WARNINGS: [(u8, &str, &str, Level); 6] = [
     ),
 ];
 
+/// Where a drive's rising counters turn critical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Reallocated sectors above which the drive is failing (the runbook's 5).
+    pub reallocated_sectors: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            reallocated_sectors: 5,
+        }
+    }
+}
+
 /// Counters whose growth matters, keyed by finding code; the baseline a later sample is
 /// compared with.
 pub type Snapshot = BTreeMap<String, u64>;
@@ -242,6 +257,12 @@ impl Drive {
     /// Findings for this drive. With `previous` (the last snapshot of the same drive), a
     /// counter yields a finding only when it rose; without, when it is non-zero.
     pub fn findings(&self, previous: Option<&Snapshot>) -> Vec<Finding> {
+        self.findings_within(previous, &Limits::default())
+    }
+
+    /// [`Drive::findings`] with the runbook's limits: reallocated sectors that rose past
+    /// `limits.reallocated_sectors` are critical (the drive is going), below it a warning.
+    pub fn findings_within(&self, previous: Option<&Snapshot>, limits: &Limits) -> Vec<Finding> {
         let mut out = Vec::new();
         let dev = || self.device.clone();
         if self.overall_health == OverallHealth::Failed {
@@ -296,7 +317,7 @@ impl Drive {
                 WhenFailed::Never => {}
             }
         }
-        self.counter_findings(previous, &mut out);
+        self.counter_findings(previous, limits, &mut out);
         if let Some(n) = &self.nvme {
             for (bit, code, what, level) in NVME_WARNINGS {
                 if n.critical_warning & bit != 0 {
@@ -351,7 +372,12 @@ impl Drive {
         out
     }
 
-    fn counter_findings(&self, previous: Option<&Snapshot>, out: &mut Vec<Finding>) {
+    fn counter_findings(
+        &self,
+        previous: Option<&Snapshot>,
+        limits: &Limits,
+        out: &mut Vec<Finding>,
+    ) {
         let now = self.snapshot();
         let mut describe: BTreeMap<&str, (Level, &str)> = ATA_COUNTERS
             .iter()
@@ -378,12 +404,17 @@ impl Drive {
             let Some((level, what)) = describe.get(code.as_str()) else {
                 continue;
             };
-            let detail = match previous.and_then(|p| p.get(code)) {
+            let mut detail = match previous.and_then(|p| p.get(code)) {
                 Some(b) => format!("{what} rose from {b} to {value}"),
                 None => format!("{value} {what}"),
             };
+            let mut level = *level;
+            if code == "smart_reallocated_sectors" && *value > limits.reallocated_sectors {
+                level = Level::Critical;
+                detail = format!("{detail}, above {}", limits.reallocated_sectors);
+            }
             out.push(
-                Finding::new(*level, code, detail)
+                Finding::new(level, code, detail)
                     .value(*value)
                     .component(self.device.clone()),
             );

@@ -76,3 +76,22 @@ fn exit_status_bits_are_named() {
     assert_eq!(exit_status_meaning(0x08), ["SMART status: DISK FAILING"]);
     assert_eq!(exit_status_meaning(216).len(), 4);
 }
+
+#[test]
+fn reallocated_sectors_past_the_runbook_limit_are_critical() {
+    let baseline = ata(2, 0).snapshot();
+    let limits = Limits {
+        reallocated_sectors: 5,
+    };
+    let few = ata(4, 0).findings_within(Some(&baseline), &limits);
+    assert_eq!(few.len(), 1);
+    assert_eq!(few[0].severity, Level::Warning, "{few:?}");
+    let many = ata(6, 0).findings_within(Some(&baseline), &limits);
+    assert_eq!(many[0].severity, Level::Critical, "{many:?}");
+    assert!(many[0].detail.contains("above 5"), "{}", many[0].detail);
+    let lenient = Limits {
+        reallocated_sectors: 50,
+    };
+    let f = ata(6, 0).findings_within(Some(&baseline), &lenient);
+    assert_eq!(f[0].severity, Level::Warning, "the limit is configurable");
+}
