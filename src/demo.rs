@@ -1,11 +1,14 @@
 //! `oob demo`: the service against a simulated fleet from `mocks/` (mock Redfish BMCs, hosts
-//! that follow their BMC's power, the fake API server), with four scripted faults:
+//! that follow their BMC's power and answer SSH, the fake API server), with five scripted
+//! faults:
 //!
 //! 1. `node-1` hangs and ignores the soft reboot; the verified hard cycle brings it back;
 //! 2. `node-2`'s BMC logs a drive fault: cordoned, drained, reported, never power-cycled;
 //! 3. `node-3` hangs, but its BMC manages another machine (the Node's systemUUID differs):
 //!    the power action is refused and reported, never sent;
-//! 4. `node-4`'s link flaps (down 0.4 s of every 2 s): never remediated.
+//! 4. `node-4`'s link flaps (down 0.4 s of every 2 s): never remediated;
+//! 5. `node-5`'s own drive fails SMART between two polls over SSH (the BMC knows nothing):
+//!    cordoned, drained, reported with the SMART finding, never power-cycled.
 //!
 //! Plus healthy nodes as the control group. Whether a scenario passed is judged from what
 //! the peers observed (the mock BMC's received resets, the fake API server's Node and pods,
@@ -61,11 +64,14 @@ pub struct DemoOptions {
     pub dir: PathBuf,
     /// Longest run; the demo ends earlier once every scenario has settled.
     pub deadline: Duration,
-    /// Healthy nodes besides the four scenarios.
+    /// Healthy nodes besides the five scenarios.
     pub healthy: usize,
 }
 
-const SCENARIOS: [(&str, &str, &str); 4] = [
+/// Nodes that play a scenario (the rest are the control group).
+pub const SCENARIO_NODES: usize = 5;
+
+const SCENARIOS: [(&str, &str, &str); SCENARIO_NODES] = [
     (
         "hung node recovers after the hard cycle",
         "node-1",
@@ -86,10 +92,22 @@ const SCENARIOS: [(&str, &str, &str); 4] = [
         "node-4",
         "no action at all",
     ),
+    (
+        "drive failing SMART over SSH is fenced and reported",
+        "node-5",
+        "cordoned, drained, fault report naming /dev/sda, never power-cycled",
+    ),
 ];
 
 /// The configuration the demo runs with (fast timings, TCP-only liveness); tests adjust it.
-pub fn demo_config(fleet: &SimFleet, dir: &Path, password_file: &Path) -> Config {
+/// With `ssh_key` (the fleet's client key, written to a file), the service polls every
+/// host's drives and NICs over SSH.
+pub fn demo_config(
+    fleet: &SimFleet,
+    dir: &Path,
+    password_file: &Path,
+    ssh_key: Option<&Path>,
+) -> Config {
     let machines = fleet
         .hosts
         .iter()
@@ -108,13 +126,12 @@ pub fn demo_config(fleet: &SimFleet, dir: &Path, password_file: &Path) -> Config
             tls: TlsSettings::default(),
             ssh: Some(crate::config::SshSettings {
                 user: "root".into(),
-                key: PathBuf::from("/nonexistent"),
+                key: ssh_key.map_or_else(|| PathBuf::from("/nonexistent"), Path::to_owned),
                 known_hosts: None,
-                host_key: Some("ssh-ed25519 AAAA".into()),
+                host_key: Some(h.host_key()),
                 port: h.ssh.port(),
                 smartctl: "smartctl".into(),
-                // The simulated hosts answer the SSH banner (liveness), not SSH itself.
-                poll_hardware: false,
+                poll_hardware: ssh_key.is_some(),
             }),
             serial: Some(h.serial.clone()),
             location: Location {
@@ -148,10 +165,12 @@ pub fn demo_config(fleet: &SimFleet, dir: &Path, password_file: &Path) -> Config
             power_verify_timeout_s: 10,
             drain_timeout_s: 10,
             max_concurrent: 2,
-            // The four scenario nodes may be unhealthy at once without tripping the storm
-            // breaker (the storm test trips it on purpose).
-            max_unhealthy_percent: u8::try_from((4 * 100 / fleet.hosts.len().max(1) + 1).min(100))
-                .unwrap_or(100),
+            // The scenario nodes may be unhealthy at once without tripping the storm breaker
+            // (the storm test trips it on purpose).
+            max_unhealthy_percent: u8::try_from(
+                (SCENARIO_NODES * 100 / fleet.hosts.len().max(1) + 1).min(100),
+            )
+            .unwrap_or(100),
             cooldown_s: 0,
             bmc_min_interval_ms: 200,
             ..PolicySettings::default()
@@ -183,7 +202,7 @@ pub async fn run(
         let _ = std::fs::remove_file(o.dir.join(stale));
     }
     let _ = std::fs::remove_dir_all(o.dir.join("reports"));
-    let mut specs: Vec<HostSpec> = (1..=4 + o.healthy)
+    let mut specs: Vec<HostSpec> = (1..=SCENARIO_NODES + o.healthy)
         .map(|i| HostSpec::new(&format!("node-{i}")))
         .collect();
     // node-3's Node says it is another machine than the one its BMC manages.
@@ -191,7 +210,13 @@ pub async fn run(
     let fleet = SimFleet::start(&specs, Timing::default()).await?;
     let password_file = o.dir.join("bmc-password");
     write_private(&password_file, sim::PASSWORD)?;
-    let config = demo_config(&fleet, &o.dir, &password_file);
+    let key_file = o.dir.join("ssh-key");
+    let key = fleet
+        .ssh_client_key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .context("encoding the fleet's SSH key")?;
+    write_private(&key_file, &key)?;
+    let config = demo_config(&fleet, &o.dir, &password_file, Some(&key_file));
     let kube_config = kube::Config::new(fleet.api.url().parse()?);
     let client = crate::k8s::client(kube_config)?;
     let (feed, mut lines) = broadcast::channel(1024);
@@ -215,6 +240,9 @@ pub async fn run(
     host("node-1")?.hang();
     host("node-2")?.fail_disk();
     host("node-3")?.hang();
+    // After the first poll has set node-5's baseline (the hardware interval is 1 s).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    host("node-5")?.fail_smart();
 
     // Settle: node-1 healthy again after a cycle, node-2 and node-3 handed to people, and
     // the flapping node watched for at least 15 s.
@@ -224,6 +252,7 @@ pub async fn run(
             && host("node-1")?.boots() > 0
             && matches!(stages.get("node-2"), Some(Stage::AwaitReplacement { .. }))
             && matches!(stages.get("node-3"), Some(Stage::AwaitReplacement { .. }))
+            && matches!(stages.get("node-5"), Some(Stage::AwaitReplacement { .. }))
             && started.elapsed() >= Duration::from_secs(15);
         if settled || started.elapsed() >= o.deadline {
             break;
@@ -334,6 +363,24 @@ fn evaluate(
                     ),
                 )
             }
+            "node-5" => {
+                let report = report_of(n);
+                let component = report
+                    .as_ref()
+                    .and_then(|r| r["component"].as_str().map(str::to_owned));
+                let smart = report.as_ref().is_some_and(|r| {
+                    r["findings"]
+                        .as_array()
+                        .is_some_and(|f| f.iter().any(|f| f["code"] == "smart_overall_failed"))
+                });
+                let ok = matches!(stage, Stage::AwaitReplacement { .. })
+                    && unschedulable(n)
+                    && pods_left(n) == 0
+                    && component.as_deref() == Some("/dev/sda")
+                    && smart
+                    && all_resets == 0;
+                (ok, format!("stage {}, cordoned {}, pods left {}, report component {}, SMART finding in the report {smart}, power requests {all_resets}", stage.name(), unschedulable(n), pods_left(n), component.unwrap_or_else(|| "none".into())))
+            }
             _ => {
                 let acted = journal_entries.iter().any(|e| e.node == n);
                 let ok = all_resets == 0 && !acted && !unschedulable(n);
@@ -358,7 +405,7 @@ fn evaluate(
         });
     }
     // The control group must be untouched.
-    for h in fleet.hosts.iter().skip(4) {
+    for h in fleet.hosts.iter().skip(SCENARIO_NODES) {
         let resets = h.bmc.mock.counters().resets.len();
         if resets > 0 || unschedulable(&h.name) {
             results.push(ScenarioResult {

@@ -1,4 +1,4 @@
-//! The ladder end to end: the four demo scenarios through the real `oob demo`; crash safety
+//! The ladder end to end: the five demo scenarios through the real `oob demo`; crash safety
 //! with SIGKILL at each step against a simulated fleet in another process (`oob-mocks
 //! fleet`), proven by the mock BMCs' received requests and the journal; the storm guard and
 //! the concurrency limit on a 20-node simulated fleet.
@@ -17,14 +17,14 @@ use tokio::sync::{broadcast, watch};
 use crate::common::oob;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_four_demo_scenarios_pass_with_their_steps_in_order() {
+async fn the_five_demo_scenarios_pass_with_their_steps_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let run = oob(&["demo", "-o", "json", "--dir", d, "--healthy", "2"], &[]).await;
     let v = run.json();
     assert_eq!(run.code, 0, "{}", run.all());
     let scenarios = v["scenarios"].as_array().unwrap();
-    assert_eq!(scenarios.len(), 4, "{v:#}");
+    assert_eq!(scenarios.len(), 5, "{v:#}");
     for s in scenarios {
         for field in ["name", "node", "expected", "outcome"] {
             assert!(s[field].is_string(), "{field} in {s}");
@@ -35,13 +35,13 @@ async fn the_four_demo_scenarios_pass_with_their_steps_in_order() {
     let by_node = |n: &str| scenarios.iter().find(|s| s["node"] == n).unwrap();
     assert_eq!(by_node("node-1")["power_cycles"], 1);
     assert_eq!(by_node("node-1")["soft_reboots"], 1);
-    for n in ["node-2", "node-3", "node-4"] {
+    for n in ["node-2", "node-3", "node-4", "node-5"] {
         assert_eq!(by_node(n)["power_cycles"], 0, "{n}");
     }
     let reports = v["reports"].as_array().unwrap();
     assert!(
-        reports.len() >= 6,
-        "node-2 and node-3 reports, 3 formats: {reports:?}"
+        reports.len() >= 9,
+        "node-2, node-3 and node-5 reports, 3 formats: {reports:?}"
     );
     for r in reports {
         assert!(Path::new(r.as_str().unwrap()).is_file(), "{r}");
@@ -57,6 +57,10 @@ async fn the_four_demo_scenarios_pass_with_their_steps_in_order() {
     };
     assert!(report_text("node-3").contains("identity"));
     assert!(report_text("node-2").contains("Drive 3"));
+    // node-5's names the drive the host's smartctl failed, with the finding as evidence.
+    let smart = report_text("node-5");
+    assert!(smart.contains("/dev/sda"), "{smart}");
+    assert!(smart.contains("smart_overall_failed"), "{smart}");
     assert!(
         report_text("node-2").contains("hall-1"),
         "location in the report"
@@ -405,7 +409,7 @@ async fn in_process(
     let fleet = SimFleet::start(&specs, Timing::default()).await.unwrap();
     let pw = dir.join("pw");
     std::fs::write(&pw, sim::PASSWORD).unwrap();
-    let mut config = demo::demo_config(&fleet, dir, &pw);
+    let mut config = demo::demo_config(&fleet, dir, &pw, None);
     adjust(&mut config);
     let client = oob::k8s::client(kube::Config::new(fleet.api.url().parse().unwrap())).unwrap();
     let (feed, _) = broadcast::channel(1024);

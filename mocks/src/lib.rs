@@ -10,3 +10,4 @@ pub mod kube;
 pub mod redfish;
 pub mod serve;
 pub mod sim;
+pub mod ssh;

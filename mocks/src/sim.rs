@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::kube::{FakeApi, RunningApi};
 use crate::redfish::{Config as RedfishConfig, Mock, RunningMock};
+use crate::ssh::SshHost;
 
 /// The one system path of every simulated BMC.
 pub const SYSTEM: &str = "/redfish/v1/Systems/1";
@@ -101,8 +101,10 @@ impl HostState {
 pub struct SimHost {
     pub name: String,
     pub bmc: RunningMock,
-    /// The "SSH" port: an identification line while up, a closed connection otherwise.
+    /// The SSH port: a real SSH server while up (hardware commands answered from the
+    /// simulated drive and NIC), a closed connection otherwise.
     pub ssh: SocketAddr,
+    pub ssh_host: SshHost,
     pub uuid: String,
     pub serial: String,
     state: Arc<Mutex<HostState>>,
@@ -129,6 +131,24 @@ impl SimHost {
     }
 
     /// A drive fails: the BMC logs a critical Drive Slot event. The host stays up.
+    /// The host's own drive fails SMART (seen over SSH, not in the BMC's log): overall
+    /// health FAILED, reallocated sectors past any sane limit.
+    pub fn fail_smart(&self) {
+        let mut d = self.ssh_host.disk.lock().unwrap_or_else(|p| p.into_inner());
+        d.failed = true;
+        d.reallocated = 1_204;
+    }
+
+    /// `ssh-ed25519 AAAA…`: the host key to pin.
+    pub fn host_key(&self) -> String {
+        self.ssh_host
+            .config
+            .keys
+            .first()
+            .and_then(|k| k.public_key().to_openssh().ok())
+            .unwrap_or_default()
+    }
+
     pub fn fail_disk(&self) {
         self.bmc.mock.push_sel(
             SYSTEM,
@@ -160,11 +180,14 @@ impl SimHost {
 pub struct SimFleet {
     pub api: RunningApi,
     pub hosts: Vec<SimHost>,
+    /// The one key every host's SSH server lets in.
+    pub ssh_client_key: russh::keys::PrivateKey,
 }
 
 impl SimFleet {
     pub async fn start(specs: &[HostSpec], timing: Timing) -> anyhow::Result<Self> {
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let client_key = crate::ssh::new_key();
         let mut hosts = Vec::with_capacity(specs.len());
         let mut nodes = Vec::new();
         let mut pods = Vec::new();
@@ -185,6 +208,11 @@ impl SimFleet {
             bmc.mock.set_identity(SYSTEM, &uuid, &serial);
             let listener = TcpListener::bind(loopback).await?;
             let ssh = listener.local_addr()?;
+            let ssh_host = SshHost::new(
+                crate::ssh::new_key(),
+                client_key.public_key().clone(),
+                &serial,
+            );
             nodes.push(node(spec, spec.node_uuid.as_deref().unwrap_or(&uuid), ssh));
             for p in 0..spec.pods {
                 pods.push(pod(&spec.name, p));
@@ -206,7 +234,12 @@ impl SimFleet {
                 ssh,
                 uuid,
                 serial,
-                tasks: vec![tokio::spawn(answer(listener, state.clone()))],
+                tasks: vec![tokio::spawn(answer(
+                    listener,
+                    state.clone(),
+                    ssh_host.clone(),
+                ))],
+                ssh_host,
                 state,
             });
         }
@@ -230,7 +263,11 @@ impl SimFleet {
             ));
             h.tasks.push(task);
         }
-        Ok(Self { api, hosts })
+        Ok(Self {
+            api,
+            hosts,
+            ssh_client_key: client_key,
+        })
     }
 
     pub fn host(&self, name: &str) -> Option<&SimHost> {
@@ -293,16 +330,13 @@ fn boot_id(name: &str, n: u32) -> String {
 
 /// The SSH port: an identification line while the host is up, else the connection is
 /// closed at once (as a kernel would answer a closed port, or a dead host not at all).
-async fn answer(listener: TcpListener, state: Arc<Mutex<HostState>>) {
+async fn answer(listener: TcpListener, state: Arc<Mutex<HostState>>, ssh: SshHost) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         if lock(&state).up(Instant::now()) {
-            tokio::spawn(async move {
-                let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2p1 oob-sim\r\n").await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            });
+            tokio::spawn(ssh.clone().serve(stream));
         }
     }
 }

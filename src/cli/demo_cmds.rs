@@ -21,7 +21,7 @@ pub struct DemoArgs {
     /// Longest run in seconds (the demo ends when every scenario has settled).
     #[arg(long, default_value_t = 90, value_parser = crate::duration::secs)]
     pub deadline: u64,
-    /// Healthy nodes besides the four scenario nodes.
+    /// Healthy nodes besides the five scenario nodes.
     #[arg(long, default_value_t = 4)]
     pub healthy: usize,
 }
@@ -49,8 +49,8 @@ pub async fn demo(ctx: &Context, args: DemoArgs) -> anyhow::Result<Status> {
     let format = ctx.format;
     if matches!(format, Format::Table) {
         println!(
-            "oob demo: {} simulated machines (mock Redfish BMCs, hosts on loopback TCP, fake API server); faults start in 1 s\n",
-            4 + o.healthy
+            "oob demo: {} simulated machines (mock Redfish BMCs, hosts answering SSH on loopback, fake API server); faults start in 1 s\n",
+            demo::SCENARIO_NODES + o.healthy
         );
     }
     let result = demo::run(&o, move |l| print_line(format, l)).await?;

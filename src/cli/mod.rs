@@ -78,7 +78,7 @@ pub enum Command {
     Nic(health_cmds::NicArgs),
     /// Run the remediation ladder over the inventory (leader-elected; /metrics, /healthz).
     Serve(ladder::ServeArgs),
-    /// The ladder on a simulated fleet: four scripted faults, a timeline, a summary.
+    /// The ladder on a simulated fleet: five scripted faults, a timeline, a summary.
     #[cfg(feature = "demo")]
     Demo(demo_cmds::DemoArgs),
     /// All evidence about a machine and the verdict, with the BMC identity check; no action.

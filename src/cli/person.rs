@@ -71,6 +71,18 @@ async fn person(
     Ok((config, machine, exec))
 }
 
+/// Let the stderr printer catch up with the timeline before the command prints its result
+/// and exits (bounded: a second at most).
+async fn flush_feed(exec: &crate::remedy::executor::Executor) {
+    for _ in 0..100 {
+        if exec.feed_pending() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
 fn stderr_feed(exec: &crate::remedy::executor::Executor) {
     let mut rx = exec.subscribe();
     tokio::spawn(async move {
@@ -236,6 +248,7 @@ pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
     };
     let episode = crate::clock::now_ms();
     let done = exec.hard_reboot(&subject(&machine, &node, episode)).await;
+    flush_feed(&exec).await;
     done_status(ctx, &machine.name, &done)
 }
 
@@ -245,11 +258,24 @@ pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
 /// node that does not come back after that is a failure. Recovery counts only with a new
 /// bootID: a node that answers on its old boot has not rebooted yet.
 pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
+    let (config, machine, exec) = person(ctx, &args.node).await?;
+    stderr_feed(&exec);
+    let exec = std::sync::Arc::new(exec);
+    let done = reboot_ladder(ctx, &args, config, &machine, &exec).await?;
+    flush_feed(&exec).await;
+    done_status(ctx, &machine.name, &done)
+}
+
+async fn reboot_ladder(
+    ctx: &Context,
+    args: &RebootArgs,
+    mut config: crate::config::Config,
+    machine: &crate::config::Machine,
+    exec: &std::sync::Arc<crate::remedy::executor::Executor>,
+) -> anyhow::Result<crate::remedy::executor::Done> {
     use crate::remedy::executor::{Done, Subject};
     use crate::remedy::stage::{Policy as StagePolicy, Remedy, Stage};
     use crate::verdict::judge;
-    let (mut config, machine, exec) = person(ctx, &args.node).await?;
-    stderr_feed(&exec);
     let node = exec.nodes().get(&machine.name).await.context(
         "oob reboot verifies the reboot by the Node's bootID and needs cluster access (use oob cycle without one)",
     )?;
@@ -261,7 +287,6 @@ pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
     }
     let policy = StagePolicy::from(&config.policy);
     let verdict_policy = config.policy.verdict();
-    let exec = std::sync::Arc::new(exec);
     let svc = crate::service::Service::new(config, exec.clone(), None)?;
     let episode = exec.now_ms();
     let boot_before = node.boot_id.clone();
@@ -277,19 +302,19 @@ pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
             .unwrap_or(node.clone());
         let s = Subject {
             boot_before: boot_before.as_deref(),
-            ..subject(&machine, &now_node, episode)
+            ..subject(machine, &now_node, episode)
         };
         let Some(done) = exec.execute(remedy, &s).await else {
             anyhow::bail!("{}: nothing to do for {}", machine.name, remedy.name());
         };
         let hard_failed = remedy == Remedy::HardReboot && !matches!(done, Done::Ok(_));
         if matches!(done, Done::Refused(_) | Done::Busy(_)) || ctx.dry_run || hard_failed {
-            return done_status(ctx, &machine.name, &done);
+            return Ok(done);
         }
         let mut stage = next.after(from, done.kind(), exec.now_ms(), &policy);
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let (evidence, seen, _) = svc.probe(&machine).await;
+            let (evidence, seen, _) = svc.probe(machine).await;
             let verdict = judge(&evidence, &verdict_policy).verdict;
             let step = stage.step(&verdict, exec.now_ms(), &policy);
             let boot_now = seen.as_ref().and_then(|n| n.boot_id.clone());
@@ -309,7 +334,7 @@ pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
                         ),
                     );
                     let done = Done::Ok(format!("{what} reboot verified"));
-                    return done_status(ctx, &machine.name, &done);
+                    return Ok(done);
                 }
                 // Answering on the old boot: the reboot has not happened yet.
                 Remedy::Recovered | Remedy::Nothing => {}
@@ -325,7 +350,7 @@ pub async fn reboot(ctx: &Context, args: RebootArgs) -> anyhow::Result<Status> {
                     let done = Done::Failed(
                         "power cycle verified but the node did not come back Ready".into(),
                     );
-                    return done_status(ctx, &machine.name, &done);
+                    return Ok(done);
                 }
             }
             if step.remedy == Remedy::Nothing {
@@ -349,5 +374,6 @@ pub async fn power(ctx: &Context, node: &str, action: PowerAction) -> anyhow::Re
     let done = exec
         .power_action(&subject(&machine, &node, episode), action)
         .await;
+    flush_feed(&exec).await;
     done_status(ctx, &machine.name, &done)
 }

@@ -98,12 +98,14 @@ pub fn decide(position: &Position, evidence: &Evidence, now: u64, policy: &Polic
                 bmc_look: true,
                 reprobe: entering && is_dark,
                 note: entering.then(|| {
-                    let why = if is_dark {
-                        reasons.clone()
+                    if is_dark {
+                        format!("suspect: {reasons}; confirming out of band")
                     } else {
-                        format!("{reasons}, {} new finding(s)", position.findings.len())
-                    };
-                    format!("suspect: {why}; confirming out of band")
+                        format!(
+                            "hardware: {} new finding(s) while {reasons}; confirming out of band",
+                            position.findings.len()
+                        )
+                    }
                 }),
             });
         }

@@ -211,6 +211,11 @@ impl Executor {
         self.dry_run
     }
 
+    /// Timeline lines not yet taken by every subscriber of the feed.
+    pub fn feed_pending(&self) -> usize {
+        self.feed.len()
+    }
+
     /// The live feed of timeline lines.
     pub fn subscribe(&self) -> broadcast::Receiver<Line> {
         self.feed.subscribe()
