@@ -347,3 +347,38 @@ async fn the_vendor_profile_is_detected_from_the_manufacturer_id() {
         "an explicit profile wins"
     );
 }
+
+/// FreeIPMI (a second independent client, stricter than ipmitool about session sequence
+/// numbers): power status and a power cycle through `ipmipower`, each session closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freeipmi_ipmipower_reads_and_cycles_the_mock() {
+    let bmc = start().await;
+    let addr = bmc.addr;
+    let run = move |verb: &str| {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("timeout")
+            .args(["30", "ipmipower", "-D", "LAN_2_0", "-I", "17"])
+            .args(["-h", &format!("127.0.0.1:{}", addr.port())])
+            .args(["-u", "admin", "-p", "password", "-l", "OPERATOR", verb])
+            .output()
+            .expect("ipmipower (Debian freeipmi-tools) is installed by scripts/test");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("ipmipower {verb}: {:?}", started.elapsed());
+        (out.status.success(), text)
+    };
+    let (stat, cycle) = tokio::task::spawn_blocking(move || (run("--stat"), run("--cycle")))
+        .await
+        .unwrap();
+    assert!(stat.0 && stat.1.contains(": on"), "{}", stat.1);
+    assert!(cycle.0 && cycle.1.contains(": ok"), "{}", cycle.1);
+    assert_eq!(
+        bmc.mock.counters().chassis_controls,
+        vec![2],
+        "one power cycle"
+    );
+    assert_eq!(bmc.mock.open_sessions(), 0, "FreeIPMI closed its sessions");
+}

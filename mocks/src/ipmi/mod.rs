@@ -497,15 +497,16 @@ impl MockIpmi {
         }
         let message = wire::decrypt(&keys, payload)?;
         let (netfn, seq, cmd, data) = wire::request(&message)?;
-        let (cc, out) = self.command(s, id, netfn, cmd, &data);
-        // Close Session removed the session; its reply still goes out under its keys.
-        let out_seq = match s.sessions.get_mut(&id) {
-            Some(x) => {
-                x.out_seq += 1;
-                x.out_seq
-            }
-            None => u32::MAX,
+        // The reply's session sequence number is taken before the command runs: Close
+        // Session removes the session, and its reply still goes out under its keys with the
+        // next number in order (a client that checks the window, like FreeIPMI, discards
+        // anything else and waits for its timeout).
+        let out_seq = {
+            let x = s.sessions.get_mut(&id)?;
+            x.out_seq = x.out_seq.wrapping_add(1);
+            x.out_seq
         };
+        let (cc, out) = self.command(s, id, netfn, cmd, &data);
         let message = wire::response(netfn, seq, cmd, cc, &out);
         Some(wire::reply_v2(
             0x00,
