@@ -92,6 +92,14 @@ pub struct Service {
     pub ready: AtomicBool,
 }
 
+/// When a machine's hardware was "last" checked, so that its first check falls at a phase
+/// of the interval of its own (from its name): a fleet's BMC looks and SSH polls spread over
+/// the interval instead of all firing in the first round, and again together every interval.
+fn first_hardware(name: &str, now: u64, interval: u64) -> u64 {
+    let phase = u64::from(round::name_hash(name)) % interval.max(1);
+    now.saturating_sub(interval).saturating_add(phase)
+}
+
 impl Service {
     /// `client` watches the Nodes and holds the leader lease; `None` outside a cluster.
     pub fn new(
@@ -107,7 +115,11 @@ impl Service {
                 m.name.clone(),
                 MachineState {
                     position,
-                    last_hardware_ms: 0,
+                    last_hardware_ms: first_hardware(
+                        &m.name,
+                        exec.now_ms(),
+                        config.service.hardware_interval_ms,
+                    ),
                     history: VecDeque::new(),
                     sel_noted: false,
                     host_poll_error: None,

@@ -40,13 +40,17 @@ pub fn host_address(m: &Machine, node: Option<&NodeInfo>) -> Option<IpAddr> {
     })
 }
 
-/// A stable ICMP identifier per machine (FNV-1a of its name), so that replies of different
-/// machines never look alike.
-fn ident(name: &str) -> u16 {
-    let h = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+/// FNV-1a of a machine's name: stable across restarts and replicas.
+pub(super) fn name_hash(name: &str) -> u32 {
+    name.bytes().fold(0x811c_9dc5_u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    u16::try_from(h & 0xffff).unwrap_or(1)
+    })
+}
+
+/// A stable ICMP identifier per machine, so that replies of different machines never look
+/// alike.
+fn ident(name: &str) -> u16 {
+    u16::try_from(name_hash(name) & 0xffff).unwrap_or(1)
 }
 
 impl Service {

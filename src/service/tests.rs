@@ -229,6 +229,32 @@ async fn too_many_dark_machines_trip_the_breaker_before_any_power_action() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn hardware_looks_are_spread_over_the_interval_not_fired_together() {
+    let f = fleet(10, "");
+    // One probe round per 2 s; the hardware interval is 10 s: each machine's first BMC look
+    // falls in a round of its own phase, so no round looks at every BMC at once.
+    let mut first_round_of = Vec::new();
+    for _ in 0..6 {
+        for m in f.svc.machines.clone() {
+            f.svc.round(&m).await;
+        }
+        let looked = f
+            .svc
+            .lock()
+            .values()
+            .filter(|s| s.position.sel_seen.is_some())
+            .count();
+        first_round_of.push(looked);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    assert!(first_round_of[0] < 10, "{first_round_of:?}");
+    assert_eq!(
+        first_round_of[5], 10,
+        "all looked within one interval: {first_round_of:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_machine_being_admitted_counts_among_the_unhealthy() {
     // One of three dark, decided straight into a reboot (suspect_after = 1): 33 % > 30 %.
     let f = fleet(3, "suspect_after = 1");
@@ -283,7 +309,7 @@ async fn a_bmc_of_another_machine_is_refused_reported_and_never_powered() {
 #[tokio::test(start_paused = true)]
 async fn a_new_critical_sel_entry_on_a_live_machine_is_cordoned_drained_and_reported() {
     let f = fleet(4, "");
-    f.rounds(1).await; // the first look sets the SEL baseline
+    f.rounds(6).await; // the first look (within one hardware interval) sets the SEL baseline
     f.bmcs[0].lock().unwrap().sel.push(SelEntry {
         id: "7".into(),
         created: None,
