@@ -49,11 +49,11 @@ pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<Status> {
     let node = args.node.as_str();
     if ctx.dry_run {
         let info = ops.get(node).await?;
+        let verb = format!("{:?}", args.verb).to_lowercase();
         let rows = [vec![format!(
-            "dry run: would {:?} {node} (unschedulable now: {})",
-            args.verb, info.unschedulable
-        )
-        .to_lowercase()]];
+            "dry run: would {verb} {node} (unschedulable now: {})",
+            info.unschedulable
+        )]];
         emit(
             ctx.format,
             &json!({ "node": node, "dry_run": true, "action": format!("{:?}", args.verb).to_lowercase() }),

@@ -142,11 +142,10 @@ pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
         vec![format!("  evidence: {}", j.reasons.join(", "))],
         vec![format!("  {identity_line}")],
     ];
-    rows.extend(
-        j.findings
-            .iter()
-            .map(|f| vec![format!("  [{:?}] {}: {}", f.severity, f.code, f.detail).to_lowercase()]),
-    );
+    rows.extend(j.findings.iter().map(|f| {
+        let level = format!("{:?}", f.severity).to_lowercase();
+        vec![format!("  [{level}] {}: {}", f.code, f.detail)]
+    }));
     let value = json!({"node": machine.name, "judgement": j, "identity": identity, "location": machine.location});
     emit(ctx.format, &value, &rows)?;
     Ok(Status::problems_if(!healthy))

@@ -255,7 +255,12 @@ impl Service {
                             };
                             svc.round(&m).await;
                         }
-                        .instrument(tracing::info_span!("round", node = %m_name)),
+                        .instrument(tracing::info_span!(
+                            "round",
+                            node = %m_name,
+                            stage = tracing::field::Empty,
+                            remedy = tracing::field::Empty
+                        )),
                     ),
                 );
             }

@@ -182,6 +182,11 @@ impl Service {
             );
             return;
         };
+        // Every line this round logs from here on (the timeline's too) carries where the
+        // machine stands and what it is about to do.
+        let span = tracing::Span::current();
+        span.record("stage", st.position.stage.name());
+        span.record("remedy", plan.step.remedy.name());
         for line in &plan.notes {
             self.exec.note(name, line.clone());
         }
