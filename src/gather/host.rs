@@ -36,6 +36,27 @@ pub enum GatherError {
     },
 }
 
+/// The host's own hardware, read over SSH: the seam the service polls through (tests: hosts
+/// whose drives fail on cue).
+#[async_trait::async_trait]
+pub trait HostHardware: Send + Sync {
+    async fn smart(&self, m: &Machine, host: &str) -> Result<Vec<Drive>, GatherError>;
+    async fn nic(&self, m: &Machine, host: &str) -> Result<Vec<Sample>, GatherError>;
+}
+
+/// The real reads: `smartctl` and the sysfs counters over SSH.
+pub struct OverSsh;
+
+#[async_trait::async_trait]
+impl HostHardware for OverSsh {
+    async fn smart(&self, m: &Machine, host: &str) -> Result<Vec<Drive>, GatherError> {
+        smart(m, host).await
+    }
+    async fn nic(&self, m: &Machine, host: &str) -> Result<Vec<Sample>, GatherError> {
+        nic(m, host).await
+    }
+}
+
 /// The SSH target of a machine at `host` (its address), and its SSH settings.
 pub fn ssh_target<'a>(
     m: &'a Machine,
@@ -131,7 +152,7 @@ pub async fn nic(m: &Machine, host: &str) -> Result<Vec<Sample>, GatherError> {
 }
 
 /// The `== iface` / `name value` listing of the sysfs script.
-fn parse_sysfs(text: &str) -> Vec<Sample> {
+pub fn parse_sysfs(text: &str) -> Vec<Sample> {
     let mut samples = Vec::new();
     let mut current: Option<(String, Vec<(String, String)>)> = None;
     for line in text.lines() {

@@ -25,6 +25,18 @@ pub enum JournalError {
     Corrupt { node: String, detail: String },
 }
 
+/// What was observed before a step was sent: what its resumption after a crash goes by.
+/// Stored as JSON in the `before` column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Before {
+    /// The Node's bootID (a new one afterwards means the reboot happened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// The BMC's power state, as it reads (`On`, `Off`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power: Option<String>,
+}
+
 /// One action, as journaled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
@@ -33,8 +45,8 @@ pub struct Entry {
     pub node: String,
     pub action: String,
     pub intent_ms: u64,
-    /// What was observed before sending (bootID, power state), as JSON.
-    pub before: String,
+    /// What was observed before sending.
+    pub before: Before,
     /// `None` while in flight.
     pub outcome: Option<String>,
     pub detail: Option<String>,
@@ -183,9 +195,13 @@ impl Journal {
         key: &str,
         node: &str,
         action: &str,
-        before: &str,
+        before: &Before,
         now_ms: u64,
     ) -> Result<Intent, JournalError> {
+        let before = serde_json::to_string(before).map_err(|e| JournalError::Corrupt {
+            node: node.to_owned(),
+            detail: e.to_string(),
+        })?;
         let conn = self.conn();
         let inserted = conn.execute(
             "INSERT OR IGNORE INTO actions (key, node, action, intent_ms, before) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -399,7 +415,16 @@ fn row_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         node: r.get(1)?,
         action: r.get(2)?,
         intent_ms: ms(r.get(3)?),
-        before: r.get(4)?,
+        before: {
+            let text: String = r.get(4)?;
+            serde_json::from_str(&text).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    4,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?
+        },
         outcome: r.get(5)?,
         detail: r.get(6)?,
         done_ms: r.get::<_, Option<i64>>(7)?.map(ms),

@@ -62,10 +62,7 @@ impl Service {
     pub(super) async fn poll_host(&self, m: &Machine, st: &mut MachineState, host: &str) {
         let name = m.name.as_str();
         let started = std::time::Instant::now();
-        let (drives, nics) = tokio::join!(
-            crate::gather::host::smart(m, host),
-            crate::gather::host::nic(m, host)
-        );
+        let (drives, nics) = tokio::join!(self.hardware.smart(m, host), self.hardware.nic(m, host));
         self.bmc_timing("host", started);
         let (drives, nics) = match (drives, nics) {
             (Ok(d), Ok(n)) => (d, n),

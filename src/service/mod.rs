@@ -84,6 +84,7 @@ pub struct Service {
     state: Mutex<HashMap<String, MachineState>>,
     admission: tokio::sync::Mutex<()>,
     liveness: Arc<dyn liveness::Liveness>,
+    hardware: Arc<dyn crate::gather::host::HostHardware>,
     /// Every Node from one watch, once `run` has started it: rounds read their Node from
     /// here, not with a GET each.
     node_cache: std::sync::OnceLock<crate::k8s::cache::NodeCache>,
@@ -150,6 +151,7 @@ impl Service {
             state: Mutex::new(state),
             admission: tokio::sync::Mutex::new(()),
             liveness: Arc::new(Network { pinger }),
+            hardware: Arc::new(crate::gather::host::OverSsh),
             node_cache: std::sync::OnceLock::new(),
             heartbeat: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -161,6 +163,16 @@ impl Service {
     #[must_use]
     pub fn with_liveness(mut self, liveness: Arc<dyn liveness::Liveness>) -> Self {
         self.liveness = liveness;
+        self
+    }
+
+    /// Read the hosts' drives and NICs through `hardware` instead of SSH (tests).
+    #[must_use]
+    pub fn with_host_hardware(
+        mut self,
+        hardware: Arc<dyn crate::gather::host::HostHardware>,
+    ) -> Self {
+        self.hardware = hardware;
         self
     }
 

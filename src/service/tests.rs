@@ -13,11 +13,14 @@ use crate::config::Config;
 use crate::remedy::executor::{Deps, Executor, Settings, PAUSE_ANNOTATION};
 use crate::remedy::journal::Journal;
 use crate::remedy::stage::Stage;
-use crate::testing::{said, BmcState, FakeCluster, FakeConnector, FakeHosts, Log, TokioClock};
+use crate::testing::{
+    said, BmcState, FakeCluster, FakeConnector, FakeHardware, FakeHosts, Log, TokioClock,
+};
 
 struct Fleet {
     svc: Arc<Service>,
     hosts: Arc<FakeHosts>,
+    hardware: Arc<FakeHardware>,
     bmcs: Vec<Arc<Mutex<BmcState>>>,
     cluster: Arc<FakeCluster>,
     log: Log,
@@ -33,7 +36,7 @@ fn fleet(n: usize, policy: &str) -> Fleet {
     );
     for i in 1..=n {
         toml.push_str(&format!(
-            "\n[[machines]]\nname = \"node-{i}\"\nhost = \"127.0.0.{}\"\nbmc = \"redfish://127.0.0.1:{}/redfish/v1/Systems/1\"\nserial = \"SN-{i}\"\ncredentials = {{ user = \"admin\", password_secret = \"oob-system/bmc-node-{i}\" }}\n",
+            "\n[[machines]]\nname = \"node-{i}\"\nhost = \"127.0.0.{}\"\nbmc = \"redfish://127.0.0.1:{}/redfish/v1/Systems/1\"\nserial = \"SN-{i}\"\ncredentials = {{ user = \"admin\", password_secret = \"oob-system/bmc-node-{i}\" }}\nssh = {{ user = \"root\", key = \"/nonexistent\", host_key = \"ssh-ed25519 AAAA\" }}\n",
             10 + i,
             9000 + i
         ));
@@ -67,12 +70,18 @@ fn fleet(n: usize, policy: &str) -> Fleet {
     };
     let exec = Arc::new(Executor::new(deps, settings));
     let hosts = Arc::new(FakeHosts::default());
+    let hardware = Arc::new(FakeHardware::default());
+    for i in 1..=n {
+        hardware.edit(&format!("node-{i}"), |p| p.rx_packets = 1_000_000);
+    }
     let svc = Service::new(config, exec, None)
         .unwrap()
-        .with_liveness(hosts.clone());
+        .with_liveness(hosts.clone())
+        .with_host_hardware(hardware.clone());
     Fleet {
         svc: Arc::new(svc),
         hosts,
+        hardware,
         bmcs,
         cluster,
         log,
@@ -337,4 +346,62 @@ async fn a_new_critical_sel_entry_on_a_live_machine_is_cordoned_drained_and_repo
             .any(|x| ["node-2", "node-3", "node-4"].iter().any(|n| x.contains(n))),
         "{l:?}"
     );
+}
+
+/// A machine's own hardware turning bad between two polls over SSH: cordoned, drained by
+/// eviction, reported with the finding; never power-cycled; the neighbours untouched.
+async fn hardware_turns_bad(change: impl FnOnce(&FakeHardware), code: &str) {
+    let f = fleet(4, "");
+    f.rounds(6).await; // every machine polled once: the baselines are set
+    assert!(f.hardware.polls.lock().unwrap().values().all(|n| *n >= 1));
+    assert!(said(&f.log).iter().all(|l| !l.starts_with("cordon")));
+    change(&f.hardware);
+    f.rounds(8).await;
+    let l = said(&f.log);
+    assert!(l.contains(&"cordon node-1".to_owned()), "{l:?}");
+    assert!(l.contains(&"drain node-1 force=false".to_owned()), "{l:?}");
+    assert!(
+        l.iter().any(|x| x == "event node-1 Warning FaultReport"),
+        "{l:?}"
+    );
+    assert!(f.requests(1).is_empty(), "no power action for hardware");
+    let report = std::fs::read_dir(f.dir.path().join("reports"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(report.contains(code), "{report}");
+    assert!(
+        !l.iter()
+            .any(|x| ["node-2", "node-3", "node-4"].iter().any(|n| x.contains(n))),
+        "{l:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drive_that_fails_smart_between_two_polls_is_cordoned_drained_and_reported() {
+    hardware_turns_bad(
+        |h| {
+            h.edit("node-1", |p| {
+                p.drive_failed = true;
+                p.reallocated = 40;
+            })
+        },
+        "smart_overall_failed",
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn nic_receive_loss_past_the_runbook_limit_is_cordoned_drained_and_reported() {
+    // 10,000 packets arrived since the last poll and 1,000 of them were dropped: 10 % > 5 %.
+    hardware_turns_bad(
+        |h| {
+            h.edit("node-1", |p| {
+                p.rx_packets += 9_000;
+                p.rx_dropped += 1_000;
+            })
+        },
+        "nic_packet_loss",
+    )
+    .await;
 }

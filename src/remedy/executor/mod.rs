@@ -392,7 +392,13 @@ impl Executor {
     }
 
     /// Journal an intent; `Err` carries the step's end when it was seen before.
-    fn intent(&self, key: &str, node: &str, action: &str, before: &str) -> Result<Intent, Done> {
+    fn intent(
+        &self,
+        key: &str,
+        node: &str,
+        action: &str,
+        before: &super::journal::Before,
+    ) -> Result<Intent, Done> {
         self.journal
             .intent(key, node, action, before, self.now_ms())
             .map_err(|e| Done::Failed(format!("journal: {e}")))

@@ -2,14 +2,12 @@
 //! power request; a step found in flight after a restart is resumed from the real state,
 //! never sent again; outcomes verified by observed state.
 
-use serde_json::json;
-
 use super::{Done, Executor, Subject};
 use crate::bmc::connect::Connected;
 use crate::bmc::power::{self, PowerTiming};
 use crate::bmc::{PowerAction, PowerRequest, PowerState};
 use crate::clock::rfc3339;
-use crate::remedy::journal::Intent;
+use crate::remedy::journal::{Before, Intent};
 
 impl Executor {
     /// A BMC power step (soft restart request, cycle, on, off), journaled and verified.
@@ -50,7 +48,10 @@ impl Executor {
             Ok(p) => p,
             Err(e) => return Done::Failed(format!("BMC power state: {e}")),
         };
-        let before = json!({ "boot_id": s.node.boot_id, "power": state.to_string() }).to_string();
+        let before = Before {
+            boot_id: s.node.boot_id.clone(),
+            power: Some(state.to_string()),
+        };
         match self.intent(key, node, what.name(), &before) {
             Err(done) => return done,
             Ok(Intent::Seen(e)) if e.outcome.is_some() => {
@@ -115,11 +116,9 @@ impl Executor {
         c: &Connected,
         what: PowerStep,
         state: PowerState,
-        before: &str,
+        before: &Before,
     ) -> Done {
-        let boot_before = serde_json::from_str::<serde_json::Value>(before)
-            .ok()
-            .and_then(|v| v["boot_id"].as_str().map(str::to_owned));
+        let boot_before = before.boot_id.clone();
         let rebooted = boot_before.is_some() && s.node.boot_id != boot_before;
         if let (PowerStep::Action(PowerAction::Cycle), PowerState::On, false) =
             (what, state, rebooted)

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::{Done, Executor, Subject, CONDITION};
 use crate::bmc::Endpoint;
 use crate::clock::rfc3339;
-use crate::remedy::journal::Intent;
+use crate::remedy::journal::{Before, Intent};
 use crate::report::{Cause, FaultReport};
 
 impl Executor {
@@ -59,7 +59,7 @@ impl Executor {
         // Journaled like an action: one report per episode, also across restarts (the file
         // name comes from the first intent, so a rewrite after a crash replaces, not adds).
         let key = s.key("report");
-        let first = match self.intent(&key, node, "report", "{}") {
+        let first = match self.intent(&key, node, "report", &Before::default()) {
             Err(done) => return (done, Vec::new()),
             Ok(Intent::Seen(e)) if e.outcome.is_some() => {
                 return (Done::Ok("already reported".into()), Vec::new())

@@ -155,11 +155,7 @@ async fn a_hard_reboot_is_journaled_verified_off_then_on_under_the_lock() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].key, "node-1/1/hard-reboot");
     assert_eq!(entries[0].outcome.as_deref(), Some("done"));
-    assert!(
-        entries[0].before.contains("boot-a"),
-        "{}",
-        entries[0].before
-    );
+    assert_eq!(entries[0].before.boot_id.as_deref(), Some("boot-a"));
     // The same step again (a second round, a second replica) is not sent again.
     let again = w.exec.execute(Remedy::HardReboot, &w.subject()).await;
     assert!(
@@ -172,7 +168,10 @@ async fn a_hard_reboot_is_journaled_verified_off_then_on_under_the_lock() {
 #[tokio::test(start_paused = true)]
 async fn an_interrupted_cycle_whose_off_took_effect_is_completed_with_on_only() {
     let w = world(false, 0);
-    let before = r#"{"boot_id":"boot-a","power":"On"}"#;
+    let before = &crate::remedy::journal::Before {
+        boot_id: Some("boot-a".into()),
+        power: Some("On".into()),
+    };
     w.exec
         .journal()
         .intent("node-1/1/hard-reboot", "node-1", "cycle", before, 1)
@@ -187,7 +186,10 @@ async fn an_interrupted_cycle_whose_off_took_effect_is_completed_with_on_only() 
 #[tokio::test(start_paused = true)]
 async fn an_interrupted_cycle_whose_off_never_showed_is_watched_and_never_resent() {
     let w = world(false, 0);
-    let before = r#"{"boot_id":"boot-a","power":"On"}"#;
+    let before = &crate::remedy::journal::Before {
+        boot_id: Some("boot-a".into()),
+        power: Some("On".into()),
+    };
     w.exec
         .journal()
         .intent("node-1/1/hard-reboot", "node-1", "cycle", before, 1)

@@ -4,10 +4,15 @@ use super::*;
 fn an_intent_is_written_once_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.sqlite");
+    let before = Before {
+        boot_id: Some("boot-a".into()),
+        power: Some("On".into()),
+    };
     {
         let j = Journal::open(&path).unwrap();
         assert_eq!(
-            j.intent("n/1/hard", "n", "hard-reboot", "{}", 5).unwrap(),
+            j.intent("n/1/hard", "n", "hard-reboot", &before, 5)
+                .unwrap(),
             Intent::New
         );
     }
@@ -15,10 +20,17 @@ fn an_intent_is_written_once_and_survives_reopening() {
     let in_flight = j.in_flight().unwrap();
     assert_eq!(in_flight.len(), 1);
     assert_eq!(in_flight[0].outcome, None);
-    let Intent::Seen(e) = j.intent("n/1/hard", "n", "hard-reboot", "{}", 9).unwrap() else {
+    let Intent::Seen(e) = j
+        .intent("n/1/hard", "n", "hard-reboot", &Before::default(), 9)
+        .unwrap()
+    else {
         panic!("a second intent for the same key must be seen, not new");
     };
     assert_eq!(e.intent_ms, 5);
+    assert_eq!(
+        e.before, before,
+        "what was seen first, typed, not the second caller's"
+    );
     assert_eq!(j.count().unwrap(), 1);
     j.outcome("n/1/hard", "verified", "on", 10).unwrap();
     j.outcome("n/1/hard", "failed", "late", 11).unwrap();
