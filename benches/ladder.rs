@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let fleet = SimFleet::start(&specs, timing).await?;
     let pw = dir.path().join("pw");
     std::fs::write(&pw, sim::PASSWORD)?;
-    let mut config = demo_config(&fleet, dir.path(), &pw, None);
+    let mut config = demo_config(&fleet, dir.path(), &pw, None)?;
     let defaults = ServiceSettings::default();
     config.service = ServiceSettings {
         liveness: Liveness::SshPort,

@@ -107,42 +107,44 @@ pub fn demo_config(
     dir: &Path,
     password_file: &Path,
     ssh_key: Option<&Path>,
-) -> Config {
+) -> anyhow::Result<Config> {
     let machines = fleet
         .hosts
         .iter()
         .enumerate()
-        .map(|(i, h)| Machine {
-            name: h.name.clone(),
-            host: Some(h.ssh.ip().to_string()),
-            bmc: format!("{}{}", h.bmc.url(), sim::SYSTEM),
-            profile: None,
-            credentials: CredentialRef {
-                user: sim::USER.into(),
-                password_env: None,
-                password_file: Some(password_file.to_owned()),
-                password_secret: None,
-            },
-            tls: TlsSettings::default(),
-            ssh: Some(crate::config::SshSettings {
-                user: "root".into(),
-                key: ssh_key.map_or_else(|| PathBuf::from("/nonexistent"), Path::to_owned),
-                known_hosts: None,
-                host_key: Some(h.host_key()),
-                port: h.ssh.port(),
-                smartctl: "smartctl".into(),
-                poll_hardware: ssh_key.is_some(),
-            }),
-            serial: Some(h.serial.clone()),
-            location: Location {
-                site: Some("demo-dc".into()),
-                room: Some("hall-1".into()),
-                rack: Some(format!("r{:02}", i / 4 + 1)),
-                unit: Some(format!("U{}", (i % 4) * 2 + 10)),
-            },
+        .map(|(i, h)| -> anyhow::Result<Machine> {
+            Ok(Machine {
+                name: h.name.clone(),
+                host: Some(h.ssh.ip().to_string()),
+                bmc: crate::bmc::Endpoint::parse(&format!("{}{}", h.bmc.url(), sim::SYSTEM))?,
+                profile: None,
+                credentials: CredentialRef {
+                    user: sim::USER.into(),
+                    password_env: None,
+                    password_file: Some(password_file.to_owned()),
+                    password_secret: None,
+                },
+                tls: TlsSettings::default(),
+                ssh: Some(crate::config::SshSettings {
+                    user: "root".into(),
+                    key: ssh_key.map_or_else(|| PathBuf::from("/nonexistent"), Path::to_owned),
+                    known_hosts: None,
+                    host_key: Some(h.host_key()),
+                    port: h.ssh.port(),
+                    smartctl: "smartctl".into(),
+                    poll_hardware: ssh_key.is_some(),
+                }),
+                serial: Some(h.serial.clone()),
+                location: Location {
+                    site: Some("demo-dc".into()),
+                    room: Some("hall-1".into()),
+                    rack: Some(format!("r{:02}", i / 4 + 1)),
+                    unit: Some(format!("U{}", (i % 4) * 2 + 10)),
+                },
+            })
         })
-        .collect();
-    Config {
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Config {
         profiles_dir: None,
         service: ServiceSettings {
             probe_interval_ms: 500,
@@ -177,7 +179,7 @@ pub fn demo_config(
         },
         machines,
         path: "(demo)".into(),
-    }
+    })
 }
 
 /// Write a file only its owner can read (the simulated BMCs' password).
@@ -216,7 +218,7 @@ pub async fn run(
         .to_openssh(russh::keys::ssh_key::LineEnding::LF)
         .context("encoding the fleet's SSH key")?;
     write_private(&key_file, &key)?;
-    let config = demo_config(&fleet, &o.dir, &password_file, Some(&key_file));
+    let config = demo_config(&fleet, &o.dir, &password_file, Some(&key_file))?;
     let kube_config = kube::Config::new(fleet.api.url().parse()?);
     let client = crate::k8s::client(kube_config)?;
     let (feed, mut lines) = broadcast::channel(1024);

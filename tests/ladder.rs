@@ -409,7 +409,7 @@ async fn in_process(
     let fleet = SimFleet::start(&specs, Timing::default()).await.unwrap();
     let pw = dir.join("pw");
     std::fs::write(&pw, sim::PASSWORD).unwrap();
-    let mut config = demo::demo_config(&fleet, dir, &pw, None);
+    let mut config = demo::demo_config(&fleet, dir, &pw, None).unwrap();
     adjust(&mut config);
     let client = oob::k8s::client(kube::Config::new(fleet.api.url().parse().unwrap())).unwrap();
     let (feed, _) = broadcast::channel(1024);

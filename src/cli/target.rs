@@ -159,8 +159,7 @@ impl TargetArgs {
                     .as_ref()
                     .with_context(|| format!("{name:?}: machine names need --config FILE"))?;
                 let machine = config.machine(name)?;
-                let endpoint = Endpoint::parse(&machine.bmc)
-                    .with_context(|| format!("machine {name:?} in {}", config.path))?;
+                let endpoint = machine.bmc.clone();
                 let password = machine.credentials.resolve(name)?;
                 Ok(Resolved {
                     name: name.clone(),

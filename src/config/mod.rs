@@ -57,8 +57,9 @@ pub struct Machine {
     /// The host's own address (for ping and SSH), when it differs from the node name.
     #[serde(default)]
     pub host: Option<String>,
-    /// BMC address, e.g. `redfish://10.0.0.5/redfish/v1/Systems/1` or `ipmi://10.0.0.6`.
-    pub bmc: String,
+    /// BMC address, e.g. `redfish://10.0.0.5/redfish/v1/Systems/1` or `ipmi://10.0.0.6`
+    /// (parsed when the settings load).
+    pub bmc: crate::bmc::Endpoint,
     #[serde(default)]
     pub profile: Option<String>,
     pub credentials: CredentialRef,
@@ -120,9 +121,19 @@ impl Config {
     }
 
     pub fn parse(path: &str, text: &str) -> Result<Self, ConfigError> {
-        let mut config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            detail: e.to_string(),
+        // The parser's own message quotes the offending source line; that line may hold a
+        // secret (a password typed into a BMC address), so only its number is said.
+        let mut config: Self = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text.get(..s.start).unwrap_or(text).lines().count().max(1));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                detail: match line {
+                    Some(n) => format!("line {n}: {}", e.message().trim()),
+                    None => e.message().trim().to_owned(),
+                },
+            }
         })?;
         config.path = path.to_owned();
         config.validate()?;
@@ -165,8 +176,6 @@ impl Config {
         }
         let mut names = std::collections::BTreeSet::new();
         for m in &self.machines {
-            crate::bmc::Endpoint::parse(&m.bmc)
-                .map_err(|e| invalid(format!("machine {:?}: bmc: {e}", m.name)))?;
             if !names.insert(m.name.as_str()) {
                 return Err(invalid(format!("machine {:?} is listed twice", m.name)));
             }
@@ -230,7 +239,7 @@ impl Machine {
     ) -> Option<Result<Self, String>> {
         let bmc = a.get(annotations::BMC)?;
         Some((|| {
-            crate::bmc::Endpoint::parse(bmc).map_err(|e| e.to_string())?;
+            let bmc = crate::bmc::Endpoint::parse(bmc).map_err(|e| e.to_string())?;
             let creds = a
                 .get(annotations::CREDENTIALS)
                 .ok_or_else(|| format!("{} is missing", annotations::CREDENTIALS))?;
@@ -273,7 +282,7 @@ impl Machine {
             Ok(Self {
                 name: node.to_owned(),
                 host: None,
-                bmc: bmc.clone(),
+                bmc,
                 profile: a.get(annotations::PROFILE).cloned(),
                 credentials,
                 tls: TlsSettings::default(),

@@ -90,7 +90,7 @@ fn nodes_join_the_inventory_by_annotation_and_the_file_wins() {
     assert_eq!(m.location.rack.as_deref(), Some("r12"));
     assert_eq!(m.location.room, None);
     assert_eq!(
-        c.machine("node-1").unwrap().bmc,
+        c.machine("node-1").unwrap().bmc.to_string(),
         "redfish+http://127.0.0.1:8000/redfish/v1/Systems/1"
     );
 }
@@ -139,4 +139,15 @@ fn percentages_out_of_range_are_refused() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn a_bad_bmc_address_is_refused_when_the_file_loads_with_the_reason() {
+    let bad = SAMPLE.replace(
+        "redfish+http://127.0.0.1:8000/redfish/v1/Systems/1",
+        "redfish://admin:hunter2@10.0.0.5/redfish/v1/Systems/1",
+    );
+    let err = Config::parse("t.toml", &bad).unwrap_err().to_string();
+    assert!(err.contains("credentials in the address"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }

@@ -32,7 +32,7 @@ use super::journal::{Intent, Journal, JournalError};
 use super::stage::Remedy;
 use crate::bmc::connect::{self, Connected};
 use crate::bmc::redfish::Credentials;
-use crate::bmc::{BmcError, Endpoint, Identity, PowerState};
+use crate::bmc::{BmcError, Identity, PowerState};
 use crate::config::{Machine, PolicySettings};
 use crate::health::Finding;
 use crate::k8s::lease::node_lock_name;
@@ -271,7 +271,7 @@ impl Executor {
 
     /// Connect to a machine's BMC (the password from its Secret when it names one).
     pub async fn connect(&self, m: &Machine) -> Result<Connected, BmcError> {
-        let endpoint = Endpoint::parse(&m.bmc)?;
+        let endpoint = m.bmc.clone();
         let password = match &m.credentials.password_secret {
             Some(reference) => {
                 self.nodes
@@ -303,7 +303,7 @@ impl Executor {
         tokio::time::timeout(deadline, self.bmcs.connect(spec))
             .await
             .map_err(|_| BmcError::Timeout {
-                url: m.bmc.clone(),
+                url: m.bmc.to_string(),
                 after: deadline,
             })?
     }

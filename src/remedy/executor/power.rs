@@ -83,7 +83,7 @@ impl Executor {
         }
         let Some(permit) = self
             .governor
-            .acquire(&s.machine.bmc, crate::timeouts::GOVERNOR_WAIT)
+            .acquire(&s.machine.bmc.to_string(), crate::timeouts::GOVERNOR_WAIT)
             .await
         else {
             let done = Done::Failed(format!(

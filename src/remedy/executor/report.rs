@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use super::{Done, Executor, Subject, CONDITION};
-use crate::bmc::Endpoint;
 use crate::clock::rfc3339;
 use crate::remedy::journal::{Before, Intent};
 use crate::report::{Cause, FaultReport};
@@ -41,9 +40,7 @@ impl Executor {
             created: rfc3339(self.now_ms()),
             location: s.machine.location.clone(),
             bmc,
-            bmc_address: Endpoint::parse(&s.machine.bmc)
-                .map(|e| e.to_string())
-                .unwrap_or_else(|_| "(invalid address)".into()),
+            bmc_address: s.machine.bmc.to_string(),
             summary: summary.to_owned(),
             component,
             verdict: s.verdict.to_owned(),
