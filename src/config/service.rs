@@ -137,8 +137,8 @@ impl PolicySettings {
     }
 
     /// The host's hardware thresholds (SMART, NIC).
-    pub fn hardware(&self) -> crate::gather::host::Limits {
-        crate::gather::host::Limits {
+    pub fn hardware(&self) -> crate::health::Limits {
+        crate::health::Limits {
             smart: crate::health::smart::Limits {
                 reallocated_sectors: self.smart_reallocated_max,
             },

@@ -119,7 +119,7 @@ fn the_runbook_thresholds_and_the_verdict_policy_are_configurable() {
     assert_eq!(h.nic.errors_per_s, 50.0);
     assert_eq!(c.policy.verdict().dark_loss_pct, 80.0);
     let d = Config::parse("t.toml", SAMPLE).unwrap().policy;
-    assert_eq!(d.hardware(), crate::gather::host::Limits::default());
+    assert_eq!(d.hardware(), crate::health::Limits::default());
 }
 
 #[test]

@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Machine, SshSettings};
-use crate::health::nic::{self, Sample, Thresholds};
+use crate::health::nic::{self, Sample};
 use crate::health::smart::{self, Drive, Snapshot};
-use crate::health::Finding;
+use crate::health::{Finding, Limits};
 use crate::probe::exec::{self, HostKeyPolicy, SshError, SshTarget};
 
 /// Per-command limit on the host (smartctl -x on a busy disk takes seconds).
@@ -181,13 +181,6 @@ pub struct Baseline {
     /// Per interface: when it was read (ms since the epoch) and its counters.
     #[serde(default)]
     pub nics: BTreeMap<String, (u64, nic::Counters)>,
-}
-
-/// Where the host's hardware counters turn critical.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Limits {
-    pub smart: crate::health::smart::Limits,
-    pub nic: Thresholds,
 }
 
 impl Baseline {

@@ -99,6 +99,13 @@ pub fn parse_count(text: &str) -> Option<u64> {
     Some(out)
 }
 
+/// Where the host's hardware counters turn critical.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    pub smart: smart::Limits,
+    pub nic: nic::Thresholds,
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_count;

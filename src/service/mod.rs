@@ -8,10 +8,13 @@
 //! between steps.
 
 mod act;
+mod build;
 pub mod holder;
 mod http;
 mod look;
 pub mod metrics;
+
+pub use build::{add_annotated, build, executor};
 mod plan;
 mod round;
 #[cfg(test)]
@@ -31,9 +34,8 @@ use crate::clock::now_ms;
 use crate::config::{Config, Liveness, Machine};
 use crate::gather::liveness::{self, Network};
 use crate::k8s::lease::LeaseLock;
-use crate::k8s::KubeNodeOps;
 use crate::probe::ping::Pinger;
-use crate::remedy::executor::{Deps, Executor, Profiled, Settings, SystemClock};
+use crate::remedy::executor::Executor;
 use crate::remedy::journal::Position;
 use crate::remedy::stage::Stage;
 use crate::verdict::Verdict;
@@ -354,71 +356,3 @@ impl Service {
 }
 
 pub use http::serve_http;
-
-/// Add the Nodes that describe their BMC in annotations (`oob.dev/bmc`, …) to the
-/// inventory; the file's machines win on a name clash. Problems are logged and skipped.
-pub async fn add_annotated(config: &mut Config, client: &kube::Client) -> anyhow::Result<()> {
-    let nodes = crate::k8s::node_annotations(client).await?;
-    for problem in config.add_annotated(&nodes) {
-        warn!(problem = %problem, "annotated node skipped");
-    }
-    Ok(())
-}
-
-/// The executor for a configuration: journal, governor, profiles, node operations. `client`
-/// is `None` for a CLI without cluster access (no drain, no lock, no Node to compare).
-pub fn executor(
-    config: &Config,
-    client: Option<kube::Client>,
-    dry_run: bool,
-    holder: &str,
-    feed: tokio::sync::broadcast::Sender<crate::remedy::executor::Line>,
-) -> anyhow::Result<Executor> {
-    use anyhow::Context as _;
-    let profiles = match &config.profiles_dir {
-        Some(dir) => crate::bmc::profile::Profiles::with_overrides(dir)?,
-        None => crate::bmc::profile::Profiles::embedded()?,
-    };
-    let journal = crate::remedy::journal::Journal::open(&config.service.journal)
-        .with_context(|| format!("opening the journal (service.journal in {})", config.path))?;
-    let nodes: Arc<dyn crate::k8s::NodeOps> = match client {
-        Some(c) => Arc::new(
-            KubeNodeOps::new(c, "default", holder).with_lease_namespace(&config.service.namespace),
-        ),
-        None => Arc::new(crate::k8s::Offline),
-    };
-    let deps = Deps {
-        journal: Arc::new(journal),
-        nodes,
-        bmcs: Arc::new(Profiled(profiles)),
-        clock: Arc::new(SystemClock),
-    };
-    let settings = Settings {
-        policy: config.policy.clone(),
-        holder: holder.to_owned(),
-        reports_dir: config.service.reports_dir.clone(),
-        dry_run,
-        feed,
-    };
-    Ok(Executor::new(deps, settings))
-}
-
-/// Build a service from a configuration. `feed` receives every timeline line (the demo
-/// prints it).
-pub fn build(
-    config: Config,
-    client: kube::Client,
-    dry_run: bool,
-    holder: &str,
-    feed: tokio::sync::broadcast::Sender<crate::remedy::executor::Line>,
-) -> anyhow::Result<Arc<Service>> {
-    let exec = executor(&config, Some(client.clone()), dry_run, holder, feed)?;
-    for e in exec.journal().in_flight()? {
-        warn!(key = %e.key, node = %e.node, action = %e.action, "journaled action without an outcome (interrupted); it is resumed from the real state, never re-sent");
-    }
-    Ok(Arc::new(Service::new(
-        config,
-        Arc::new(exec),
-        Some(client),
-    )?))
-}

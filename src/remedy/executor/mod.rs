@@ -9,15 +9,16 @@
 //! power off, taint, drain; recovery), [`report`] (the fault report).
 
 mod fence;
+mod look;
 mod power;
 mod report;
 mod seams;
 #[cfg(test)]
 mod tests;
 
+pub use look::{BmcLook, SelRead};
 pub use seams::{BmcConnector, Clock, Profiled, SystemClock};
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +33,7 @@ use super::journal::{Intent, Journal, JournalError};
 use super::stage::Remedy;
 use crate::bmc::connect::{self, Connected};
 use crate::bmc::redfish::Credentials;
-use crate::bmc::{BmcError, Identity, PowerState};
+use crate::bmc::{BmcError, Identity};
 use crate::config::{Machine, PolicySettings};
 use crate::health::Finding;
 use crate::k8s::lease::node_lock_name;
@@ -67,26 +68,6 @@ pub enum Done {
     Skip(String),
     /// Someone else holds the node (the CLI's lock); try again next round.
     Busy(String),
-}
-
-/// What one look at a BMC saw.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BmcLook {
-    pub power: PowerState,
-    /// New SEL findings since the baseline (none when the log was not read).
-    pub findings: Vec<Finding>,
-    pub sel: SelRead,
-}
-
-/// Whether the system event log could be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SelRead {
-    Read,
-    /// The BMC has no SEL it exposes (no LogService, command unsupported): judged on power
-    /// alone, no hardware findings from this source.
-    Absent(String),
-    /// The read failed this time; the baseline is kept for the next look.
-    Failed(String),
 }
 
 impl Done {
@@ -306,41 +287,6 @@ impl Executor {
                 url: m.bmc.to_string(),
                 after: deadline,
             })?
-    }
-
-    /// Out-of-band look: power state and new SEL findings (`seen` is the baseline of SEL ids
-    /// already looked at; `None` on the first look, which only sets it). The BMC answered
-    /// when its power state did: a BMC without a SEL (many expose none over Redfish) or
-    /// whose log read fails is still a BMC that confirms power, and says so in `sel`.
-    pub async fn confirm(
-        &self,
-        m: &Machine,
-        seen: &mut Option<BTreeSet<String>>,
-    ) -> Result<BmcLook, BmcError> {
-        let c = self.connect(m).await?;
-        let result = async {
-            let power = c.bmc.power_state().await?;
-            let (findings, sel) = match c.bmc.sel(crate::timeouts::SEL_MAX_ENTRIES).await {
-                Ok(entries) => {
-                    let findings = match seen {
-                        Some(ids) => crate::health::sel::findings(&entries, ids),
-                        None => Vec::new(),
-                    };
-                    *seen = Some(entries.iter().map(|e| e.id.clone()).collect());
-                    (findings, SelRead::Read)
-                }
-                Err(e) if e.is_unsupported() => (Vec::new(), SelRead::Absent(e.to_string())),
-                Err(e) => (Vec::new(), SelRead::Failed(e.to_string())),
-            };
-            Ok(BmcLook {
-                power,
-                findings,
-                sel,
-            })
-        }
-        .await;
-        c.bmc.close().await;
-        result
     }
 
     /// The identity interlock: is the BMC's machine this node?

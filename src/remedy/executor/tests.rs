@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use super::*;
-use crate::bmc::PowerAction;
+use crate::bmc::{PowerAction, PowerState};
 use crate::health::Level;
 use crate::k8s::OUT_OF_SERVICE;
 use crate::testing::{said, BmcState, FakeCluster, FakeConnector, Log, TokioClock};

@@ -1,4 +1,5 @@
 use super::*;
+use crate::remedy::stage::Stage;
 
 #[test]
 fn an_intent_is_written_once_and_survives_reopening() {

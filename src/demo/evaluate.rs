@@ -1,0 +1,169 @@
+//! Whether each scenario passed, judged from what the peers observed: the mock BMCs'
+//! received resets, the fake API server's Node and pods, the report files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use oob_mocks::sim::SimFleet;
+use serde_json::Value;
+
+use super::{DemoResult, ScenarioResult, SCENARIOS, SCENARIO_NODES};
+use crate::remedy::stage::Stage;
+
+fn count(fleet: &SimFleet, node: &str, reset_type: &str) -> usize {
+    fleet.host(node).map_or(0, |h| {
+        h.bmc
+            .mock
+            .counters()
+            .resets
+            .iter()
+            .filter(|(_, t)| t == reset_type)
+            .count()
+    })
+}
+
+pub(super) fn evaluate(
+    fleet: &SimFleet,
+    svc: &crate::service::Service,
+    dir: &Path,
+) -> anyhow::Result<DemoResult> {
+    let stages: BTreeMap<String, Stage> = svc.stages().into_iter().collect();
+    let mut reports: Vec<PathBuf> = match std::fs::read_dir(dir.join("reports")) {
+        Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(_) => Vec::new(),
+    };
+    reports.sort();
+    let report_of = |node: &str| -> Option<Value> {
+        reports
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|f| f.to_str())
+                    .is_some_and(|f| f.starts_with(&format!("{node}-")))
+            })
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+    };
+    let node = |n: &str| fleet.api.api.node(n).unwrap_or(Value::Null);
+    let unschedulable =
+        |n: &str| node(n).pointer("/spec/unschedulable") == Some(&Value::Bool(true));
+    let pods_left = |n: &str| {
+        fleet
+            .api
+            .api
+            .pods()
+            .iter()
+            // The simulated fleet names a node's pods `apps/web-<node>-<i>`, however many.
+            .filter(|p| p.starts_with(&format!("apps/web-{n}-")))
+            .count()
+    };
+    let journal_entries = svc.exec.journal().entries(None)?;
+    let mut results = Vec::new();
+    for (name, n, expected) in SCENARIOS {
+        let cycles = count(fleet, n, "ForceOff");
+        let soft = count(fleet, n, "GracefulRestart");
+        let all_resets = fleet
+            .host(n)
+            .map_or(0, |h| h.bmc.mock.counters().resets.len());
+        let stage = stages.get(n).copied().unwrap_or(Stage::Healthy);
+        let (passed, outcome) = match n {
+            "node-1" => {
+                let boots = fleet.host(n).map_or(0, |h| h.boots());
+                let ok = matches!(stage, Stage::Healthy)
+                    && cycles == 1
+                    && soft == 1
+                    && boots == 1
+                    && !unschedulable(n);
+                (ok, format!("stage {}, soft reboots {soft}, power cycles {cycles}, boots {boots}, unschedulable {}", stage.name(), unschedulable(n)))
+            }
+            "node-2" => {
+                let report = report_of(n);
+                let component = report
+                    .as_ref()
+                    .and_then(|r| r["component"].as_str().map(str::to_owned));
+                let ok = matches!(stage, Stage::AwaitReplacement { .. })
+                    && unschedulable(n)
+                    && pods_left(n) == 0
+                    && component.as_deref() == Some("Drive 3")
+                    && all_resets == 0;
+                (ok, format!("stage {}, cordoned {}, pods left {}, report component {}, power requests {all_resets}", stage.name(), unschedulable(n), pods_left(n), component.unwrap_or_else(|| "none".into())))
+            }
+            "node-3" => {
+                let refused = journal_entries
+                    .iter()
+                    .any(|e| e.node == n && e.outcome.as_deref() == Some("refused"))
+                    || report_of(n)
+                        .and_then(|r| r["summary"].as_str().map(|s| s.contains("identity")))
+                        .unwrap_or(false);
+                let ok =
+                    matches!(stage, Stage::AwaitReplacement { .. }) && refused && all_resets == 0;
+                (
+                    ok,
+                    format!(
+                        "stage {}, refused and reported {refused}, power requests {all_resets}",
+                        stage.name()
+                    ),
+                )
+            }
+            "node-5" => {
+                let report = report_of(n);
+                let component = report
+                    .as_ref()
+                    .and_then(|r| r["component"].as_str().map(str::to_owned));
+                let smart = report.as_ref().is_some_and(|r| {
+                    r["findings"]
+                        .as_array()
+                        .is_some_and(|f| f.iter().any(|f| f["code"] == "smart_overall_failed"))
+                });
+                let ok = matches!(stage, Stage::AwaitReplacement { .. })
+                    && unschedulable(n)
+                    && pods_left(n) == 0
+                    && component.as_deref() == Some("/dev/sda")
+                    && smart
+                    && all_resets == 0;
+                (ok, format!("stage {}, cordoned {}, pods left {}, report component {}, SMART finding in the report {smart}, power requests {all_resets}", stage.name(), unschedulable(n), pods_left(n), component.unwrap_or_else(|| "none".into())))
+            }
+            _ => {
+                let acted = journal_entries.iter().any(|e| e.node == n);
+                let ok = all_resets == 0 && !acted && !unschedulable(n);
+                (
+                    ok,
+                    format!(
+                        "stage {}, power requests {all_resets}, journaled actions {}",
+                        stage.name(),
+                        usize::from(acted)
+                    ),
+                )
+            }
+        };
+        results.push(ScenarioResult {
+            name: name.into(),
+            node: n.into(),
+            expected: expected.into(),
+            outcome,
+            passed,
+            power_cycles: cycles,
+            soft_reboots: soft,
+        });
+    }
+    // The control group must be untouched.
+    for h in fleet.hosts.iter().skip(SCENARIO_NODES) {
+        let resets = h.bmc.mock.counters().resets.len();
+        if resets > 0 || unschedulable(&h.name) {
+            results.push(ScenarioResult {
+                name: "healthy node left alone".into(),
+                node: h.name.clone(),
+                expected: "no action".into(),
+                outcome: format!("{resets} power requests"),
+                passed: false,
+                power_cycles: count(fleet, &h.name, "ForceOff"),
+                soft_reboots: count(fleet, &h.name, "GracefulRestart"),
+            });
+        }
+    }
+    Ok(DemoResult {
+        scenarios: results,
+        reports,
+    })
+}
