@@ -570,6 +570,10 @@ async fn a_persons_commands_take_the_same_guards() {
         "{v:#}"
     );
     assert_eq!(v["identity"]["matches"], true, "{v:#}");
+    // The service's own decision from the journaled position: degraded is not acted on.
+    assert_eq!(v["stage"], "healthy", "{v:#}");
+    assert_eq!(v["next"]["remedy"], "nothing", "{v:#}");
+    assert_eq!(v["next"]["stage"], "healthy", "{v:#}");
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let plan = oob(&["--config", cfg, "-o", "json", "plan"], &env).await;

@@ -135,18 +135,57 @@ pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
             identity_line = format!("BMC not reachable: {e}");
         }
     }
-    let j = crate::verdict::judge(&evidence, &verdict_policy);
+    // The same decision as the service's round, from the journaled position (the SEL's
+    // entries count as findings here: a person asked to see them).
+    let mut position = exec.journal().position(&machine.name)?.unwrap_or_default();
+    position
+        .findings
+        .extend(std::mem::take(&mut evidence.findings));
+    let policy = crate::remedy::decide::Policy {
+        stages: (&svc.config.policy).into(),
+        verdict: verdict_policy,
+    };
+    let decision = crate::remedy::decide::decide(&position, &evidence, exec.now_ms(), &policy);
+    let (j, next) = match decision {
+        crate::remedy::decide::Decision::Act(plan) => (plan.judgement, Some(plan.step)),
+        crate::remedy::decide::Decision::Gather(_) => {
+            let e = crate::verdict::Evidence {
+                findings: position.findings.clone(),
+                ..evidence.clone()
+            };
+            (crate::verdict::judge(&e, &verdict_policy), None)
+        }
+    };
     let healthy = matches!(j.verdict, crate::verdict::Verdict::Healthy);
+    let next_line = next.map_or_else(
+        || "the service would ask the BMC again first".to_owned(),
+        |s| {
+            format!(
+                "the service would: {} (stage {} → {})",
+                s.remedy.name(),
+                position.stage.name(),
+                s.next.name()
+            )
+        },
+    );
     let mut rows = vec![
         vec![format!("{}: {}", machine.name, j.verdict.name())],
         vec![format!("  evidence: {}", j.reasons.join(", "))],
         vec![format!("  {identity_line}")],
+        vec![format!("  {next_line}")],
     ];
     rows.extend(j.findings.iter().map(|f| {
         let level = format!("{:?}", f.severity).to_lowercase();
         vec![format!("  [{level}] {}: {}", f.code, f.detail)]
     }));
-    let value = json!({"node": machine.name, "judgement": j, "identity": identity, "location": machine.location});
+    let value = json!({
+        "node": machine.name,
+        "judgement": j,
+        "identity": identity,
+        "location": machine.location,
+        "stage": position.stage.name(),
+        "next": next.map(|s| json!({"stage": s.next.name(), "remedy": s.remedy.name()})),
+    });
     emit(ctx.format, &value, &rows)?;
     Ok(Status::problems_if(!healthy))
 }
