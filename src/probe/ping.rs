@@ -149,8 +149,11 @@ impl Pinger {
             tokio::time::sleep(o.interval.saturating_mul(u32::from(seq))).await;
             let mut pinger = client.pinger(target, PingIdentifier(ident)).await;
             pinger.timeout(o.timeout);
+            // The round trip from right before the send (surge-ping's own figure starts
+            // after it, and reads 0.00 ms on a fast link).
+            let sent = std::time::Instant::now();
             match pinger.ping(PingSequence(seq), &[0u8; 32]).await {
-                Ok((packet, rtt)) if is_echo_reply(&packet) => Some(rtt),
+                Ok((packet, _)) if is_echo_reply(&packet) => Some(sent.elapsed()),
                 // surge-ping hands ICMP errors about our echo to the waiter too: a
                 // "destination host unreachable" for a host whose link is down is the
                 // opposite of an answer.
@@ -165,20 +168,25 @@ impl Pinger {
         PingStats::from_rtts(o.count, &rtts)
     }
 
-    /// Ping every target with bounded concurrency; results in input order.
+    /// Ping every target with bounded concurrency; results in input order. Hosts are taken
+    /// up as slots free, whatever their place: a dark host waits out its timeout without
+    /// holding up the ones after it.
     pub async fn ping_all(&self, targets: &[IpAddr], o: PingOptions) -> Vec<PingStats> {
         let start = tokio::time::Instant::now();
         let spacing = Duration::from_secs(1) / o.rate.max(1);
-        futures_util::stream::iter(targets.iter().enumerate())
-            .map(|(i, t)| async move {
-                let slot = spacing.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
-                tokio::time::sleep_until(start + slot).await;
-                self.ping(*t, u16::try_from(i % usize::from(u16::MAX)).unwrap_or(0), o)
-                    .await
-            })
-            .buffered(o.concurrency.max(1))
-            .collect()
-            .await
+        let mut done: Vec<(usize, PingStats)> =
+            futures_util::stream::iter(targets.iter().enumerate())
+                .map(|(i, t)| async move {
+                    let slot = spacing.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
+                    tokio::time::sleep_until(start + slot).await;
+                    let ident = u16::try_from(i % usize::from(u16::MAX)).unwrap_or(0);
+                    (i, self.ping(*t, ident, o).await)
+                })
+                .buffer_unordered(o.concurrency.max(1))
+                .collect()
+                .await;
+        done.sort_by_key(|(i, _)| *i);
+        done.into_iter().map(|(_, s)| s).collect()
     }
 }
 
