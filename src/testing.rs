@@ -31,6 +31,17 @@ pub fn said(log: &Log) -> Vec<String> {
     log.lock().unwrap().clone()
 }
 
+/// A node's timeline in the journal, one line per entry.
+pub fn timeline(journal: &crate::remedy::journal::Journal, node: &str) -> String {
+    journal
+        .timeline(node, 0)
+        .unwrap()
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn say(log: &Log, what: String) {
     log.lock().unwrap().push(what);
 }

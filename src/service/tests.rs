@@ -129,15 +129,33 @@ impl Fleet {
     }
 
     fn timeline(&self, i: usize) -> String {
-        self.svc
-            .exec
-            .journal()
-            .timeline(&format!("node-{i}"), 0)
+        crate::testing::timeline(self.svc.exec.journal(), &format!("node-{i}"))
+    }
+
+    /// Every report file's text.
+    fn reports(&self) -> String {
+        std::fs::read_dir(self.dir.path().join("reports"))
             .unwrap()
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect::<Vec<_>>()
-            .join("\n")
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect()
+    }
+
+    /// node-1 was cordoned, drained by eviction and reported, with no power request, and
+    /// nothing touched its three neighbours.
+    fn only_node_1_fenced_for_hardware(&self) {
+        let l = said(&self.log);
+        assert!(l.contains(&"cordon node-1".to_owned()), "{l:?}");
+        assert!(l.contains(&"drain node-1 force=false".to_owned()), "{l:?}");
+        assert!(
+            l.iter().any(|x| x == "event node-1 Warning FaultReport"),
+            "{l:?}"
+        );
+        assert!(self.requests(1).is_empty(), "no power action for hardware");
+        assert!(
+            !l.iter()
+                .any(|x| ["node-2", "node-3", "node-4"].iter().any(|n| x.contains(n))),
+            "{l:?}"
+        );
     }
 }
 
@@ -308,10 +326,7 @@ async fn a_bmc_of_another_machine_is_refused_reported_and_never_powered() {
     );
     let t = f.timeline(1);
     assert!(t.contains("identity check FAILED"), "{t}");
-    let report = std::fs::read_dir(f.dir.path().join("reports"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect::<String>();
+    let report = f.reports();
     assert!(report.contains("SN-OTHER"), "{report}");
 }
 
@@ -328,23 +343,11 @@ async fn a_new_critical_sel_entry_on_a_live_machine_is_cordoned_drained_and_repo
         sensor_type: Some("Memory".into()),
     });
     f.rounds(8).await; // past the hardware interval
-    let l = said(&f.log);
-    assert!(l.contains(&"cordon node-1".to_owned()), "{l:?}");
-    assert!(l.contains(&"drain node-1 force=false".to_owned()), "{l:?}");
-    assert!(
-        l.iter().any(|x| x == "event node-1 Warning FaultReport"),
-        "{l:?}"
-    );
-    assert!(f.requests(1).is_empty(), "no power action for hardware");
+    f.only_node_1_fenced_for_hardware();
     assert!(
         matches!(f.stage(1), Stage::AwaitReplacement { .. }),
         "{:?}",
         f.stage(1)
-    );
-    assert!(
-        !l.iter()
-            .any(|x| ["node-2", "node-3", "node-4"].iter().any(|n| x.contains(n))),
-        "{l:?}"
     );
 }
 
@@ -357,24 +360,9 @@ async fn hardware_turns_bad(change: impl FnOnce(&FakeHardware), code: &str) {
     assert!(said(&f.log).iter().all(|l| !l.starts_with("cordon")));
     change(&f.hardware);
     f.rounds(8).await;
-    let l = said(&f.log);
-    assert!(l.contains(&"cordon node-1".to_owned()), "{l:?}");
-    assert!(l.contains(&"drain node-1 force=false".to_owned()), "{l:?}");
-    assert!(
-        l.iter().any(|x| x == "event node-1 Warning FaultReport"),
-        "{l:?}"
-    );
-    assert!(f.requests(1).is_empty(), "no power action for hardware");
-    let report = std::fs::read_dir(f.dir.path().join("reports"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect::<String>();
+    f.only_node_1_fenced_for_hardware();
+    let report = f.reports();
     assert!(report.contains(code), "{report}");
-    assert!(
-        !l.iter()
-            .any(|x| ["node-2", "node-3", "node-4"].iter().any(|n| x.contains(n))),
-        "{l:?}"
-    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -91,14 +91,7 @@ impl World {
     }
 
     fn timeline(&self) -> String {
-        self.exec
-            .journal()
-            .timeline("node-1", 0)
-            .unwrap()
-            .into_iter()
-            .map(|(_, t)| t)
-            .collect::<Vec<_>>()
-            .join("\n")
+        crate::testing::timeline(self.exec.journal(), "node-1")
     }
 }
 
@@ -165,17 +158,22 @@ async fn a_hard_reboot_is_journaled_verified_off_then_on_under_the_lock() {
     assert_eq!(w.requests().len(), 2);
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_interrupted_cycle_whose_off_took_effect_is_completed_with_on_only() {
-    let w = world(false, 0);
-    let before = &crate::remedy::journal::Before {
+/// A cycle journaled (bootID boot-a, power On) by a service that died before its outcome.
+fn interrupted_cycle(w: &World) {
+    let before = crate::remedy::journal::Before {
         boot_id: Some("boot-a".into()),
         power: Some("On".into()),
     };
     w.exec
         .journal()
-        .intent("node-1/1/hard-reboot", "node-1", "cycle", before, 1)
+        .intent("node-1/1/hard-reboot", "node-1", "cycle", &before, 1)
         .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_cycle_whose_off_took_effect_is_completed_with_on_only() {
+    let w = world(false, 0);
+    interrupted_cycle(&w);
     w.bmc.lock().unwrap().power = PowerState::Off;
     let done = w.exec.execute(Remedy::HardReboot, &w.subject()).await;
     assert!(matches!(done, Some(Done::Ok(_))), "{done:?}");
@@ -186,14 +184,7 @@ async fn an_interrupted_cycle_whose_off_took_effect_is_completed_with_on_only() 
 #[tokio::test(start_paused = true)]
 async fn an_interrupted_cycle_whose_off_never_showed_is_watched_and_never_resent() {
     let w = world(false, 0);
-    let before = &crate::remedy::journal::Before {
-        boot_id: Some("boot-a".into()),
-        power: Some("On".into()),
-    };
-    w.exec
-        .journal()
-        .intent("node-1/1/hard-reboot", "node-1", "cycle", before, 1)
-        .unwrap();
+    interrupted_cycle(&w);
     let started = tokio::time::Instant::now();
     let done = w.exec.execute(Remedy::HardReboot, &w.subject()).await;
     assert!(
