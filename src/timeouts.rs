@@ -57,3 +57,13 @@ pub const NODE_LOCK: Duration = Duration::from_secs(600);
 
 /// The longest wait for a BMC's turn at the governor before a power step gives up.
 pub const GOVERNOR_WAIT: Duration = Duration::from_secs(60);
+
+/// The leader lease's duration: a new leader takes over at most this long after the old one
+/// stopped renewing (it renews every probe interval).
+pub const LEADER_LEASE: Duration = Duration::from_secs(15);
+
+/// Between the quick re-probes that tell a flap from an outage on entering Confirm.
+pub const REPROBE_SPACING: Duration = Duration::from_millis(400);
+
+/// How often `oob reboot` looks at the node while it waits for the reboot.
+pub const REBOOT_POLL: Duration = Duration::from_secs(2);

@@ -351,7 +351,7 @@ async fn reboot_ladder(
         }
         let mut stage = next.after(from, done.kind(), exec.now_ms(), &policy);
         loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            tokio::time::sleep(crate::timeouts::REBOOT_POLL).await;
             let (evidence, seen, _) = svc.probe(machine).await;
             let verdict = judge(&evidence, &verdict_policy).verdict;
             let step = stage.step(&verdict, exec.now_ms(), &policy);

@@ -201,7 +201,7 @@ impl Service {
                 &self.config.service.namespace,
                 LEADER_LEASE,
                 self.exec.holder(),
-                Duration::from_secs(15),
+                crate::timeouts::LEADER_LEASE,
             )),
             _ => None,
         };

@@ -224,7 +224,7 @@ impl Service {
     /// over a second (a link that flaps in step with the probe interval fails every round).
     async fn reprobe(&self, m: &Machine, evidence: &mut Evidence) {
         for _ in 0..3 {
-            tokio::time::sleep(Duration::from_millis(400)).await;
+            tokio::time::sleep(crate::timeouts::REPROBE_SPACING).await;
             let (again, _, again_line) = self.probe(m).await;
             if !self.dark(&again) {
                 self.exec.note(
