@@ -43,6 +43,10 @@ pub struct Metrics {
     pub breaker_open: Gauge,
     pub leader: Gauge,
     pub machines: Family<StageLabel, Gauge>,
+    /// Rounds that could not start on their tick because the machine's last one still ran.
+    pub rounds_late: Counter,
+    /// Machines whose round was still running at the last tick.
+    pub round_backlog: Gauge,
 }
 
 fn bmc_histogram() -> Histogram {
@@ -61,6 +65,18 @@ impl Default for Metrics {
         let breaker_open = Gauge::default();
         let leader = Gauge::default();
         let machines = Family::<StageLabel, Gauge>::default();
+        let rounds_late = Counter::default();
+        let round_backlog = Gauge::default();
+        registry.register(
+            "rounds_late",
+            "Rounds skipped on their tick because the machine's previous round still ran",
+            rounds_late.clone(),
+        );
+        registry.register(
+            "round_backlog",
+            "Machines whose round was still running at the last tick",
+            round_backlog.clone(),
+        );
         registry.register(
             "probes",
             "Probe rounds by result (up, down)",
@@ -99,6 +115,8 @@ impl Default for Metrics {
             breaker_open,
             leader,
             machines,
+            rounds_late,
+            round_backlog,
         }
     }
 }

@@ -219,6 +219,7 @@ impl Service {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut leading = leader.is_none();
         let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        let mut late_said_ms = 0_u64;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -246,6 +247,28 @@ impl Service {
             // One round per machine at a time; a machine still busy (a long drain, a power
             // verification) is skipped this tick rather than stacked.
             running.retain(|_, h| !h.is_finished());
+            let backlog = self
+                .machines
+                .iter()
+                .filter(|m| running.contains_key(&m.name))
+                .count();
+            self.metrics
+                .round_backlog
+                .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+            if backlog > 0 {
+                self.metrics.rounds_late.inc_by(backlog as u64);
+                // Said when it starts and then at most once a minute, not every tick.
+                let now = now_ms();
+                if now.saturating_sub(late_said_ms) >= 60_000 {
+                    warn!(
+                        late = backlog,
+                        machines = self.machines.len(),
+                        interval_ms = self.config.service.probe_interval_ms,
+                        "cannot keep the probe interval: machines still in their last round"
+                    );
+                    late_said_ms = now;
+                }
+            }
             for m in &self.machines {
                 if running.contains_key(&m.name) {
                     continue;

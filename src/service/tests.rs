@@ -393,3 +393,22 @@ async fn nic_receive_loss_past_the_runbook_limit_is_cordoned_drained_and_reporte
     )
     .await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn rounds_that_outlast_the_interval_are_counted_late_not_stacked() {
+    // A dark machine entering Confirm re-probes for over a second and asks its BMC: with a
+    // 2 s interval and jitter, some of its ticks find the last round still running.
+    let f = fleet(5, "suspect_after = 1\nmax_unhealthy_percent = 50");
+    f.go_dark(1);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(f.svc.clone().run(stop));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let _ = stop_tx.send(true);
+    runner.await.unwrap();
+    let late = f.svc.metrics.rounds_late.get();
+    assert!(late > 0, "no late round counted");
+    let text = f.svc.metrics.encode();
+    assert!(text.contains("oob_rounds_late_total"), "{text}");
+    // Never two rounds of one machine at once: one soft reboot, sent once.
+    assert_eq!(f.requests(1), [PowerRequest::GracefulRestart]);
+}
