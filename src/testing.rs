@@ -348,6 +348,8 @@ impl Clock for TokioClock {
 #[derive(Default)]
 pub struct FakeHosts {
     pub dark: Mutex<BTreeMap<IpAddr, bool>>,
+    /// Every probe asked: address, `"ping"` or `"ssh"`, when (tokio's clock).
+    pub asked: Mutex<Vec<(IpAddr, &'static str, tokio::time::Instant)>>,
 }
 
 impl FakeHosts {
@@ -358,11 +360,31 @@ impl FakeHosts {
     fn is_dark(&self, ip: IpAddr) -> bool {
         self.dark.lock().unwrap().get(&ip).copied().unwrap_or(false)
     }
+
+    fn ask(&self, ip: IpAddr, kind: &'static str) {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((ip, kind, tokio::time::Instant::now()));
+    }
+
+    /// When `kind` probes of `ip` were asked.
+    pub fn asked(&self, ip: &str, kind: &str) -> Vec<tokio::time::Instant> {
+        let ip: IpAddr = ip.parse().unwrap();
+        self.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(a, k, _)| *a == ip && *k == kind)
+            .map(|(_, _, t)| *t)
+            .collect()
+    }
 }
 
 #[async_trait]
 impl Liveness for FakeHosts {
     async fn ping(&self, ip: IpAddr, _: u16, o: PingOptions) -> Option<(u16, u16)> {
+        self.ask(ip, "ping");
         if self.is_dark(ip) {
             tokio::time::sleep(o.timeout).await;
             return Some((0, o.count));
@@ -370,6 +392,7 @@ impl Liveness for FakeHosts {
         Some((o.count, o.count))
     }
     async fn ssh(&self, addr: SocketAddr, _: Duration) -> bool {
+        self.ask(addr.ip(), "ssh");
         !self.is_dark(addr.ip())
     }
 }

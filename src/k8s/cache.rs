@@ -26,7 +26,8 @@ impl NodeCache {
     pub fn start(client: kube::Client) -> Self {
         let api: Api<Node> = Api::all(client);
         let (store, writer) = reflector::store();
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        let stream = watcher(api, watcher::Config::default()).modify(slim);
+        let stream = reflector::reflector(writer, stream)
             .default_backoff()
             .touched_objects();
         let task = tokio::spawn(async move {
@@ -65,8 +66,55 @@ impl NodeCache {
     }
 }
 
+/// Drop what a round never reads and a real Node carries by the kilobyte: the field
+/// managers' records, the list of cached container images (up to 50 names and digests), the
+/// volumes in use. At 10,000 Nodes that is the difference between megabytes and a gigabyte.
+fn slim(n: &mut Node) {
+    n.metadata.managed_fields = None;
+    if let Some(s) = n.status.as_mut() {
+        s.images = None;
+        s.volumes_in_use = None;
+        s.volumes_attached = None;
+    }
+}
+
 impl Drop for NodeCache {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slim_node_keeps_everything_a_round_reads() {
+        let mut n: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "node-1",
+                "annotations": {"oob.dev/paused": "true"},
+                "managedFields": [{"manager": "kubelet", "operation": "Update"}],
+            },
+            "spec": {"unschedulable": true, "taints": [{"key": "k", "effect": "NoSchedule"}]},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.5"}],
+                "images": [{"names": ["registry.k8s.io/pause:3.10"], "sizeBytes": 320368}],
+                "volumesInUse": ["kubernetes.io/csi/x"],
+                "nodeInfo": {
+                    "systemUUID": "u", "bootID": "b", "machineID": "m", "kernelVersion": "6",
+                    "osImage": "o", "containerRuntimeVersion": "c", "kubeletVersion": "v",
+                    "kubeProxyVersion": "v", "operatingSystem": "linux", "architecture": "amd64",
+                },
+            },
+        }))
+        .unwrap();
+        let before = super::super::kube_ops::info(&n);
+        slim(&mut n);
+        assert_eq!(super::super::kube_ops::info(&n), before);
+        let s = n.status.unwrap();
+        assert!(n.metadata.managed_fields.is_none() && s.images.is_none());
+        assert!(s.volumes_in_use.is_none());
     }
 }

@@ -45,6 +45,9 @@ pub use metrics::Metrics;
 /// The leader lease's name.
 pub const LEADER_LEASE: &str = "oob-leader";
 
+/// Slots per probe interval: machines start their rounds in the slot of their phase.
+const SLOTS: u32 = 20;
+
 /// What the ladder keeps per machine between rounds.
 #[derive(Debug, Clone)]
 struct MachineState {
@@ -59,6 +62,12 @@ struct MachineState {
     host_poll_error: Option<String>,
     /// The last "waiting" reason noted, so that a wait is noted once, not every round.
     waiting: Option<String>,
+    /// When the SSH port was last probed next to the echoes, and what it said.
+    banner_ms: u64,
+    banner: Option<bool>,
+    /// Whether the last round's echoes all came back (the next round then needs no SSH
+    /// banner to tell a dark host from a firewalled one).
+    answered: bool,
     paused: bool,
     /// What the journal holds, to write only changes.
     persisted: Option<Position>,
@@ -85,6 +94,9 @@ pub struct Service {
     machines: Vec<Machine>,
     state: Mutex<HashMap<String, MachineState>>,
     admission: tokio::sync::Mutex<()>,
+    /// Slots for the work that costs more than a probe (BMC looks, SSH polls, remedies):
+    /// `service.concurrency` of them. Probes take none.
+    slots: Arc<tokio::sync::Semaphore>,
     liveness: Arc<dyn liveness::Liveness>,
     hardware: Arc<dyn crate::gather::host::HostHardware>,
     /// Every Node from one watch, once `run` has started it: rounds read their Node from
@@ -127,6 +139,9 @@ impl Service {
                     sel_noted: false,
                     host_poll_error: None,
                     waiting: None,
+                    banner_ms: first_hardware(&m.name, exec.now_ms(), round::BANNER_EVERY_MS),
+                    banner: None,
+                    answered: false,
                     paused: false,
                     persisted: None,
                 },
@@ -144,6 +159,7 @@ impl Service {
             },
             Liveness::SshPort => None,
         };
+        let slots = Arc::new(tokio::sync::Semaphore::new(config.service.concurrency));
         Ok(Self {
             config,
             exec,
@@ -152,6 +168,7 @@ impl Service {
             machines,
             state: Mutex::new(state),
             admission: tokio::sync::Mutex::new(()),
+            slots,
             liveness: Arc::new(Network { pinger }),
             hardware: Arc::new(crate::gather::host::OverSsh),
             node_cache: std::sync::OnceLock::new(),
@@ -214,12 +231,23 @@ impl Service {
         }
         self.ready.store(true, Ordering::Relaxed);
         let interval = Duration::from_millis(self.config.service.probe_interval_ms);
-        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.config.service.concurrency));
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The interval is cut into slots and every machine starts its round in the slot of
+        // its own phase (from its name): probes go out paced across the interval, not in a
+        // burst at each tick, and a machine is probed every interval, not whenever the
+        // burst reaches it.
+        let slot = interval / SLOTS;
+        let mut by_slot: Vec<Vec<usize>> = vec![Vec::new(); SLOTS as usize];
+        for (i, m) in self.machines.iter().enumerate() {
+            by_slot[round::name_hash(&m.name) as usize % SLOTS as usize].push(i);
+        }
+        let mut tick = tokio::time::interval(slot);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut leading = leader.is_none();
-        let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        let mut running: Vec<Option<tokio::task::JoinHandle<()>>> =
+            (0..self.machines.len()).map(|_| None).collect();
         let mut late_said_ms = 0_u64;
+        let mut late_this_cycle = 0_usize;
+        let mut k = 0_usize;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -228,83 +256,77 @@ impl Service {
             if *stop.borrow() {
                 break;
             }
-            if let Some(lease) = &leader {
-                let now = lease.try_acquire().await.unwrap_or_else(|e| {
-                    warn!(error = %e, "leader lease renewal failed");
-                    false
-                });
-                if now != leading {
-                    info!(leading = now, holder = %self.exec.holder(), "leadership changed");
+            let at = k % SLOTS as usize;
+            k = k.wrapping_add(1);
+            if at == 0 {
+                if let Some(lease) = &leader {
+                    let now = lease.try_acquire().await.unwrap_or_else(|e| {
+                        warn!(error = %e, "leader lease renewal failed");
+                        false
+                    });
+                    if now != leading {
+                        info!(leading = now, holder = %self.exec.holder(), "leadership changed");
+                    }
+                    leading = now;
                 }
-                leading = now;
+                self.metrics.leader.set(i64::from(leading));
+                self.heartbeat.store(now_ms(), Ordering::Relaxed);
+                self.refresh_gauges();
+                // Machines found still in their last round when their slot came, over the
+                // last interval.
+                self.metrics
+                    .round_backlog
+                    .set(i64::try_from(late_this_cycle).unwrap_or(i64::MAX));
+                if late_this_cycle > 0 {
+                    // Said when it starts and then at most once a minute, not every tick.
+                    let now = now_ms();
+                    if now.saturating_sub(late_said_ms) >= 60_000 {
+                        warn!(
+                            late = late_this_cycle,
+                            machines = self.machines.len(),
+                            interval_ms = self.config.service.probe_interval_ms,
+                            "cannot keep the probe interval: machines still in their last round"
+                        );
+                        late_said_ms = now;
+                    }
+                }
+                late_this_cycle = 0;
             }
-            self.metrics.leader.set(i64::from(leading));
-            self.heartbeat.store(now_ms(), Ordering::Relaxed);
-            self.refresh_gauges();
             if !leading {
                 continue;
             }
-            // One round per machine at a time; a machine still busy (a long drain, a power
-            // verification) is skipped this tick rather than stacked.
-            running.retain(|_, h| !h.is_finished());
-            let backlog = self
-                .machines
-                .iter()
-                .filter(|m| running.contains_key(&m.name))
-                .count();
-            self.metrics
-                .round_backlog
-                .set(i64::try_from(backlog).unwrap_or(i64::MAX));
-            if backlog > 0 {
-                self.metrics.rounds_late.inc_by(backlog as u64);
-                // Said when it starts and then at most once a minute, not every tick.
-                let now = now_ms();
-                if now.saturating_sub(late_said_ms) >= 60_000 {
-                    warn!(
-                        late = backlog,
-                        machines = self.machines.len(),
-                        interval_ms = self.config.service.probe_interval_ms,
-                        "cannot keep the probe interval: machines still in their last round"
-                    );
-                    late_said_ms = now;
-                }
-            }
-            for m in &self.machines {
-                if running.contains_key(&m.name) {
+            for &i in &by_slot[at] {
+                // One round per machine at a time; a machine still busy (a long drain, a
+                // power verification) is skipped and counted late rather than stacked.
+                if running[i].as_ref().is_some_and(|h| !h.is_finished()) {
+                    late_this_cycle += 1;
+                    self.metrics.rounds_late.inc();
                     continue;
                 }
                 let svc = self.clone();
-                let m = m.clone();
-                let sem = semaphore.clone();
-                let name = m.name.clone();
-                let m_name = m.name.clone();
-                running.insert(
-                    name,
-                    tokio::spawn(
-                        async move {
-                            // Jitter (up to a fifth of the interval) so that rounds do not sample
-                            // a periodic flap at the same phase every time.
-                            let spread = u64::try_from(interval.as_millis() / 5).unwrap_or(0);
-                            let jitter = rand::random_range(0..=spread);
-                            tokio::time::sleep(Duration::from_millis(jitter)).await;
-                            let Ok(_permit) = sem.acquire_owned().await else {
-                                return;
-                            };
-                            svc.round(&m).await;
-                        }
-                        .instrument(tracing::info_span!(
-                            "round",
-                            node = %m_name,
-                            stage = tracing::field::Empty,
-                            remedy = tracing::field::Empty
-                        )),
-                    ),
+                let m = self.machines[i].clone();
+                let span = tracing::info_span!(
+                    "round",
+                    node = %m.name,
+                    stage = tracing::field::Empty,
+                    remedy = tracing::field::Empty
                 );
+                let spread = u64::try_from(slot.as_millis()).unwrap_or(0);
+                running[i] = Some(tokio::spawn(
+                    async move {
+                        // Jitter within the slot, so that rounds do not sample a periodic
+                        // flap at exactly the same phase every time.
+                        let jitter = rand::random_range(0..=spread);
+                        tokio::time::sleep(Duration::from_millis(jitter)).await;
+                        svc.round(&m).await;
+                    }
+                    .instrument(span),
+                ));
             }
         }
         // Graceful: let every machine finish the step it is in, then let go of the lease.
         info!("stopping: waiting for steps in progress");
-        for (_, h) in running {
+        for h in running.into_iter().flatten() {
             let _ = h.await;
         }
         if let Some(lease) = &leader {

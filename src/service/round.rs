@@ -16,6 +16,7 @@ use crate::k8s::NodeInfo;
 use crate::probe::ping::PingOptions;
 use crate::remedy::decide::{decide, Decision, Policy as DecidePolicy};
 use crate::remedy::executor::PAUSE_ANNOTATION;
+use crate::remedy::stage::{Remedy, Stage};
 use crate::verdict::{judge, Evidence};
 
 /// Whether a probe round found the host not answering (the verdict's own rule, default
@@ -40,6 +41,19 @@ pub fn host_address(m: &Machine, node: Option<&NodeInfo>) -> Option<IpAddr> {
     })
 }
 
+/// How often a healthy machine that answers its echoes has its SSH port probed as well (a
+/// closed port on a host that answers is a warning); a suspect one has it every round.
+pub(super) const BANNER_EVERY_MS: u64 = 30_000;
+
+/// Whether a probe asks the SSH port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Banner {
+    /// Ask it, next to the echoes.
+    Probe,
+    /// Ping only; the port's last answer stands while the echoes come back.
+    Last(Option<bool>),
+}
+
 /// FNV-1a of a machine's name: stable across restarts and replicas.
 pub(super) fn name_hash(name: &str) -> u32 {
     name.bytes().fold(0x811c_9dc5_u32, |h, b| {
@@ -54,8 +68,18 @@ fn ident(name: &str) -> u16 {
 }
 
 impl Service {
-    /// Probe one machine: (evidence, node, human-readable probe line).
+    /// Probe one machine, the SSH port included: (evidence, node, human-readable probe
+    /// line).
     pub async fn probe(&self, m: &Machine) -> (Evidence, Option<NodeInfo>, String) {
+        self.probe_with(m, Banner::Probe).await
+    }
+
+    /// Probe one machine; `banner` says whether the SSH port is asked too.
+    async fn probe_with(
+        &self,
+        m: &Machine,
+        banner: Banner,
+    ) -> (Evidence, Option<NodeInfo>, String) {
         let node = match self.node_cache.get().filter(|c| !c.is_empty()) {
             Some(cache) => cache.get(&m.name),
             None => self.exec.nodes().get(&m.name).await.ok(),
@@ -67,20 +91,35 @@ impl Service {
             ..Evidence::default()
         };
         if let Some(ip) = host {
-            // Echoes and the SSH banner at once: a dark host costs one timeout, not three.
             let o = PingOptions {
                 count: self.config.service.ping_count,
                 timeout,
                 ..PingOptions::default()
             };
             let port = m.ssh.as_ref().map_or(22, |s| s.port);
-            let (ping, ssh) = tokio::join!(
-                self.liveness.ping(ip, ident(&m.name), o),
-                self.liveness.ssh(SocketAddr::new(ip, port), timeout)
-            );
-            e.ping = ping;
-            e.ssh_is_liveness = ping.is_none();
-            e.ssh_reachable = Some(ssh);
+            let ssh = self.liveness.ssh(SocketAddr::new(ip, port), timeout);
+            let ping = self.liveness.ping(ip, ident(&m.name), o);
+            match banner {
+                Banner::Probe => {
+                    // Echoes and the SSH banner at once: a dark host costs one timeout.
+                    let (ping, ssh) = tokio::join!(ping, ssh);
+                    e.ping = ping;
+                    e.ssh_reachable = Some(ssh);
+                }
+                Banner::Last(last) => {
+                    e.ping = ping.await;
+                    e.ssh_reachable = match e.ping {
+                        // No ICMP for this address: the SSH port is the probe.
+                        None => Some(ssh.await),
+                        // Echoes answered: the port's last word stands (a warning at most).
+                        Some(_) if !self.dark(&e) => last,
+                        // Dark on echoes alone: the next round asks the port too, before
+                        // anything counts beyond a suspicion.
+                        Some(_) => None,
+                    };
+                }
+            }
+            e.ssh_is_liveness = e.ping.is_none();
         }
         let line = judge(&e, &self.config.policy.verdict()).reasons.join(", ");
         let result = if host.is_none() {
@@ -99,10 +138,34 @@ impl Service {
         (e, node, line)
     }
 
-    /// One round for one machine.
+    /// One round for one machine: a probe, and when the probe or the clock calls for
+    /// more, the rest in a slot of its own.
     pub async fn round(&self, m: &Machine) {
+        let banner = {
+            let s = self.lock();
+            let Some(st) = s.get(&m.name) else {
+                return;
+            };
+            let due = self.exec.now_ms().saturating_sub(st.banner_ms) >= BANNER_EVERY_MS;
+            if due || !st.answered || st.position.stage != Stage::Healthy {
+                Banner::Probe
+            } else {
+                Banner::Last(st.banner)
+            }
+        };
+        let probe = self.probe_with(m, banner).await;
+        // Boxed: a round waiting to start, or probing, holds a small future; the large
+        // one (looks, remedies) exists only while it runs.
+        Box::pin(self.round_after(m, banner, probe)).await;
+    }
+
+    async fn round_after(
+        &self,
+        m: &Machine,
+        banner: Banner,
+        (mut evidence, node, line): (Evidence, Option<NodeInfo>, String),
+    ) {
         let name = m.name.as_str();
-        let (mut evidence, node, line) = self.probe(m).await;
         let Some(node) = node else {
             warn!(node = name, "node not readable; skipping the round");
             return;
@@ -136,12 +199,23 @@ impl Service {
             st.history.pop_front();
         }
         let now = self.exec.now_ms();
+        if banner == Banner::Probe {
+            st.banner_ms = now;
+            st.banner = evidence.ssh_reachable;
+        }
+        st.answered = evidence
+            .ping
+            .is_some_and(|(received, sent)| received >= sent);
+        // Everything past the probe takes a slot, and only when there is something to do:
+        // a healthy machine's round costs none.
+        let mut slot = None;
         // Hardware: on the first round, then every hardware interval (a BMC that does not
         // answer is asked again at that pace, not every round). Not while a remedy decided
         // before a restart is pending: that is finished first, on what it was decided on.
         let due =
             now.saturating_sub(st.last_hardware_ms) >= self.config.service.hardware_interval_ms;
         if due && st.position.pending.is_none() {
+            slot = Some(self.slot().await);
             st.last_hardware_ms = now;
             let mut scratch = Evidence::default();
             if let Some(e) = self
@@ -159,6 +233,9 @@ impl Service {
         let policy = self.decide_policy();
         let mut decision = decide(&st.position, &evidence, now, &policy);
         if let Decision::Gather(needs) = &decision {
+            if slot.is_none() {
+                slot = Some(self.slot().await);
+            }
             if let Some(why) = &needs.note {
                 self.exec.note(name, why.clone());
             }
@@ -195,6 +272,10 @@ impl Service {
         }
         st.position.episode = plan.episode;
         self.put(name, &st);
+        if slot.is_none() && plan.step.remedy != Remedy::Nothing {
+            slot = Some(self.slot().await);
+        }
+        let _slot = slot;
         self.act(
             m,
             &node,
@@ -205,6 +286,12 @@ impl Service {
             plan.resumed_from,
         )
         .await;
+    }
+
+    /// A slot for work beyond the probe; `None` only once the service is closing (the
+    /// semaphore is never closed while rounds run).
+    async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots.clone().acquire_owned().await.ok()
     }
 
     /// Whether a probe round found the host not answering (the verdict's own rule).

@@ -412,3 +412,91 @@ async fn rounds_that_outlast_the_interval_are_counted_late_not_stacked() {
     // Never two rounds of one machine at once: one soft reboot, sent once.
     assert_eq!(f.requests(1), [PowerRequest::GracefulRestart]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_scheduler_paces_probes_across_the_interval_and_probes_each_machine_every_interval() {
+    let f = fleet(40, "");
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let start = tokio::time::Instant::now();
+    let runner = tokio::spawn(f.svc.clone().run(stop));
+    tokio::time::sleep(Duration::from_millis(10_050)).await;
+    let _ = stop_tx.send(true);
+    runner.await.unwrap();
+    let mut firsts = Vec::new();
+    for i in 1..=40 {
+        let pings = f.hosts.asked(&format!("127.0.0.{}", 10 + i), "ping");
+        // Five intervals: a round each, one interval apart (give or take the slot's
+        // jitter), none skipped and none doubled.
+        // (Six for a machine whose slot is the first: it starts at once.)
+        assert!((5..=6).contains(&pings.len()), "node-{i}: {pings:?}");
+        for w in pings.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                gap >= Duration::from_millis(1_850) && gap <= Duration::from_millis(2_150),
+                "node-{i}: rounds {gap:?} apart"
+            );
+        }
+        firsts.push((pings[0] - start).as_millis() / 100);
+    }
+    // Spread over the interval's slots, not a burst at each tick.
+    firsts.sort_unstable();
+    firsts.dedup();
+    assert!(firsts.len() >= 12, "first probes fell in only {firsts:?}");
+    assert_eq!(f.svc.metrics.rounds_late.get(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_answers_its_echoes_has_its_ssh_port_asked_twice_a_minute_a_silent_one_every_round(
+) {
+    let f = fleet(1, "suspect_after = 5");
+    f.rounds(31).await;
+    let ip = "127.0.0.11";
+    assert_eq!(f.hosts.asked(ip, "ping").len(), 31);
+    let banners = f.hosts.asked(ip, "ssh").len();
+    assert_eq!(banners, 3, "SSH probes in 62 s (at 0, 30 and 60 s)");
+    f.hosts.set_dark(ip, true);
+    f.rounds(3).await;
+    // The first silent round goes on echoes alone (a suspicion); from then on the port is
+    // asked every round, so a firewall that drops echoes can never make a host "dark".
+    assert_eq!(f.hosts.asked(ip, "ssh").len(), banners + 2);
+    assert!(
+        matches!(f.stage(1), Stage::Suspect { failures: 3, .. }),
+        "{:?}",
+        f.stage(1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn probes_take_no_slot_while_looks_and_remedies_wait_for_one() {
+    let f = fleet(3, "");
+    // The only slot is taken (a long BMC look elsewhere, say).
+    let held = f
+        .svc
+        .slots
+        .clone()
+        .acquire_many_owned(f.svc.config.service.concurrency as u32);
+    let held = held.await.unwrap();
+    // Healthy machines whose hardware check is not due finish their rounds all the same.
+    for m in f.svc.machines.clone() {
+        let due = {
+            let s = f.svc.lock();
+            let st = &s[&m.name];
+            f.svc.exec.now_ms() - st.last_hardware_ms >= f.svc.config.service.hardware_interval_ms
+        };
+        let round = tokio::time::timeout(Duration::from_secs(5), f.svc.round(&m)).await;
+        assert_eq!(round.is_ok(), !due, "{}: due {due}", m.name);
+    }
+    // A round with a hardware check due waits for a slot, then does it.
+    let m = f.svc.machines[0].clone();
+    f.svc.lock().get_mut(&m.name).unwrap().last_hardware_ms = 0;
+    let svc = f.svc.clone();
+    let waiting = tokio::spawn(async move { svc.round(&m).await });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(!waiting.is_finished(), "the look ran without a slot");
+    drop(held);
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(f.svc.lock()["node-1"].last_hardware_ms, 0);
+}
