@@ -79,6 +79,14 @@ enum Command {
         fail_disk: Vec<String>,
         #[arg(long, default_value_t = 1000)]
         fault_after_ms: u64,
+        /// Address of the BMCs and the API server.
+        #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+        bind: IpAddr,
+        /// One address per line: host i's SSH port is on port 22 of line i (the addresses
+        /// must be local, e.g. inside a network namespace); default: ephemeral ports on
+        /// --bind.
+        #[arg(long)]
+        host_addresses: Option<PathBuf>,
     },
 }
 
@@ -94,9 +102,26 @@ async fn main() -> anyhow::Result<()> {
         hang,
         fail_disk,
         fault_after_ms,
+        bind,
+        host_addresses,
     } = command
     {
-        return oob_mocks::sim::run_fleet(nodes, &dir, &hang, &fail_disk, fault_after_ms).await;
+        let hosts = match host_addresses {
+            Some(file) => Some(
+                std::fs::read_to_string(&file)?
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| l.trim().parse())
+                    .collect::<Result<Vec<IpAddr>, _>>()?,
+            ),
+            None => None,
+        };
+        let at = oob_mocks::sim::Addresses {
+            services: bind,
+            hosts,
+        };
+        return oob_mocks::sim::run_fleet(nodes, &dir, &at, &hang, &fail_disk, fault_after_ms)
+            .await;
     }
     if let Command::Ipmi {
         port,

@@ -50,6 +50,27 @@ impl SelfSigned {
     }
 }
 
+/// Whether a mock may listen on `ip`: loopback always; any other address only inside a
+/// network namespace other than the host's (one a test or benchmark created), where it can
+/// reach nothing else.
+pub fn may_bind(ip: std::net::IpAddr) -> bool {
+    ip.is_loopback() || in_private_netns()
+}
+
+/// Whether this process runs in a named network namespace (`ip netns add`, the way the
+/// tests and benchmarks make theirs): its inode is one of `/run/netns/*`.
+fn in_private_netns() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(me) = std::fs::metadata("/proc/self/ns/net") else {
+        return false;
+    };
+    std::fs::read_dir("/run/netns").is_ok_and(|d| {
+        d.flatten().any(|e| {
+            std::fs::metadata(e.path()).is_ok_and(|m| m.ino() == me.ino() && m.dev() == me.dev())
+        })
+    })
+}
+
 /// A running server; dropping it stops accepting and closes the listener.
 pub struct Running {
     pub addr: SocketAddr,
@@ -69,8 +90,8 @@ pub async fn serve(
     tls: Option<&SelfSigned>,
 ) -> anyhow::Result<Running> {
     anyhow::ensure!(
-        addr.ip().is_loopback(),
-        "mocks bind to loopback only, not {addr}"
+        may_bind(addr.ip()),
+        "mocks bind to loopback only (or inside a network namespace of their own), not {addr}"
     );
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;

@@ -10,7 +10,8 @@
 //! [`SimHost::fail_disk`], [`SimHost::flap`], and a Node whose `systemUUID` names another
 //! machine ([`HostSpec::node_uuid`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -182,11 +183,52 @@ pub struct SimFleet {
     pub hosts: Vec<SimHost>,
     /// The one key every host's SSH server lets in.
     pub ssh_client_key: russh::keys::PrivateKey,
+    /// TCP connections accepted on the hosts' SSH ports (banner probes and sessions).
+    pub ssh_connections: Arc<AtomicU64>,
+    follower: Vec<JoinHandle<()>>,
+}
+
+impl Drop for SimFleet {
+    fn drop(&mut self) {
+        for t in &self.follower {
+            t.abort();
+        }
+    }
+}
+
+/// Where a simulated fleet listens.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    /// The BMCs and the API server (ephemeral ports).
+    pub services: IpAddr,
+    /// One address per host, its SSH port on 22 there (and the Node's InternalIP); `None`:
+    /// every host on `services` with an ephemeral port.
+    pub hosts: Option<Vec<IpAddr>>,
+}
+
+impl Default for Addresses {
+    fn default() -> Self {
+        Self {
+            services: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            hosts: None,
+        }
+    }
 }
 
 impl SimFleet {
     pub async fn start(specs: &[HostSpec], timing: Timing) -> anyhow::Result<Self> {
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_on(specs, timing, &Addresses::default()).await
+    }
+
+    /// A fleet listening where `at` says (a scale benchmark puts every host on an address
+    /// of its own inside a network namespace, so that ICMP reaches a host that can go dark).
+    pub async fn start_on(
+        specs: &[HostSpec],
+        timing: Timing,
+        at: &Addresses,
+    ) -> anyhow::Result<Self> {
+        let loopback = SocketAddr::new(at.services, 0);
+        let ssh_connections = Arc::new(AtomicU64::new(0));
         let client_key = crate::ssh::new_key();
         let mut hosts = Vec::with_capacity(specs.len());
         let mut nodes = Vec::new();
@@ -206,8 +248,21 @@ impl SimFleet {
             let uuid = format!("5a1d0000-0000-4000-8000-{n:012}");
             let serial = format!("SIM-{n:04}");
             bmc.mock.set_identity(SYSTEM, &uuid, &serial);
-            let listener = TcpListener::bind(loopback).await?;
-            let ssh = listener.local_addr()?;
+            // A listener per host, or one for all of them (port 22 of every host address,
+            // told apart by the address a connection came to).
+            let (listener, ssh) = match &at.hosts {
+                Some(addrs) => {
+                    let ip = *addrs
+                        .get(i)
+                        .ok_or_else(|| anyhow::anyhow!("fewer host addresses than hosts"))?;
+                    (None, SocketAddr::new(ip, 22))
+                }
+                None => {
+                    let l = TcpListener::bind(loopback).await?;
+                    let a = l.local_addr()?;
+                    (Some(l), a)
+                }
+            };
             let ssh_host = SshHost::new(
                 crate::ssh::new_key(),
                 client_key.public_key().clone(),
@@ -234,11 +289,14 @@ impl SimFleet {
                 ssh,
                 uuid,
                 serial,
-                tasks: vec![tokio::spawn(answer(
-                    listener,
-                    state.clone(),
-                    ssh_host.clone(),
-                ))],
+                tasks: listener
+                    .map(|l| {
+                        let host = (state.clone(), ssh_host.clone());
+                        let one = move |_: IpAddr| Some(host.clone());
+                        tokio::spawn(answer(l, one, ssh_connections.clone()))
+                    })
+                    .into_iter()
+                    .collect(),
                 ssh_host,
                 state,
             });
@@ -253,20 +311,34 @@ impl SimFleet {
             }],
         });
         let api = FakeApi::start(&fixture, loopback).await?;
-        for h in &mut hosts {
-            let task = tokio::spawn(follow(
-                h.name.clone(),
-                h.bmc.mock.clone(),
-                api.api.clone(),
-                h.state.clone(),
-                timing,
-            ));
-            h.tasks.push(task);
+        let mut shared = None;
+        if at.hosts.is_some() {
+            anyhow::ensure!(
+                crate::serve::may_bind(at.services),
+                "host addresses of their own need a network namespace of their own"
+            );
+            let by_addr: std::collections::HashMap<IpAddr, (Arc<Mutex<HostState>>, SshHost)> =
+                hosts
+                    .iter()
+                    .map(|h| (h.ssh.ip(), (h.state.clone(), h.ssh_host.clone())))
+                    .collect();
+            let l =
+                TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 22)).await?;
+            let find = move |ip: IpAddr| by_addr.get(&ip).cloned();
+            shared = Some(tokio::spawn(answer(l, find, ssh_connections.clone())));
         }
+        let followed = hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.bmc.mock.clone(), h.state.clone()))
+            .collect();
+        let mut follower = vec![tokio::spawn(follow(followed, api.api.clone(), timing))];
+        follower.extend(shared);
         Ok(Self {
             api,
             hosts,
             ssh_client_key: client_key,
+            ssh_connections,
+            follower,
         })
     }
 
@@ -330,79 +402,88 @@ fn boot_id(name: &str, n: u32) -> String {
 
 /// The SSH port: an identification line while the host is up, else the connection is
 /// closed at once (as a kernel would answer a closed port, or a dead host not at all).
-async fn answer(listener: TcpListener, state: Arc<Mutex<HostState>>, ssh: SshHost) {
+async fn answer(
+    listener: TcpListener,
+    host: impl Fn(IpAddr) -> Option<(Arc<Mutex<HostState>>, SshHost)>,
+    accepted: Arc<AtomicU64>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        accepted.fetch_add(1, Ordering::Relaxed);
+        let Some((state, ssh)) = stream.local_addr().ok().and_then(|a| host(a.ip())) else {
+            continue;
+        };
         if lock(&state).up(Instant::now()) {
-            tokio::spawn(ssh.clone().serve(stream));
+            tokio::spawn(ssh.serve(stream));
         }
     }
 }
 
-/// Follow the BMC's power state and keep the Node in step.
-async fn follow(
-    name: String,
-    bmc: Mock,
-    api: FakeApi,
-    state: Arc<Mutex<HostState>>,
-    timing: Timing,
-) {
+/// Follow every BMC's power state and keep each Node in step: one task for the fleet (a
+/// task per host waking twenty times a second costs a 10,000-host benchmark a core).
+async fn follow(hosts: Vec<(String, Mock, Arc<Mutex<HostState>>)>, api: FakeApi, timing: Timing) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tick.tick().await;
-        let powered = bmc.power_state(SYSTEM).as_deref() == Some("On");
-        let now = Instant::now();
-        let mut booted = None;
-        let ready = {
-            let mut s = lock(&state);
-            if !powered {
-                s.powered = false;
-                s.hung = false;
-                s.booting_until = None;
-            } else if !s.powered {
-                s.powered = true;
-                s.booting_until = Some(now + timing.boot_delay);
-            }
-            if s.booting_until.is_some_and(|t| now >= t) {
-                s.booting_until = None;
-                s.boot_id += 1;
-                s.boots += 1;
-                bmc.faults(|f| f.ignore_graceful = false);
-                booted = Some(s.boot_id);
-            }
-            if s.up(now) {
-                s.down_since = None;
-            } else if s.down_since.is_none() {
-                s.down_since = Some(now);
-            }
-            let want = match s.down_since {
-                Some(t) if now.duration_since(t) >= timing.ready_grace => "Unknown",
-                _ => "True",
-            };
-            (want != s.ready || booted.is_some()).then(|| {
-                s.ready = want.to_owned();
-                want
-            })
-        };
-        if let Some(ready) = ready {
-            api.touch(&name, |n| {
-                // Replace Ready only: other controllers' conditions (oob's) stay.
-                let mut conditions: Vec<Value> = n["status"]["conditions"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|c| c["type"] != "Ready")
-                    .collect();
-                conditions.insert(0, ready_condition(ready));
-                n["status"]["conditions"] = Value::Array(conditions);
-                if let Some(id) = booted {
-                    n["status"]["nodeInfo"]["bootID"] = json!(boot_id(&name, id));
-                }
-            });
+        for (name, bmc, state) in &hosts {
+            follow_one(name, bmc, &api, state, timing);
         }
+    }
+}
+
+fn follow_one(name: &str, bmc: &Mock, api: &FakeApi, state: &Mutex<HostState>, timing: Timing) {
+    let powered = bmc.power_state(SYSTEM).as_deref() == Some("On");
+    let now = Instant::now();
+    let mut booted = None;
+    let ready = {
+        let mut s = lock(state);
+        if !powered {
+            s.powered = false;
+            s.hung = false;
+            s.booting_until = None;
+        } else if !s.powered {
+            s.powered = true;
+            s.booting_until = Some(now + timing.boot_delay);
+        }
+        if s.booting_until.is_some_and(|t| now >= t) {
+            s.booting_until = None;
+            s.boot_id += 1;
+            s.boots += 1;
+            bmc.faults(|f| f.ignore_graceful = false);
+            booted = Some(s.boot_id);
+        }
+        if s.up(now) {
+            s.down_since = None;
+        } else if s.down_since.is_none() {
+            s.down_since = Some(now);
+        }
+        let want = match s.down_since {
+            Some(t) if now.duration_since(t) >= timing.ready_grace => "Unknown",
+            _ => "True",
+        };
+        (want != s.ready || booted.is_some()).then(|| {
+            s.ready = want.to_owned();
+            want
+        })
+    };
+    if let Some(ready) = ready {
+        api.touch(name, |n| {
+            // Replace Ready only: other controllers' conditions (oob's) stay.
+            let mut conditions: Vec<Value> = n["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c["type"] != "Ready")
+                .collect();
+            conditions.insert(0, ready_condition(ready));
+            n["status"]["conditions"] = Value::Array(conditions);
+            if let Some(id) = booted {
+                n["status"]["nodeInfo"]["bootID"] = json!(boot_id(name, id));
+            }
+        });
     }
 }
 
@@ -412,6 +493,7 @@ async fn follow(
 pub async fn run_fleet(
     nodes: usize,
     dir: &std::path::Path,
+    at: &Addresses,
     hang: &[String],
     fail_disk: &[String],
     fault_after_ms: u64,
@@ -419,7 +501,7 @@ pub async fn run_fleet(
     let specs: Vec<HostSpec> = (1..=nodes)
         .map(|i| HostSpec::new(&format!("node-{i}")))
         .collect();
-    let fleet = SimFleet::start(&specs, Timing::default()).await?;
+    let fleet = SimFleet::start_on(&specs, Timing::default(), at).await?;
     std::fs::create_dir_all(dir)?;
     let hosts: Vec<serde_json::Value> = fleet
         .hosts
@@ -427,7 +509,8 @@ pub async fn run_fleet(
         .map(|h| {
             serde_json::json!({
                 "name": h.name, "bmc": format!("{}{}", h.bmc.url(), SYSTEM),
-                "ssh_port": h.ssh.port(), "serial": h.serial, "uuid": h.uuid,
+                "host": h.ssh.ip().to_string(), "ssh_port": h.ssh.port(),
+                "host_key": h.host_key(), "serial": h.serial, "uuid": h.uuid,
             })
         })
         .collect();
@@ -437,6 +520,13 @@ pub async fn run_fleet(
     );
     std::fs::write(dir.join("kubeconfig"), kubeconfig)?;
     std::fs::write(dir.join("bmc-password"), PASSWORD)?;
+    std::fs::write(
+        dir.join("ssh-key"),
+        fleet
+            .ssh_client_key
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)?
+            .as_bytes(),
+    )?;
     let description = serde_json::json!({ "api": fleet.api.url(), "hosts": hosts });
     // Written last, via rename: its presence means the fleet is up.
     let tmp = dir.join("fleet.json.tmp");
@@ -446,6 +536,30 @@ pub async fn run_fleet(
         "simulated fleet of {nodes} up; described in {}",
         dir.join("fleet.json").display()
     );
+    // What the fleet has seen, every second, for benchmarks: DIR/stats.json.
+    let stats = {
+        let dir = dir.to_owned();
+        let api = fleet.api.api.clone();
+        let ssh = fleet.ssh_connections.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                let doc = json!({
+                    "at": now,
+                    "api_requests": api.request_count(),
+                    "ssh_connections": ssh.load(Ordering::Relaxed),
+                });
+                let tmp = dir.join("stats.json.tmp");
+                if std::fs::write(&tmp, doc.to_string()).is_ok() {
+                    let _ = std::fs::rename(&tmp, dir.join("stats.json"));
+                }
+            }
+        })
+    };
     tokio::time::sleep(Duration::from_millis(fault_after_ms)).await;
     for h in &fleet.hosts {
         if hang.contains(&h.name) {
@@ -456,5 +570,6 @@ pub async fn run_fleet(
         }
     }
     tokio::signal::ctrl_c().await?;
+    stats.abort();
     Ok(())
 }

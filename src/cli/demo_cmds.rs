@@ -85,7 +85,15 @@ pub async fn demo(ctx: &Context, args: DemoArgs) -> anyhow::Result<Status> {
 
 /// The demo's simulated fleet on its own, until Ctrl-C.
 pub async fn sim_fleet(a: SimFleetArgs) -> anyhow::Result<Status> {
-    oob_mocks::sim::run_fleet(a.nodes, &a.dir, &a.hang, &a.fail_disk, a.fault_after_ms).await?;
+    oob_mocks::sim::run_fleet(
+        a.nodes,
+        &a.dir,
+        &oob_mocks::sim::Addresses::default(),
+        &a.hang,
+        &a.fail_disk,
+        a.fault_after_ms,
+    )
+    .await?;
     Ok(Status::Ok)
 }
 

@@ -205,6 +205,11 @@ impl FakeApi {
         self.lock().requests.clone()
     }
 
+    /// How many requests arrived (without copying them).
+    pub fn request_count(&self) -> usize {
+        self.lock().requests.len()
+    }
+
     /// The next `n` requests are answered 429.
     pub fn throttle(&self, n: u32) {
         self.lock().throttle = n;
