@@ -85,28 +85,73 @@ fn excerpt(body: &[u8], creds: &Credentials) -> String {
     creds.password.scrub(&cut)
 }
 
+/// What a shared HTTP client is built from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Recipe {
+    tls: Option<TlsPolicy>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+}
+
+/// HTTP clients shared by every BMC connection built from the same recipe. Building one
+/// loads and parses the system's trust store from disk (hundreds of certificates): once per
+/// BMC look, that was a fifth of the service's CPU at 5,000 machines. Idle connections are
+/// kept for a few seconds only, so that a look's requests share one connection but a fleet
+/// does not hold one open per BMC. A CA file is read when its first client is built.
+fn shared(endpoint: &Endpoint, options: &ClientOptions) -> Result<reqwest::Client, BmcError> {
+    static CLIENTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<Recipe, reqwest::Client>>,
+    > = std::sync::OnceLock::new();
+    let recipe = Recipe {
+        tls: endpoint.tls.then(|| options.tls.clone()),
+        connect_timeout: options.connect_timeout,
+        request_timeout: options.request_timeout,
+    };
+    let clients = CLIENTS.get_or_init(Default::default);
+    if let Some(c) = clients
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&recipe)
+    {
+        return Ok(c.clone());
+    }
+    let builder = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(recipe.connect_timeout)
+        .timeout(recipe.request_timeout)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .http1_only()
+        .pool_idle_timeout(timeouts::BMC_IDLE)
+        .pool_max_idle_per_host(1)
+        .user_agent(concat!("oob/", env!("CARGO_PKG_VERSION")));
+    let builder = match &recipe.tls {
+        Some(policy) => tls::apply(builder, policy, &endpoint.authority())?,
+        None => builder,
+    };
+    let http = builder.build().map_err(|e| BmcError::Client {
+        bmc: endpoint.authority(),
+        reason: chain(&e),
+    })?;
+    clients
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(recipe, http.clone());
+    Ok(http)
+}
+
 impl Client {
     pub fn new(
         endpoint: &Endpoint,
         creds: Credentials,
         options: ClientOptions,
     ) -> Result<Self, BmcError> {
-        let builder = reqwest::Client::builder()
-            .no_proxy()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .http1_only()
-            .user_agent(concat!("oob/", env!("CARGO_PKG_VERSION")));
-        let builder = if endpoint.tls {
-            tls::apply(builder, &options.tls, &endpoint.authority())?
-        } else {
-            builder
-        };
-        let http = builder.build().map_err(|e| BmcError::Client {
-            bmc: endpoint.authority(),
-            reason: chain(&e),
-        })?;
+        if endpoint.tls && options.tls == TlsPolicy::Insecure {
+            warn!(
+                bmc = %endpoint.authority(),
+                "tls verification disabled by request (--insecure)"
+            );
+        }
+        let http = shared(endpoint, &options)?;
         Ok(Self {
             http,
             base: endpoint.base_url(),

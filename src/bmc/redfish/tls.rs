@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::bmc::BmcError;
 
 /// How the BMC's certificate is checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub enum TlsPolicy {
     /// The system's trust store and the host name (reqwest's default).
     #[default]
@@ -25,7 +25,7 @@ pub enum TlsPolicy {
     /// The leaf certificate's SHA-256 must equal this; host name and expiry are not checked
     /// (a pin is stronger than both, and BMC certificates rarely name their IP).
     Fingerprint([u8; 32]),
-    /// Accept any certificate. Logged as a warning on every client built.
+    /// Accept any certificate. Logged as a warning on every connection to a BMC.
     Insecure,
 }
 
@@ -105,16 +105,13 @@ pub fn apply(
                 provider: provider.clone(),
             }))
             .with_no_client_auth(),
-        TlsPolicy::Insecure => {
-            tracing::warn!(bmc, "tls verification disabled by request (--insecure)");
-            config_builder()?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Verifier {
-                    pin: None,
-                    provider: provider.clone(),
-                }))
-                .with_no_client_auth()
-        }
+        TlsPolicy::Insecure => config_builder()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                pin: None,
+                provider: provider.clone(),
+            }))
+            .with_no_client_auth(),
     };
     Ok(builder.tls_backend_preconfigured(config))
 }
