@@ -42,6 +42,15 @@ pub enum GatherError {
 pub trait HostHardware: Send + Sync {
     async fn smart(&self, m: &Machine, host: &str) -> Result<Vec<Drive>, GatherError>;
     async fn nic(&self, m: &Machine, host: &str) -> Result<Vec<Sample>, GatherError>;
+    /// Drives and NICs together (the real reads share one connection).
+    async fn poll(
+        &self,
+        m: &Machine,
+        host: &str,
+    ) -> Result<(Vec<Drive>, Vec<Sample>), GatherError> {
+        let (drives, nics) = tokio::join!(self.smart(m, host), self.nic(m, host));
+        Ok((drives?, nics?))
+    }
 }
 
 /// The real reads: `smartctl` and the sysfs counters over SSH.
@@ -54,6 +63,23 @@ impl HostHardware for OverSsh {
     }
     async fn nic(&self, m: &Machine, host: &str) -> Result<Vec<Sample>, GatherError> {
         nic(m, host).await
+    }
+    /// One SSH connection for the whole poll: the smartctl scan, each drive, the NIC
+    /// counters, each on a channel of its own.
+    async fn poll(
+        &self,
+        m: &Machine,
+        host: &str,
+    ) -> Result<(Vec<Drive>, Vec<Sample>), GatherError> {
+        let (t, ssh) = ssh_target(m, host)?;
+        let session = exec::Session::open(&t).await?;
+        let drives = smart_in(&session, m, ssh).await;
+        let nics = match &drives {
+            Ok(_) => nic_in(&session).await,
+            Err(_) => Ok(Vec::new()),
+        };
+        session.close().await;
+        Ok((drives?, nics?))
     }
 }
 
@@ -114,13 +140,25 @@ fn q(s: &str) -> String {
 /// Every drive smartctl finds on the host.
 pub async fn smart(m: &Machine, host: &str) -> Result<Vec<Drive>, GatherError> {
     let (t, ssh) = ssh_target(m, host)?;
+    let session = exec::Session::open(&t).await?;
+    let drives = smart_in(&session, m, ssh).await;
+    session.close().await;
+    drives
+}
+
+/// Every drive smartctl finds, over an open session.
+async fn smart_in(
+    session: &exec::Session,
+    m: &Machine,
+    ssh: &SshSettings,
+) -> Result<Vec<Drive>, GatherError> {
     let output = |command: &str, detail: String| GatherError::Output {
         machine: m.name.clone(),
         command: command.to_owned(),
         detail,
     };
     let scan_cmd = format!("{} --scan-open -j", ssh.smartctl);
-    let scan = exec::exec(&t, &scan_cmd, COMMAND_LIMIT).await?;
+    let scan = session.run(&scan_cmd, COMMAND_LIMIT).await?;
     let scan: Scan =
         serde_json::from_slice(&scan.stdout).map_err(|e| output(&scan_cmd, e.to_string()))?;
     let mut drives = Vec::new();
@@ -131,7 +169,7 @@ pub async fn smart(m: &Machine, host: &str) -> Result<Vec<Drive>, GatherError> {
             .map(|k| format!("-d {} ", q(k)))
             .unwrap_or_default();
         let cmd = format!("{} -j -x {kind}{}", ssh.smartctl, q(&dev.name));
-        let out = exec::exec(&t, &cmd, COMMAND_LIMIT).await?;
+        let out = session.run(&cmd, COMMAND_LIMIT).await?;
         let mut found =
             smart::parse(&dev.name, &out.stdout).map_err(|e| output(&cmd, e.to_string()))?;
         for d in &mut found {
@@ -145,9 +183,17 @@ pub async fn smart(m: &Machine, host: &str) -> Result<Vec<Drive>, GatherError> {
 /// Every interface's sysfs counters on the host.
 pub async fn nic(m: &Machine, host: &str) -> Result<Vec<Sample>, GatherError> {
     let (t, _) = ssh_target(m, host)?;
+    let session = exec::Session::open(&t).await?;
+    let nics = nic_in(&session).await;
+    session.close().await;
+    nics
+}
+
+/// Every interface's sysfs counters, over an open session.
+async fn nic_in(session: &exec::Session) -> Result<Vec<Sample>, GatherError> {
     let script = "cd /sys/class/net && for i in *; do echo \"== $i\"; for f in \"$i\"/statistics/*; do \
                   echo \"${f##*/} $(cat \"$f\")\"; done; echo \"carrier_changes $(cat \"$i/carrier_changes\" 2>/dev/null)\"; done";
-    let out = exec::exec(&t, script, COMMAND_LIMIT).await?;
+    let out = session.run(script, COMMAND_LIMIT).await?;
     Ok(parse_sysfs(&String::from_utf8_lossy(&out.stdout)))
 }
 

@@ -129,91 +129,131 @@ pub fn wrap(command: &str, limit: Duration) -> String {
     )
 }
 
-/// Run `command` (wrapped in `timeout limit`) and collect its output.
-pub async fn exec(t: &SshTarget, command: &str, limit: Duration) -> Result<Output, SshError> {
-    let ssh = |detail: String| SshError::Ssh {
-        host: t.host.clone(),
-        detail,
-    };
-    let key = russh::keys::load_secret_key(&t.key, None).map_err(|e| SshError::Key {
-        host: t.host.clone(),
-        path: t.key.display().to_string(),
-        detail: e.to_string(),
-    })?;
-    let refusal = Arc::new(Mutex::new(None));
-    let verifier = Verifier {
-        host: t.host.clone(),
-        port: t.port,
-        policy: t.policy.clone(),
-        refusal: refusal.clone(),
-    };
-    let config = Arc::new(client::Config {
-        inactivity_timeout: Some(limit + Duration::from_secs(10)),
-        ..Default::default()
-    });
-    let connect = async {
-        let mut handle = client::connect(config, (t.host.as_str(), t.port), verifier)
-            .await
-            .map_err(|e| {
-                refusal
-                    .lock()
-                    .ok()
-                    .and_then(|mut r| r.take())
-                    .unwrap_or_else(|| ssh(e.to_string()))
-            })?;
-        let hash = handle
-            .best_supported_rsa_hash()
-            .await
-            .map_err(|e| ssh(e.to_string()))?
-            .flatten();
-        let auth = handle
-            .authenticate_publickey(&t.user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
-            .await
-            .map_err(|e| ssh(e.to_string()))?;
-        if !auth.success() {
-            return Err(SshError::Auth {
-                host: t.host.clone(),
-                user: t.user.clone(),
-            });
-        }
-        Ok(handle)
-    };
-    let handle = tokio::time::timeout(t.connect_timeout, connect)
-        .await
-        .map_err(|_| SshError::Timeout {
+/// One authenticated SSH connection to a host: several commands, each on a channel of its
+/// own, for the price of one key exchange.
+pub struct Session {
+    handle: client::Handle<Verifier>,
+    host: String,
+}
+
+impl Session {
+    /// Connect and authenticate, within the target's connect timeout.
+    pub async fn open(t: &SshTarget) -> Result<Self, SshError> {
+        let ssh = |detail: String| SshError::Ssh {
             host: t.host.clone(),
-            after: t.connect_timeout,
-        })??;
-    let run = async {
-        let mut channel = handle
-            .channel_open_session()
-            .await
-            .map_err(|e| ssh(e.to_string()))?;
-        channel
-            .exec(true, wrap(command, limit))
-            .await
-            .map_err(|e| ssh(e.to_string()))?;
-        let mut out = Output::default();
-        while let Some(msg) = channel.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
-                _ => {}
-            }
-        }
-        Ok(out)
-    };
-    let after = limit + Duration::from_secs(10);
-    let result = tokio::time::timeout(after, run)
-        .await
-        .map_err(|_| SshError::Timeout {
+            detail,
+        };
+        let key = russh::keys::load_secret_key(&t.key, None).map_err(|e| SshError::Key {
             host: t.host.clone(),
-            after,
+            path: t.key.display().to_string(),
+            detail: e.to_string(),
         })?;
-    // Best effort and bounded: a host that is rebooting may never answer the disconnect.
-    let bye = handle.disconnect(russh::Disconnect::ByApplication, "", "en");
-    let _ = tokio::time::timeout(Duration::from_secs(2), bye).await;
+        let refusal = Arc::new(Mutex::new(None));
+        let verifier = Verifier {
+            host: t.host.clone(),
+            port: t.port,
+            policy: t.policy.clone(),
+            refusal: refusal.clone(),
+        };
+        let config = Arc::new(client::Config {
+            inactivity_timeout: Some(SESSION_IDLE),
+            ..Default::default()
+        });
+        let connect = async {
+            let mut handle = client::connect(config, (t.host.as_str(), t.port), verifier)
+                .await
+                .map_err(|e| {
+                    refusal
+                        .lock()
+                        .ok()
+                        .and_then(|mut r| r.take())
+                        .unwrap_or_else(|| ssh(e.to_string()))
+                })?;
+            let hash = handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(|e| ssh(e.to_string()))?
+                .flatten();
+            let auth = handle
+                .authenticate_publickey(&t.user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+                .await
+                .map_err(|e| ssh(e.to_string()))?;
+            if !auth.success() {
+                return Err(SshError::Auth {
+                    host: t.host.clone(),
+                    user: t.user.clone(),
+                });
+            }
+            Ok(handle)
+        };
+        let handle = tokio::time::timeout(t.connect_timeout, connect)
+            .await
+            .map_err(|_| SshError::Timeout {
+                host: t.host.clone(),
+                after: t.connect_timeout,
+            })??;
+        Ok(Self {
+            handle,
+            host: t.host.clone(),
+        })
+    }
+
+    /// Run `command` (wrapped in `timeout limit`) and collect its output.
+    pub async fn run(&self, command: &str, limit: Duration) -> Result<Output, SshError> {
+        let ssh = |detail: String| SshError::Ssh {
+            host: self.host.clone(),
+            detail,
+        };
+        let run = async {
+            let mut channel = self
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|e| ssh(e.to_string()))?;
+            channel
+                .exec(true, wrap(command, limit))
+                .await
+                .map_err(|e| ssh(e.to_string()))?;
+            let mut out = Output::default();
+            while let Some(msg) = channel.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        out.stderr.extend_from_slice(&data);
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
+                    _ => {}
+                }
+            }
+            Ok(out)
+        };
+        let after = limit + Duration::from_secs(10);
+        tokio::time::timeout(after, run)
+            .await
+            .map_err(|_| SshError::Timeout {
+                host: self.host.clone(),
+                after,
+            })?
+    }
+
+    /// Say goodbye; best effort and bounded: a host that is rebooting may never answer.
+    pub async fn close(self) {
+        let bye = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en");
+        let _ = tokio::time::timeout(Duration::from_secs(2), bye).await;
+    }
+}
+
+/// A connection with no traffic for this long is dropped (the longest command has its own
+/// limit, and its output keeps the connection busy).
+const SESSION_IDLE: Duration = Duration::from_secs(300);
+
+/// Run `command` (wrapped in `timeout limit`) on a connection of its own.
+pub async fn exec(t: &SshTarget, command: &str, limit: Duration) -> Result<Output, SshError> {
+    let session = Session::open(t).await?;
+    let result = session.run(command, limit).await;
+    session.close().await;
     result
 }
 

@@ -62,11 +62,11 @@ impl Service {
     pub(super) async fn poll_host(&self, m: &Machine, st: &mut MachineState, host: &str) {
         let name = m.name.as_str();
         let started = std::time::Instant::now();
-        let (drives, nics) = tokio::join!(self.hardware.smart(m, host), self.hardware.nic(m, host));
+        let polled = self.hardware.poll(m, host).await;
         self.bmc_timing("host", started);
-        let (drives, nics) = match (drives, nics) {
-            (Ok(d), Ok(n)) => (d, n),
-            (Err(e), _) | (_, Err(e)) => {
+        let (drives, nics) = match polled {
+            Ok(both) => both,
+            Err(e) => {
                 // Said when it starts failing (or fails differently), not every interval.
                 let e = e.to_string();
                 if st.host_poll_error.as_deref() != Some(e.as_str()) {

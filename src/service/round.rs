@@ -42,8 +42,9 @@ pub fn host_address(m: &Machine, node: Option<&NodeInfo>) -> Option<IpAddr> {
 }
 
 /// How often a healthy machine that answers its echoes has its SSH port probed as well (a
-/// closed port on a host that answers is a warning); a suspect one has it every round.
-pub(super) const BANNER_EVERY_MS: u64 = 30_000;
+/// closed port on a host that answers is a warning; once a minute keeps a 10,000-machine
+/// fleet's connections at 170 a second); a suspect one has it every round.
+pub(super) const BANNER_EVERY_MS: u64 = 60_000;
 
 /// Whether a probe asks the SSH port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +72,19 @@ impl Service {
     /// Probe one machine, the SSH port included: (evidence, node, human-readable probe
     /// line).
     pub async fn probe(&self, m: &Machine) -> (Evidence, Option<NodeInfo>, String) {
-        self.probe_with(m, Banner::Probe).await
+        let count = self.config.service.ping_count;
+        self.probe_with(m, Banner::Probe, count, ident(&m.name))
+            .await
     }
 
-    /// Probe one machine; `banner` says whether the SSH port is asked too.
+    /// Probe one machine with `count` echoes of identifier `id`; `banner` says whether the SSH port is asked
+    /// too.
     async fn probe_with(
         &self,
         m: &Machine,
         banner: Banner,
+        count: u16,
+        id: u16,
     ) -> (Evidence, Option<NodeInfo>, String) {
         let node = match self.node_cache.get().filter(|c| !c.is_empty()) {
             Some(cache) => cache.get(&m.name),
@@ -92,13 +98,13 @@ impl Service {
         };
         if let Some(ip) = host {
             let o = PingOptions {
-                count: self.config.service.ping_count,
+                count,
                 timeout,
                 ..PingOptions::default()
             };
             let port = m.ssh.as_ref().map_or(22, |s| s.port);
             let ssh = self.liveness.ssh(SocketAddr::new(ip, port), timeout);
-            let ping = self.liveness.ping(ip, ident(&m.name), o);
+            let ping = self.liveness.ping(ip, id, o);
             match banner {
                 Banner::Probe => {
                     // Echoes and the SSH banner at once: a dark host costs one timeout.
@@ -153,7 +159,8 @@ impl Service {
                 Banner::Last(st.banner)
             }
         };
-        let probe = self.probe_with(m, banner).await;
+        let count = self.config.service.ping_count;
+        let probe = self.probe_with(m, banner, count, ident(&m.name)).await;
         // Boxed: a round waiting to start, or probing, holds a small future; the large
         // one (looks, remedies) exists only while it runs.
         Box::pin(self.round_after(m, banner, probe)).await;
@@ -307,21 +314,25 @@ impl Service {
         }
     }
 
-    /// Entering Confirm dark: tell a flap from an outage with three quick re-probes spread
-    /// over a second (a link that flaps in step with the probe interval fails every round).
+    /// Entering Confirm dark: tell a flap from an outage with three quick re-probes (one
+    /// echo and the SSH port each) started `REPROBE_SPACING` apart and run at once, so that
+    /// a dark host costs one probe timeout plus the spread, not three rounds (a link that
+    /// flaps in step with the probe interval fails every round).
     async fn reprobe(&self, m: &Machine, evidence: &mut Evidence) {
-        for _ in 0..3 {
-            tokio::time::sleep(crate::timeouts::REPROBE_SPACING).await;
-            let (again, _, again_line) = self.probe(m).await;
-            if !self.dark(&again) {
-                self.exec.note(
-                    &m.name,
-                    format!("answered on a re-probe ({again_line}): a flap, not an outage"),
-                );
-                evidence.ping = again.ping;
-                evidence.ssh_reachable = again.ssh_reachable;
-                break;
-            }
+        let probes = (0..3_u32).map(|i| async move {
+            tokio::time::sleep(crate::timeouts::REPROBE_SPACING * i).await;
+            // An identifier of their own: replies must not be matched across the three.
+            let id = ident(&m.name).wrapping_add(1 + u16::try_from(i).unwrap_or(0));
+            self.probe_with(m, Banner::Probe, 1, id).await
+        });
+        let answers = futures_util::future::join_all(probes).await;
+        if let Some((again, _, again_line)) = answers.into_iter().find(|(e, _, _)| !self.dark(e)) {
+            self.exec.note(
+                &m.name,
+                format!("answered on a re-probe ({again_line}): a flap, not an outage"),
+            );
+            evidence.ping = again.ping;
+            evidence.ssh_reachable = again.ssh_reachable;
         }
     }
 }
