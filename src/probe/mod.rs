@@ -1,7 +1,8 @@
-//! Liveness probes: ICMP echo (surge-ping) and the SSH banner. They measure and report; they
-//! do not interpret (the verdict does). Every probe has a deadline.
+//! Liveness probes: ICMP echo (our own engine, [`icmp`]) and the SSH banner. They measure
+//! and report; they do not interpret (the verdict does). Every probe has a deadline.
 
 pub mod exec;
+pub mod icmp;
 pub mod ping;
 pub mod ssh;
 

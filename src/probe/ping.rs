@@ -1,14 +1,15 @@
 //! ICMP echo to many hosts at once: count, interval and per-echo timeout, loss and RTT
-//! statistics, bounded concurrency. One ICMP socket per address family, shared by all targets
-//! (datagram "ping" sockets when `ping_group_range` allows, raw sockets as root/CAP_NET_RAW).
+//! statistics, bounded concurrency, over [`super::icmp`]'s one socket per address family
+//! (raw sockets as root/CAP_NET_RAW, else datagram "ping" sockets where `ping_group_range`
+//! allows).
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use surge_ping::{Client, Config, IcmpPacket, PingIdentifier, PingSequence, ICMP};
 
+use super::icmp::Family;
 use super::ProbeError;
 
 /// How to ping.
@@ -69,46 +70,31 @@ impl PingStats {
     }
 }
 
-/// Whether a packet matched to our echo is its reply (not an ICMP error quoting it).
-fn is_echo_reply(p: &IcmpPacket) -> bool {
-    match p {
-        IcmpPacket::V4(p) => p.get_icmp_type().0 == 0,
-        IcmpPacket::V6(p) => p.get_icmpv6_type().0 == 129,
-    }
-}
-
-/// The ICMP clients (one per family), opened once per run.
+/// The ICMP sockets (one per family), opened once per run and shared by every target.
 pub struct Pinger {
-    v4: Option<Client>,
-    v6: Option<Client>,
+    v4: Option<Family>,
+    v6: Option<Family>,
 }
 
 impl Pinger {
-    /// One family's ICMP socket.
-    fn open(kind: ICMP) -> Result<Client, ProbeError> {
-        Client::new(&Config::builder().kind(kind).build()).map_err(|e| {
-            ProbeError::IcmpPermission {
-                // surge-ping's message carries its own advice; ours names all three ways.
-                detail: match e.kind() {
-                    std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-                    _ => e.to_string(),
-                },
-            }
+    /// One family's socket.
+    fn open(v6: bool) -> Result<Family, ProbeError> {
+        Family::open(v6).map_err(|e| ProbeError::IcmpPermission {
+            detail: match e.kind() {
+                std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+                _ => e.to_string(),
+            },
         })
     }
 
     /// Open the sockets needed for `targets`.
     pub fn new(targets: &[IpAddr]) -> Result<Self, ProbeError> {
-        let family = |pred: fn(&IpAddr) -> bool, kind| {
-            targets
-                .iter()
-                .any(pred)
-                .then(|| Self::open(kind))
-                .transpose()
+        let family = |pred: fn(&IpAddr) -> bool, v6| {
+            targets.iter().any(pred).then(|| Self::open(v6)).transpose()
         };
         Ok(Self {
-            v4: family(IpAddr::is_ipv4, ICMP::V4)?,
-            v6: family(IpAddr::is_ipv6, ICMP::V6)?,
+            v4: family(IpAddr::is_ipv4, false)?,
+            v6: family(IpAddr::is_ipv6, true)?,
         })
     }
 
@@ -117,7 +103,7 @@ impl Pinger {
     /// of a family without a socket would silently read as "every echo lost". Fails only
     /// when neither family can be opened.
     pub fn all_families() -> Result<Self, ProbeError> {
-        match (Self::open(ICMP::V4), Self::open(ICMP::V6)) {
+        match (Self::open(false), Self::open(true)) {
             (Err(e), Err(_)) => Err(e),
             (v4, v6) => Ok(Self {
                 v4: v4.ok(),
@@ -138,27 +124,16 @@ impl Pinger {
     /// other's replies, each with its own `timeout`, so a dark host costs
     /// `(count - 1) * interval + timeout`, not `count * timeout`.
     pub async fn ping(&self, target: IpAddr, ident: u16, o: PingOptions) -> PingStats {
-        let client = match target {
+        let family = match target {
             IpAddr::V4(_) => self.v4.as_ref(),
             IpAddr::V6(_) => self.v6.as_ref(),
         };
-        let Some(client) = client else {
+        let Some(family) = family else {
             return PingStats::from_rtts(o.count, &[]);
         };
         let echoes = (0..o.count).map(|seq| async move {
             tokio::time::sleep(o.interval.saturating_mul(u32::from(seq))).await;
-            let mut pinger = client.pinger(target, PingIdentifier(ident)).await;
-            pinger.timeout(o.timeout);
-            // The round trip from right before the send (surge-ping's own figure starts
-            // after it, and reads 0.00 ms on a fast link).
-            let sent = std::time::Instant::now();
-            match pinger.ping(PingSequence(seq), &[0u8; 32]).await {
-                Ok((packet, _)) if is_echo_reply(&packet) => Some(sent.elapsed()),
-                // surge-ping hands ICMP errors about our echo to the waiter too: a
-                // "destination host unreachable" for a host whose link is down is the
-                // opposite of an answer.
-                _ => None,
-            }
+            family.echo(target, ident, o.timeout).await
         });
         let rtts: Vec<Duration> = futures_util::future::join_all(echoes)
             .await
