@@ -1,5 +1,9 @@
 //! The `oob` binary: everything lives in the library; see `oob --help`.
 
+/// mimalloc instead of glibc malloc (Cargo.toml says why).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     oob::cli::main()
 }
