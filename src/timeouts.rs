@@ -24,10 +24,11 @@ pub const BMC_ATTEMPTS: u32 = 3;
 /// First back-off between retries; doubled each attempt, with jitter.
 pub const BMC_BACKOFF: Duration = Duration::from_millis(250);
 
-/// How long an idle connection to a BMC is kept for reuse: long enough for the requests of
-/// one look or one power action, short enough that a fleet does not keep a connection open
-/// per BMC between looks (10,000 of them would exhaust the open-files limit).
-pub const BMC_IDLE: Duration = Duration::from_secs(5);
+/// How long an idle connection to a BMC is kept for reuse: long enough for the back-to-back
+/// requests of one look or one power action, short enough that a fleet does not keep
+/// connections open between looks (each holds tens of KiB of buffers; 10,000 of them would
+/// also exhaust the open-files limit).
+pub const BMC_IDLE: Duration = Duration::from_secs(1);
 
 /// Response body cap. The largest collection in the recorded vendor trees (Lenovo XCC's
 /// 1,152-entry event log) is about 2 MiB; 16 MiB leaves room and still bounds memory per call.

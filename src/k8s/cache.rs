@@ -1,80 +1,102 @@
-//! The fleet's Nodes from one watch (kube's reflector), so that a round reads its Node from
-//! memory instead of GETting it: the API server sees a list and a watch for the whole fleet,
-//! not a request per machine per round. The watcher relists on its own after an expired
-//! resourceVersion and backs off on errors; until the first list has arrived the cache is
-//! not ready and callers read the API instead.
+//! The fleet's Nodes from one watch, so that a round reads its Node from memory instead of
+//! GETting it: the API server sees a list and a watch for the whole fleet, not a request per
+//! machine per round. What is kept is the compact [`NodeInfo`] a round reads, not the Node
+//! (a real Node carries kilobytes of images, managed fields and status). The watcher relists
+//! on its own after an expired resourceVersion and backs off on errors; until the first list
+//! has arrived the cache is not ready and callers read the API instead.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Node;
-use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt as _};
 use kube::Api;
 use tracing::{debug, warn};
 
 use super::NodeInfo;
 
+type Nodes = Arc<RwLock<HashMap<String, NodeInfo>>>;
+
 /// A watch-backed read-only view of every Node. The watch task ends when this is dropped.
 pub struct NodeCache {
-    store: Store<Node>,
+    nodes: Nodes,
+    listed: tokio::sync::watch::Receiver<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+fn name(n: &Node) -> String {
+    n.metadata.name.clone().unwrap_or_default()
 }
 
 impl NodeCache {
     /// Start watching every Node.
     pub fn start(client: kube::Client) -> Self {
         let api: Api<Node> = Api::all(client);
-        let (store, writer) = reflector::store();
-        let stream = watcher(api, watcher::Config::default()).modify(slim);
-        let stream = reflector::reflector(writer, stream)
-            .default_backoff()
-            .touched_objects();
+        let nodes: Nodes = Arc::default();
+        let (listed_tx, listed) = tokio::sync::watch::channel(false);
+        let stream = watcher(api, watcher::Config::default()).default_backoff();
+        let store = nodes.clone();
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
+            // A (re)list builds a new map and swaps it in whole when it is complete.
+            let mut relist: Option<HashMap<String, NodeInfo>> = None;
+            let write = || store.write().unwrap_or_else(|p| p.into_inner());
             while let Some(event) = stream.next().await {
                 match event {
-                    Ok(n) => debug!(node = ?n.metadata.name, "node watch event"),
+                    Ok(watcher::Event::Init) => relist = Some(HashMap::new()),
+                    Ok(watcher::Event::InitApply(n)) => {
+                        relist
+                            .get_or_insert_with(HashMap::new)
+                            .insert(name(&n), super::kube_ops::info(&n));
+                    }
+                    Ok(watcher::Event::InitDone) => {
+                        *write() = relist.take().unwrap_or_default();
+                        let _ = listed_tx.send(true);
+                    }
+                    Ok(watcher::Event::Apply(n)) => {
+                        debug!(node = ?n.metadata.name, "node watch event");
+                        write().insert(name(&n), super::kube_ops::info(&n));
+                    }
+                    Ok(watcher::Event::Delete(n)) => {
+                        write().remove(&name(&n));
+                    }
                     Err(e) => warn!(error = %e, "node watch failed; retrying with backoff"),
                 }
             }
         });
-        Self { store, task }
+        Self {
+            nodes,
+            listed,
+            task,
+        }
     }
 
     /// Wait (bounded) for the first complete list; `false` when it did not come in time.
     pub async fn ready(&self, limit: Duration) -> bool {
-        tokio::time::timeout(limit, self.store.wait_until_ready())
+        let mut listed = self.listed.clone();
+        tokio::time::timeout(limit, listed.wait_for(|l| *l))
             .await
             .is_ok_and(|r| r.is_ok())
     }
 
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, NodeInfo>> {
+        self.nodes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The Node as last seen, once the first list is in; `None` for an unknown name.
     pub fn get(&self, name: &str) -> Option<NodeInfo> {
-        self.store
-            .get(&ObjectRef::new(name))
-            .map(|n| super::kube_ops::info(&n))
+        self.read().get(name).cloned()
     }
 
     /// How many Nodes the cache holds.
     pub fn len(&self) -> usize {
-        self.store.len()
+        self.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
-    }
-}
-
-/// Drop what a round never reads and a real Node carries by the kilobyte: the field
-/// managers' records, the list of cached container images (up to 50 names and digests), the
-/// volumes in use. At 10,000 Nodes that is the difference between megabytes and a gigabyte.
-fn slim(n: &mut Node) {
-    n.metadata.managed_fields = None;
-    if let Some(s) = n.status.as_mut() {
-        s.images = None;
-        s.volumes_in_use = None;
-        s.volumes_attached = None;
+        self.read().is_empty()
     }
 }
 
@@ -83,14 +105,13 @@ impl Drop for NodeCache {
         self.task.abort();
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_slim_node_keeps_everything_a_round_reads() {
-        let mut n: Node = serde_json::from_value(serde_json::json!({
+    fn what_the_cache_keeps_of_a_node_is_what_a_round_reads() {
+        let n: Node = serde_json::from_value(serde_json::json!({
             "metadata": {
                 "name": "node-1",
                 "annotations": {"oob.dev/paused": "true"},
@@ -110,11 +131,14 @@ mod tests {
             },
         }))
         .unwrap();
-        let before = super::super::kube_ops::info(&n);
-        slim(&mut n);
-        assert_eq!(super::super::kube_ops::info(&n), before);
-        let s = n.status.unwrap();
-        assert!(n.metadata.managed_fields.is_none() && s.images.is_none());
-        assert!(s.volumes_in_use.is_none());
+        let kept = super::super::kube_ops::info(&n);
+        assert_eq!(kept.ready.as_deref(), Some("True"));
+        assert_eq!(
+            kept.addresses,
+            [("InternalIP".to_owned(), "127.0.0.5".to_owned())]
+        );
+        assert!(kept.unschedulable && kept.taints.len() == 1);
+        assert_eq!(kept.annotations["oob.dev/paused"], "true");
+        assert_eq!(kept.system_uuid.as_deref(), Some("u"));
     }
 }

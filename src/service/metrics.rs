@@ -45,6 +45,8 @@ pub struct Metrics {
     pub machines: Family<StageLabel, Gauge>,
     /// Rounds that could not start on their tick because the machine's last one still ran.
     pub rounds_late: Counter,
+    /// Hardware checks put off to the next round because every slot was taken.
+    pub hardware_deferred: Counter,
     /// Machines whose round was still running at the last tick.
     pub round_backlog: Gauge,
 }
@@ -66,6 +68,12 @@ impl Default for Metrics {
         let leader = Gauge::default();
         let machines = Family::<StageLabel, Gauge>::default();
         let rounds_late = Counter::default();
+        let hardware_deferred = Counter::default();
+        registry.register(
+            "hardware_checks_deferred",
+            "Hardware checks put off to the next round because every slot was taken",
+            hardware_deferred.clone(),
+        );
         let round_backlog = Gauge::default();
         registry.register(
             "rounds_late",
@@ -116,6 +124,7 @@ impl Default for Metrics {
             leader,
             machines,
             rounds_late,
+            hardware_deferred,
             round_backlog,
         }
     }

@@ -69,8 +69,9 @@ struct MachineState {
     /// banner to tell a dark host from a firewalled one).
     answered: bool,
     paused: bool,
-    /// What the journal holds, to write only changes.
-    persisted: Option<Position>,
+    /// A fingerprint of what the journal holds, to write only changes (a second copy of
+    /// every position cost 7 KiB a machine).
+    persisted: Option<u64>,
 }
 
 /// One line of `oob plan`.
@@ -91,7 +92,7 @@ pub struct Service {
     pub exec: Arc<Executor>,
     client: Option<kube::Client>,
     pub metrics: Arc<Metrics>,
-    machines: Vec<Machine>,
+    machines: Vec<Arc<Machine>>,
     state: Mutex<HashMap<String, MachineState>>,
     admission: tokio::sync::Mutex<()>,
     /// Slots for the work that costs more than a probe (BMC looks, SSH polls, remedies):
@@ -105,6 +106,14 @@ pub struct Service {
     /// Last completed round (ms since the epoch), for /healthz.
     pub heartbeat: AtomicU64,
     pub ready: AtomicBool,
+}
+
+/// A fingerprint of a position: a hash of its JSON form (the form the journal stores).
+fn fingerprint(p: &Position) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_vec(p).unwrap_or_default().hash(&mut h);
+    h.finish()
 }
 
 /// When a machine's hardware was "last" checked, so that its first check falls at a phase
@@ -122,7 +131,12 @@ impl Service {
         exec: Arc<Executor>,
         client: Option<kube::Client>,
     ) -> Result<Self, crate::remedy::journal::JournalError> {
-        let machines = config.machines.clone();
+        // The service owns the inventory; one copy of it, shared with the rounds.
+        let mut config = config;
+        let machines: Vec<Arc<Machine>> = std::mem::take(&mut config.machines)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         let mut state = HashMap::new();
         for m in &machines {
             let position = exec.journal().position(&m.name)?.unwrap_or_default();
@@ -370,9 +384,10 @@ impl Service {
         // A dry run keeps its positions in memory only: a later real run must not resume
         // from steps that were never carried out.
         let mut written = true;
-        if !self.exec.dry_run() && st.persisted.as_ref() != Some(&st.position) {
+        let print = fingerprint(&st.position);
+        if !self.exec.dry_run() && st.persisted != Some(print) {
             match self.exec.journal().save_position(name, &st.position) {
-                Ok(()) => st.persisted = Some(st.position.clone()),
+                Ok(()) => st.persisted = Some(print),
                 Err(e) => {
                     warn!(node = name, error = %e, "journal write failed");
                     written = false;

@@ -221,8 +221,19 @@ impl Service {
         // before a restart is pending: that is finished first, on what it was decided on.
         let due =
             now.saturating_sub(st.last_hardware_ms) >= self.config.service.hardware_interval_ms;
-        if due && st.position.pending.is_none() {
-            slot = Some(self.slot().await);
+        // A routine check waits for no one: with every slot taken it is left to the next
+        // round (the probe goes on every interval), and counted.
+        let turn = if due && st.position.pending.is_none() {
+            let permit = self.slots.clone().try_acquire_owned().ok();
+            if permit.is_none() {
+                self.metrics.hardware_deferred.inc();
+            }
+            permit
+        } else {
+            None
+        };
+        if let Some(permit) = turn {
+            slot = Some(Some(permit));
             st.last_hardware_ms = now;
             let mut scratch = Evidence::default();
             if let Some(e) = self

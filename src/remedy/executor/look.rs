@@ -47,7 +47,7 @@ impl Executor {
                         Some(ids) => crate::health::sel::findings(&entries, ids),
                         None => Vec::new(),
                     };
-                    *seen = Some(entries.iter().map(|e| e.id.clone()).collect());
+                    *seen = Some(crate::health::sel::baseline(&entries));
                     (findings, SelRead::Read)
                 }
                 Err(e) if e.is_unsupported() => (Vec::new(), SelRead::Absent(e.to_string())),

@@ -45,7 +45,7 @@ pub enum Intent {
 /// A node's persisted ladder position, with what a restart must not forget: the findings
 /// of the current episode and the SEL entries already seen (else a restart would re-baseline
 /// the log, lose a drive fault and hand a fenced node back).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Position {
     pub stage: Stage,
     /// Incremented each time the node leaves Healthy; part of every idempotency key.
