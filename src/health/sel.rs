@@ -283,7 +283,10 @@ mod tests {
         assert_eq!(f.code, "dimm_uncorrectable_ecc");
         assert_eq!(f.component.as_deref(), Some("DIMM A1"));
         let seen = std::collections::BTreeSet::from(["7".to_owned()]);
-        assert!(findings(&[e.clone()], &seen).is_empty(), "already seen");
+        assert!(
+            findings(std::slice::from_ref(&e), &seen).is_empty(),
+            "already seen"
+        );
         // The baseline keeps the finding's id and nothing of the routine entries, which
         // can never count: the same findings come out of the next look.
         let routine = SelEntry {

@@ -255,7 +255,9 @@ impl Service {
             by_slot[round::name_hash(&m.name) as usize % SLOTS as usize].push(i);
         }
         let mut tick = tokio::time::interval(slot);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Slots late (a lease renewal, a busy moment) are caught up at once, so that the
+        // rounds keep their rate over time instead of the cycle stretching.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut leading = leader.is_none();
         let mut running: Vec<Option<tokio::task::JoinHandle<()>>> =
             (0..self.machines.len()).map(|_| None).collect();
@@ -358,8 +360,8 @@ impl Service {
         let open = self.exec.journal().breaker().ok().flatten().is_some();
         self.metrics.breaker_open.set(i64::from(open));
         let mut counts: HashMap<&'static str, i64> = HashMap::new();
-        for (_, s) in self.stages() {
-            *counts.entry(s.name()).or_default() += 1;
+        for s in self.lock().values() {
+            *counts.entry(s.position.stage.name()).or_default() += 1;
         }
         for name in [
             "healthy",
