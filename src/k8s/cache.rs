@@ -30,6 +30,16 @@ fn name(n: &Node) -> String {
     n.metadata.name.clone().unwrap_or_default()
 }
 
+/// What a round reads of a Node: a real Node carries dozens of labels and annotations (CNI,
+/// kubeadm, cloud), of which a round reads oob's own annotations and the node-role labels.
+fn kept(n: &Node) -> NodeInfo {
+    let mut info = super::kube_ops::info(n);
+    info.annotations.retain(|k, _| k.starts_with("oob.dev/"));
+    info.labels
+        .retain(|k, _| k.starts_with("node-role.kubernetes.io/"));
+    info
+}
+
 impl NodeCache {
     /// Start watching every Node.
     pub fn start(client: kube::Client) -> Self {
@@ -49,7 +59,7 @@ impl NodeCache {
                     Ok(watcher::Event::InitApply(n)) => {
                         relist
                             .get_or_insert_with(HashMap::new)
-                            .insert(name(&n), super::kube_ops::info(&n));
+                            .insert(name(&n), kept(&n));
                     }
                     Ok(watcher::Event::InitDone) => {
                         *write() = relist.take().unwrap_or_default();
@@ -57,7 +67,7 @@ impl NodeCache {
                     }
                     Ok(watcher::Event::Apply(n)) => {
                         debug!(node = ?n.metadata.name, "node watch event");
-                        write().insert(name(&n), super::kube_ops::info(&n));
+                        write().insert(name(&n), kept(&n));
                     }
                     Ok(watcher::Event::Delete(n)) => {
                         write().remove(&name(&n));
@@ -114,7 +124,8 @@ mod tests {
         let n: Node = serde_json::from_value(serde_json::json!({
             "metadata": {
                 "name": "node-1",
-                "annotations": {"oob.dev/paused": "true"},
+                "annotations": {"oob.dev/paused": "true", "flannel.alpha.coreos.com/backend-data": "{}"},
+                "labels": {"node-role.kubernetes.io/control-plane": "", "kubernetes.io/os": "linux"},
                 "managedFields": [{"manager": "kubelet", "operation": "Update"}],
             },
             "spec": {"unschedulable": true, "taints": [{"key": "k", "effect": "NoSchedule"}]},
@@ -131,14 +142,19 @@ mod tests {
             },
         }))
         .unwrap();
-        let kept = super::super::kube_ops::info(&n);
+        let kept = kept(&n);
         assert_eq!(kept.ready.as_deref(), Some("True"));
         assert_eq!(
             kept.addresses,
             [("InternalIP".to_owned(), "127.0.0.5".to_owned())]
         );
         assert!(kept.unschedulable && kept.taints.len() == 1);
+        assert_eq!(kept.annotations.len(), 1);
         assert_eq!(kept.annotations["oob.dev/paused"], "true");
+        assert_eq!(
+            kept.labels.keys().collect::<Vec<_>>(),
+            ["node-role.kubernetes.io/control-plane"]
+        );
         assert_eq!(kept.system_uuid.as_deref(), Some("u"));
     }
 }

@@ -55,7 +55,7 @@ struct MachineState {
     position: Position,
     last_hardware_ms: u64,
     /// The last probe rounds, newest last, for reports.
-    history: VecDeque<String>,
+    history: VecDeque<Probed>,
     /// "The BMC exposes no SEL" was said (once per process, not every look).
     sel_noted: bool,
     /// The last host poll's error, so that a failing poll is logged when it changes.
@@ -72,6 +72,62 @@ struct MachineState {
     /// A fingerprint of what the journal holds, to write only changes (a second copy of
     /// every position cost 7 KiB a machine).
     persisted: Option<u64>,
+}
+
+/// One probe round as a report shows it: when, and what answered (16 bytes, formatted only
+/// when a report is written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Probed {
+    at_ms: u64,
+    ping: Option<(u16, u16)>,
+    ssh: Option<bool>,
+    ready: Option<Ready>,
+}
+
+/// The Node's Ready condition, as read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    True,
+    False,
+    Unknown,
+    Other,
+}
+
+impl Probed {
+    fn of(at_ms: u64, e: &crate::verdict::Evidence) -> Self {
+        Self {
+            at_ms,
+            ping: e.ping,
+            ssh: e.ssh_reachable,
+            ready: e.node_ready.as_deref().map(|r| match r {
+                "True" => Ready::True,
+                "False" => Ready::False,
+                "Unknown" => Ready::Unknown,
+                _ => Ready::Other,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Probed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some((received, sent)) = self.ping {
+            parts.push(format!("ping {received}/{sent}"));
+        }
+        if let Some(up) = self.ssh {
+            parts.push(format!("ssh {}", if up { "up" } else { "down" }));
+        }
+        if let Some(r) = self.ready {
+            parts.push(format!("Ready={r:?}"));
+        }
+        write!(
+            f,
+            "{} {}",
+            crate::clock::rfc3339(self.at_ms),
+            parts.join(", ")
+        )
+    }
 }
 
 /// One line of `oob plan`.

@@ -10,7 +10,6 @@ use std::time::Duration;
 use tracing::warn;
 
 use super::{metrics, Service};
-use crate::clock::rfc3339;
 use crate::config::Machine;
 use crate::k8s::NodeInfo;
 use crate::probe::ping::PingOptions;
@@ -73,8 +72,16 @@ impl Service {
     /// line).
     pub async fn probe(&self, m: &Machine) -> (Evidence, Option<NodeInfo>, String) {
         let count = self.config.service.ping_count;
-        self.probe_with(m, Banner::Probe, count, ident(&m.name))
-            .await
+        let (e, node) = self
+            .probe_with(m, Banner::Probe, count, ident(&m.name))
+            .await;
+        let line = self.probe_line(&e);
+        (e, node, line)
+    }
+
+    /// The verdict's reasons for a probe's evidence, as one line.
+    fn probe_line(&self, e: &Evidence) -> String {
+        judge(e, &self.config.policy.verdict()).reasons.join(", ")
     }
 
     /// Probe one machine with `count` echoes of identifier `id`; `banner` says whether the SSH port is asked
@@ -85,7 +92,7 @@ impl Service {
         banner: Banner,
         count: u16,
         id: u16,
-    ) -> (Evidence, Option<NodeInfo>, String) {
+    ) -> (Evidence, Option<NodeInfo>) {
         let node = match self.node_cache.get().filter(|c| !c.is_empty()) {
             Some(cache) => cache.get(&m.name),
             None => self.exec.nodes().get(&m.name).await.ok(),
@@ -127,7 +134,6 @@ impl Service {
             }
             e.ssh_is_liveness = e.ping.is_none();
         }
-        let line = judge(&e, &self.config.policy.verdict()).reasons.join(", ");
         let result = if host.is_none() {
             "no-address"
         } else if self.dark(&e) {
@@ -141,7 +147,7 @@ impl Service {
                 result: result.into(),
             })
             .inc();
-        (e, node, line)
+        (e, node)
     }
 
     /// One round for one machine: a probe, and when the probe or the clock calls for
@@ -170,7 +176,7 @@ impl Service {
         &self,
         m: &Machine,
         banner: Banner,
-        (mut evidence, node, line): (Evidence, Option<NodeInfo>, String),
+        (mut evidence, node): (Evidence, Option<NodeInfo>),
     ) {
         let name = m.name.as_str();
         let Some(node) = node else {
@@ -201,7 +207,7 @@ impl Service {
             return;
         }
         st.history
-            .push_back(format!("{} {line}", rfc3339(self.exec.now_ms())));
+            .push_back(super::Probed::of(self.exec.now_ms(), &evidence));
         while st.history.len() > 10 {
             st.history.pop_front();
         }
@@ -337,7 +343,8 @@ impl Service {
             self.probe_with(m, Banner::Probe, 1, id).await
         });
         let answers = futures_util::future::join_all(probes).await;
-        if let Some((again, _, again_line)) = answers.into_iter().find(|(e, _, _)| !self.dark(e)) {
+        if let Some((again, _)) = answers.into_iter().find(|(e, _)| !self.dark(e)) {
+            let again_line = self.probe_line(&again);
             self.exec.note(
                 &m.name,
                 format!("answered on a re-probe ({again_line}): a flap, not an outage"),

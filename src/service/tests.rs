@@ -506,3 +506,22 @@ async fn probes_take_no_slot_and_a_due_hardware_check_waits_for_a_free_one_witho
     assert_ne!(f.svc.lock()["node-1"].last_hardware_ms, 0);
     assert_eq!(f.svc.metrics.hardware_deferred.get(), 3);
 }
+
+#[test]
+fn a_probe_round_is_kept_in_16_bytes_and_reads_like_the_verdicts_reasons() {
+    let e = crate::verdict::Evidence {
+        ping: Some((0, 3)),
+        ssh_reachable: Some(false),
+        node_ready: Some("Unknown".into()),
+        ..Default::default()
+    };
+    let p = super::Probed::of(1_800_000_000_000, &e);
+    assert_eq!(std::mem::size_of::<super::Probed>(), 16);
+    assert_eq!(
+        p.to_string(),
+        format!(
+            "{} ping 0/3, ssh down, Ready=Unknown",
+            crate::clock::rfc3339(1_800_000_000_000)
+        )
+    );
+}
