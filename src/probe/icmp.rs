@@ -55,20 +55,25 @@ fn lock(w: &Waiters) -> MutexGuard<'_, HashMap<Key, oneshot::Sender<Answer>>> {
     w.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One address family's socket, its receiving thread and the echoes awaiting replies.
-pub struct Family {
-    socket: Arc<UdpSocket>,
+/// What the sending side and the receiving thread share.
+struct Shared {
+    socket: UdpSocket,
     raw: bool,
     v6: bool,
     token: [u8; PAYLOAD],
+    waiters: Waiters,
+    closed: AtomicBool,
+}
+
+/// One address family's socket, its receiving thread and the echoes awaiting replies.
+pub struct Family {
+    shared: Arc<Shared>,
     seq: AtomicU16,
-    waiters: Arc<Waiters>,
-    closed: Arc<AtomicBool>,
 }
 
 impl Drop for Family {
     fn drop(&mut self) {
-        self.closed.store(true, Ordering::Relaxed);
+        self.shared.closed.store(true, Ordering::Relaxed);
     }
 }
 
@@ -91,44 +96,37 @@ impl Family {
         let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
         socket.set_read_timeout(Some(RECEIVE_POLL))?;
         socket.set_write_timeout(Some(SEND_LIMIT))?;
-        let socket = Arc::new(UdpSocket::from(socket));
-        let waiters: Arc<Waiters> = Arc::default();
-        let closed = Arc::new(AtomicBool::new(false));
-        let family = Self {
-            socket: socket.clone(),
+        let shared = Arc::new(Shared {
+            socket: UdpSocket::from(socket),
             raw,
             v6,
             token: rand::random(),
-            seq: AtomicU16::new(rand::random()),
-            waiters: waiters.clone(),
-            closed: closed.clone(),
-        };
-        let reader = Reader {
-            socket,
-            raw,
-            v6,
-            token: family.token,
-            waiters,
-            closed,
-        };
+            waiters: Waiters::default(),
+            closed: AtomicBool::new(false),
+        });
+        let reader = shared.clone();
         std::thread::Builder::new()
             .name(if v6 { "oob-icmp6" } else { "oob-icmp4" }.into())
-            .spawn(move || reader.run())?;
-        Ok(family)
+            .spawn(move || receive(&reader))?;
+        Ok(Self {
+            shared,
+            seq: AtomicU16::new(rand::random()),
+        })
     }
 
     /// Send one echo to `target` and wait up to `timeout` for its reply: the round trip, or
     /// `None` (no reply in time, an ICMP error, or the send failed).
     pub async fn echo(&self, target: IpAddr, ident: u16, timeout: Duration) -> Option<Duration> {
+        let s = &self.shared;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let key = Key {
             addr: target,
-            ident: if self.raw { ident } else { 0 },
+            ident: if s.raw { ident } else { 0 },
             seq,
         };
         let (tx, rx) = oneshot::channel();
         {
-            let mut w = lock(&self.waiters);
+            let mut w = lock(&s.waiters);
             if w.contains_key(&key) {
                 // 65,536 echoes to one address within one timeout: refuse, never mismatch.
                 return None;
@@ -136,14 +134,12 @@ impl Family {
             w.insert(key, tx);
         }
         let _unregister = Unregister {
-            waiters: &self.waiters,
+            waiters: &s.waiters,
             key,
         };
-        let packet = request(self.v6, ident, seq, &self.token);
+        let packet = request(s.v6, ident, seq, &s.token);
         let sent = Instant::now();
-        self.socket
-            .send_to(&packet, SocketAddr::new(target, 0))
-            .ok()?;
+        s.socket.send_to(&packet, SocketAddr::new(target, 0)).ok()?;
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(Answer::Reply(at))) => Some(at.saturating_duration_since(sent)),
             _ => None,
@@ -163,38 +159,28 @@ impl Drop for Unregister<'_> {
     }
 }
 
-/// The receiving thread's side.
-struct Reader {
-    socket: Arc<UdpSocket>,
-    raw: bool,
-    v6: bool,
-    token: [u8; PAYLOAD],
-    waiters: Arc<Waiters>,
-    closed: Arc<AtomicBool>,
-}
-
-impl Reader {
-    fn run(self) {
-        let mut buf = [0u8; 2048];
-        while !self.closed.load(Ordering::Relaxed) {
-            let Ok((n, from)) = self.socket.recv_from(&mut buf) else {
-                // The read timeout (to look at `closed`), or an error queued on the socket.
-                continue;
-            };
-            let at = Instant::now();
-            let Some((key, answer)) = buf
-                .get(..n)
-                .and_then(|b| parse(b, from.ip(), self.raw, self.v6, &self.token))
-            else {
-                continue;
-            };
-            let answer = match answer {
-                Parsed::Reply => Answer::Reply(at),
-                Parsed::Error => Answer::Error,
-            };
-            if let Some(tx) = lock(&self.waiters).remove(&key) {
-                let _ = tx.send(answer);
-            }
+/// The receiving thread: read replies as they arrive and hand each to its echo, until the
+/// family is dropped.
+fn receive(s: &Shared) {
+    let mut buf = [0u8; 2048];
+    while !s.closed.load(Ordering::Relaxed) {
+        let Ok((n, from)) = s.socket.recv_from(&mut buf) else {
+            // The read timeout (to look at `closed`), or an error queued on the socket.
+            continue;
+        };
+        let at = Instant::now();
+        let Some((key, answer)) = buf
+            .get(..n)
+            .and_then(|b| parse(b, from.ip(), s.raw, s.v6, &s.token))
+        else {
+            continue;
+        };
+        let answer = match answer {
+            Parsed::Reply => Answer::Reply(at),
+            Parsed::Error => Answer::Error,
+        };
+        if let Some(tx) = lock(&s.waiters).remove(&key) {
+            let _ = tx.send(answer);
         }
     }
 }

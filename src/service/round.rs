@@ -239,7 +239,7 @@ impl Service {
             None
         };
         if let Some(permit) = turn {
-            slot = Some(Some(permit));
+            slot = Some(permit);
             st.last_hardware_ms = now;
             let mut scratch = Evidence::default();
             if let Some(e) = self
@@ -258,7 +258,7 @@ impl Service {
         let mut decision = decide(&st.position, &evidence, now, &policy);
         if let Decision::Gather(needs) = &decision {
             if slot.is_none() {
-                slot = Some(self.slot().await);
+                slot = self.slot().await;
             }
             if let Some(why) = &needs.note {
                 self.exec.note(name, why.clone());
@@ -297,7 +297,7 @@ impl Service {
         st.position.episode = plan.episode;
         self.put(name, &st);
         if slot.is_none() && plan.step.remedy != Remedy::Nothing {
-            slot = Some(self.slot().await);
+            slot = self.slot().await;
         }
         let _slot = slot;
         self.act(
