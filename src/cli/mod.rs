@@ -157,7 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::JoinCommand(args) => node::join(&ctx, args).await,
         Command::Smart(args) => health_cmds::smart(&ctx, args).await,
         Command::Nic(args) => health_cmds::nic(&ctx, args).await,
-        Command::Serve(args) => ladder::serve(&ctx, args).await,
+        Command::Serve(args) => ladder::serve(ctx, args).await,
         Command::Check(args) => person::check(&ctx, args).await,
         Command::Plan => person::plan(&ctx).await,
         Command::Cycle(args) => person::cycle(&ctx, args).await,

@@ -17,7 +17,8 @@ use tracing::{debug, warn};
 
 use super::NodeInfo;
 
-type Nodes = Arc<RwLock<HashMap<String, NodeInfo>>>;
+/// Shared: a round holds its Node while it probes (thousands at once), without a copy.
+type Nodes = Arc<RwLock<HashMap<String, Arc<NodeInfo>>>>;
 
 /// A watch-backed read-only view of every Node. The watch task ends when this is dropped.
 pub struct NodeCache {
@@ -33,11 +34,11 @@ fn name(n: &Node) -> String {
 /// What a round reads of a Node: a real Node carries dozens of labels and annotations (CNI,
 /// kubeadm, cloud), of which a round reads oob's own annotations and the node-role labels.
 fn kept(n: &Node) -> NodeInfo {
-    let mut info = super::kube_ops::info(n);
-    info.annotations.retain(|k, _| k.starts_with("oob.dev/"));
-    info.labels
-        .retain(|k, _| k.starts_with("node-role.kubernetes.io/"));
-    info
+    super::kube_ops::info_keeping(
+        n,
+        |k| k.starts_with("node-role.kubernetes.io/"),
+        |k| k.starts_with("oob.dev/"),
+    )
 }
 
 impl NodeCache {
@@ -51,7 +52,7 @@ impl NodeCache {
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             // A (re)list builds a new map and swaps it in whole when it is complete.
-            let mut relist: Option<HashMap<String, NodeInfo>> = None;
+            let mut relist: Option<HashMap<String, Arc<NodeInfo>>> = None;
             let write = || store.write().unwrap_or_else(|p| p.into_inner());
             while let Some(event) = stream.next().await {
                 match event {
@@ -59,7 +60,7 @@ impl NodeCache {
                     Ok(watcher::Event::InitApply(n)) => {
                         relist
                             .get_or_insert_with(HashMap::new)
-                            .insert(name(&n), kept(&n));
+                            .insert(name(&n), Arc::new(kept(&n)));
                     }
                     Ok(watcher::Event::InitDone) => {
                         *write() = relist.take().unwrap_or_default();
@@ -67,7 +68,7 @@ impl NodeCache {
                     }
                     Ok(watcher::Event::Apply(n)) => {
                         debug!(node = ?n.metadata.name, "node watch event");
-                        write().insert(name(&n), kept(&n));
+                        write().insert(name(&n), Arc::new(kept(&n)));
                     }
                     Ok(watcher::Event::Delete(n)) => {
                         write().remove(&name(&n));
@@ -91,12 +92,12 @@ impl NodeCache {
             .is_ok_and(|r| r.is_ok())
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, NodeInfo>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<NodeInfo>>> {
         self.nodes.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The Node as last seen, once the first list is in; `None` for an unknown name.
-    pub fn get(&self, name: &str) -> Option<NodeInfo> {
+    pub fn get(&self, name: &str) -> Option<Arc<NodeInfo>> {
         self.read().get(name).cloned()
     }
 

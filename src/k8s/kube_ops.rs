@@ -1,6 +1,8 @@
 //! [`NodeOps`] over a real `kube::Client`. Each verb is one API call (taints: read, then a
 //! patch guarded by resourceVersion, retried on conflict a bounded number of times).
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::{Node, ObjectReference};
 use k8s_openapi::api::events::v1::Event;
@@ -101,6 +103,23 @@ impl KubeNodeOps {
 }
 
 pub(super) fn info(n: &Node) -> NodeInfo {
+    info_keeping(n, |_| true, |_| true)
+}
+
+/// [`info`] with only the labels and annotations whose key passes (copied one by one: a
+/// map cut down after a whole copy keeps its allocation).
+pub(super) fn info_keeping(
+    n: &Node,
+    label: fn(&str) -> bool,
+    annotation: fn(&str) -> bool,
+) -> NodeInfo {
+    let kept = |m: &Option<BTreeMap<String, String>>, keep: fn(&str) -> bool| {
+        m.iter()
+            .flatten()
+            .filter(|(k, _)| keep(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
     let status = n.status.as_ref();
     let spec = n.spec.as_ref();
     NodeInfo {
@@ -136,8 +155,8 @@ pub(super) fn info(n: &Node) -> NodeInfo {
                     .collect()
             })
             .unwrap_or_default(),
-        labels: n.metadata.labels.clone().unwrap_or_default(),
-        annotations: n.metadata.annotations.clone().unwrap_or_default(),
+        labels: kept(&n.metadata.labels, label),
+        annotations: kept(&n.metadata.annotations, annotation),
     }
 }
 

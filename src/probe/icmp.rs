@@ -114,9 +114,11 @@ impl Family {
         })
     }
 
-    /// Send one echo to `target` and wait up to `timeout` for its reply: the round trip, or
-    /// `None` (no reply in time, an ICMP error, or the send failed).
-    pub async fn echo(&self, target: IpAddr, ident: u16, timeout: Duration) -> Option<Duration> {
+    /// Send one echo to `target`, to be waited for with [`Sent::reply`] until `timeout`
+    /// after the send: several echoes of one probe go out apart and are waited for in
+    /// turn, each against its own deadline, without a task or a timer each. `None` when
+    /// the send failed.
+    pub fn send(&self, target: IpAddr, ident: u16, timeout: Duration) -> Option<Sent<'_>> {
         let s = &self.shared;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let key = Key {
@@ -133,15 +135,37 @@ impl Family {
             }
             w.insert(key, tx);
         }
-        let _unregister = Unregister {
+        let registered = Unregister {
             waiters: &s.waiters,
             key,
         };
         let packet = request(s.v6, ident, seq, &s.token);
         let sent = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
         s.socket.send_to(&packet, SocketAddr::new(target, 0)).ok()?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Answer::Reply(at))) => Some(at.saturating_duration_since(sent)),
+        Some(Sent {
+            rx,
+            sent,
+            deadline,
+            _registered: registered,
+        })
+    }
+}
+
+/// An echo on its way: its reply is awaited with [`Sent::reply`]; dropping it forgets the
+/// echo (a late reply is then ignored).
+pub struct Sent<'a> {
+    rx: oneshot::Receiver<Answer>,
+    sent: Instant,
+    deadline: tokio::time::Instant,
+    _registered: Unregister<'a>,
+}
+
+impl Sent<'_> {
+    /// The round trip, or `None`: no reply before the deadline, or an ICMP error.
+    pub async fn reply(self) -> Option<Duration> {
+        match tokio::time::timeout_at(self.deadline, self.rx).await {
+            Ok(Ok(Answer::Reply(at))) => Some(at.saturating_duration_since(self.sent)),
             _ => None,
         }
     }

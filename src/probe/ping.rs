@@ -131,15 +131,21 @@ impl Pinger {
         let Some(family) = family else {
             return PingStats::from_rtts(o.count, &[]);
         };
-        let echoes = (0..o.count).map(|seq| async move {
-            tokio::time::sleep(o.interval.saturating_mul(u32::from(seq))).await;
-            family.echo(target, ident, o.timeout).await
-        });
-        let rtts: Vec<Duration> = futures_util::future::join_all(echoes)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
+        // One future for the whole probe (a fleet has thousands in flight): the echoes are
+        // sent on their schedule, then their replies are waited for in turn, each until its
+        // own deadline, which is the same as waiting for all of them at once.
+        let start = tokio::time::Instant::now();
+        let mut sent = Vec::with_capacity(usize::from(o.count));
+        for seq in 0..o.count {
+            if seq > 0 {
+                tokio::time::sleep_until(start + o.interval.saturating_mul(u32::from(seq))).await;
+            }
+            sent.extend(family.send(target, ident, o.timeout));
+        }
+        let mut rtts = Vec::with_capacity(sent.len());
+        for echo in sent {
+            rtts.extend(echo.reply().await);
+        }
         PingStats::from_rtts(o.count, &rtts)
     }
 

@@ -135,7 +135,7 @@ impl Service {
                     st.position.boot_before = node.boot_id.clone();
                 }
             }
-            if !self.put(name, &st) {
+            if !self.put(name, &mut st) {
                 self.exec.note(
                     name,
                     format!(
@@ -145,7 +145,7 @@ impl Service {
                 );
                 st.position.stage = from;
                 st.position.pending = None;
-                self.put(name, &st);
+                self.put(name, &mut st);
                 return;
             }
         }
@@ -172,7 +172,7 @@ impl Service {
                 Done::Refused(d) => {
                     // Never power-cycle the wrong machine: straight to the report, hands off.
                     st.position = position.clone();
-                    self.put(name, &st);
+                    self.put(name, &mut st);
                     self.refused_report(m, node, &st, d, j).await;
                     return;
                 }
@@ -188,7 +188,7 @@ impl Service {
             );
         }
         st.position = position;
-        self.put(name, &st);
+        self.put(name, &mut st);
     }
 
     /// The executor's part of a step.
@@ -260,7 +260,7 @@ impl Service {
                 .note(name, format!("remediation deferred: {reason}"));
             st.waiting = Some(reason);
         }
-        self.put(name, &st);
+        self.put(name, &mut st);
     }
 
     /// Why the machine is reported: its first critical finding, else how the ladder ended.

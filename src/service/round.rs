@@ -5,9 +5,10 @@
 //! judged again.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::warn;
+use tracing::{warn, Instrument as _};
 
 use super::{metrics, Service};
 use crate::config::Machine;
@@ -70,7 +71,7 @@ fn ident(name: &str) -> u16 {
 impl Service {
     /// Probe one machine, the SSH port included: (evidence, node, human-readable probe
     /// line).
-    pub async fn probe(&self, m: &Machine) -> (Evidence, Option<NodeInfo>, String) {
+    pub async fn probe(&self, m: &Machine) -> (Evidence, Option<Arc<NodeInfo>>, String) {
         let count = self.config.service.ping_count;
         let (e, node) = self
             .probe_with(m, Banner::Probe, count, ident(&m.name))
@@ -92,12 +93,12 @@ impl Service {
         banner: Banner,
         count: u16,
         id: u16,
-    ) -> (Evidence, Option<NodeInfo>) {
+    ) -> (Evidence, Option<Arc<NodeInfo>>) {
         let node = match self.node_cache.get().filter(|c| !c.is_empty()) {
             Some(cache) => cache.get(&m.name),
-            None => self.exec.nodes().get(&m.name).await.ok(),
+            None => self.exec.nodes().get(&m.name).await.ok().map(Arc::new),
         };
-        let host = host_address(m, node.as_ref());
+        let host = host_address(m, node.as_deref());
         let timeout = Duration::from_millis(self.config.service.probe_timeout_ms);
         let mut e = Evidence {
             node_ready: node.as_ref().and_then(|n| n.ready.clone()),
@@ -168,15 +169,24 @@ impl Service {
         let count = self.config.service.ping_count;
         let probe = self.probe_with(m, banner, count, ident(&m.name)).await;
         // Boxed: a round waiting to start, or probing, holds a small future; the large
-        // one (looks, remedies) exists only while it runs.
-        Box::pin(self.round_after(m, banner, probe)).await;
+        // one (looks, remedies) exists only while it runs. So does its span: the probe
+        // logs nothing, and thousands of rounds are probing at any moment.
+        let span = tracing::info_span!(
+            "round",
+            node = %m.name,
+            stage = tracing::field::Empty,
+            remedy = tracing::field::Empty
+        );
+        Box::pin(self.round_after(m, banner, probe))
+            .instrument(span)
+            .await;
     }
 
     async fn round_after(
         &self,
         m: &Machine,
         banner: Banner,
-        (mut evidence, node): (Evidence, Option<NodeInfo>),
+        (mut evidence, node): (Evidence, Option<Arc<NodeInfo>>),
     ) {
         let name = m.name.as_str();
         let Some(node) = node else {
@@ -201,16 +211,17 @@ impl Service {
                 },
             );
             st.paused = paused;
-            self.put(name, &st);
+            self.put(name, &mut st);
         }
         if paused {
             return;
         }
-        st.history
-            .push_back(super::Probed::of(self.exec.now_ms(), &evidence));
-        while st.history.len() > 10 {
+        // Room for exactly `HISTORY`: the oldest goes before the newest comes.
+        while st.history.len() >= super::HISTORY {
             st.history.pop_front();
         }
+        st.history
+            .push_back(super::Probed::of(self.exec.now_ms(), &evidence));
         let now = self.exec.now_ms();
         if banner == Banner::Probe {
             st.banner_ms = now;
@@ -295,7 +306,7 @@ impl Service {
             self.count_verdict(&plan.judgement.verdict);
         }
         st.position.episode = plan.episode;
-        self.put(name, &st);
+        self.put(name, &mut st);
         if slot.is_none() && plan.step.remedy != Remedy::Nothing {
             slot = self.slot().await;
         }
