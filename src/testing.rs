@@ -194,8 +194,8 @@ pub fn node(name: &str) -> NodeInfo {
         addresses: Vec::new(),
         unschedulable: false,
         taints: Vec::new(),
-        labels: BTreeMap::new(),
-        annotations: BTreeMap::new(),
+        labels: Default::default(),
+        annotations: Default::default(),
     }
 }
 
@@ -265,7 +265,7 @@ impl NodeOps for FakeCluster {
     async fn annotate(&self, name: &str, key: &str, v: Option<&str>) -> Result<(), NodeOpsError> {
         self.with(name, |n| match v {
             Some(v) => {
-                n.annotations.insert(key.to_owned(), v.to_owned());
+                n.annotations.insert(key, v.to_owned());
             }
             None => {
                 n.annotations.remove(key);

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Machine, SshSettings};
 use crate::health::nic::{self, Sample};
+use crate::health::small_map::SmallMap;
 use crate::health::smart::{self, Drive, Snapshot};
 use crate::health::{Finding, Limits};
 use crate::probe::exec::{self, HostKeyPolicy, SshError, SshTarget};
@@ -223,10 +224,10 @@ pub fn parse_sysfs(text: &str) -> Vec<Sample> {
 pub struct Baseline {
     /// Per drive (device name): its counters.
     #[serde(default)]
-    pub drives: BTreeMap<String, Snapshot>,
+    pub drives: SmallMap<Snapshot>,
     /// Per interface: when it was read (ms since the epoch) and its counters.
     #[serde(default)]
-    pub nics: BTreeMap<String, (u64, nic::Counters)>,
+    pub nics: SmallMap<(u64, nic::Counters)>,
 }
 
 impl Baseline {
@@ -245,7 +246,7 @@ impl Baseline {
             let now = d.snapshot();
             let previous = self.drives.get(&d.device).unwrap_or(&now);
             out.extend(d.findings_within(Some(previous), &limits.smart));
-            self.drives.insert(d.device.clone(), now);
+            self.drives.insert(&d.device, now);
         }
         for s in nics {
             if let Some((at, counters)) = self.nics.get(&s.interface) {
@@ -257,8 +258,7 @@ impl Baseline {
                 let elapsed = Duration::from_millis(now_ms.saturating_sub(*at));
                 out.extend(nic::findings(Some(&previous), s, elapsed, limits.nic));
             }
-            self.nics
-                .insert(s.interface.clone(), (now_ms, s.counters.clone()));
+            self.nics.insert(&s.interface, (now_ms, s.counters.clone()));
         }
         out
     }

@@ -151,7 +151,10 @@ mod tests {
         );
         assert!(kept.unschedulable && kept.taints.len() == 1);
         assert_eq!(kept.annotations.len(), 1);
-        assert_eq!(kept.annotations["oob.dev/paused"], "true");
+        assert_eq!(
+            kept.annotations.get("oob.dev/paused").map(String::as_str),
+            Some("true")
+        );
         assert_eq!(
             kept.labels.keys().collect::<Vec<_>>(),
             ["node-role.kubernetes.io/control-plane"]

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::health::small_map::SmallMap;
+
 pub use kube_ops::KubeNodeOps;
 
 /// A kube client for `oob`: kube's built-in retry of 429/503 is switched off, because it
@@ -127,8 +129,9 @@ pub struct NodeInfo {
     pub addresses: Vec<(String, String)>,
     pub unschedulable: bool,
     pub taints: Vec<Taint>,
-    pub labels: BTreeMap<String, String>,
-    pub annotations: BTreeMap<String, String>,
+    /// Compact maps: the node cache holds one NodeInfo per machine of the fleet.
+    pub labels: SmallMap<String>,
+    pub annotations: SmallMap<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

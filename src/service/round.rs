@@ -111,20 +111,24 @@ impl Service {
                 ..PingOptions::default()
             };
             let port = m.ssh.as_ref().map_or(22, |s| s.port);
-            let ssh = self.liveness.ssh(SocketAddr::new(ip, port), timeout);
-            let ping = self.liveness.ping(ip, id, o);
+            let addr = SocketAddr::new(ip, port);
+            // Each probe's future is made only when it is awaited: thousands of rounds
+            // are probing at any moment.
             match banner {
                 Banner::Probe => {
                     // Echoes and the SSH banner at once: a dark host costs one timeout.
-                    let (ping, ssh) = tokio::join!(ping, ssh);
+                    let (ping, ssh) = tokio::join!(
+                        self.liveness.ping(ip, id, o),
+                        self.liveness.ssh(addr, timeout)
+                    );
                     e.ping = ping;
                     e.ssh_reachable = Some(ssh);
                 }
                 Banner::Last(last) => {
-                    e.ping = ping.await;
+                    e.ping = self.liveness.ping(ip, id, o).await;
                     e.ssh_reachable = match e.ping {
                         // No ICMP for this address: the SSH port is the probe.
-                        None => Some(ssh.await),
+                        None => Some(self.liveness.ssh(addr, timeout).await),
                         // Echoes answered: the port's last word stands (a warning at most).
                         Some(_) if !self.dark(&e) => last,
                         // Dark on echoes alone: the next round asks the port too, before

@@ -212,8 +212,7 @@ async fn a_hung_host_is_confirmed_soft_then_hard_rebooted_and_recovery_is_verifi
 async fn a_paused_node_is_left_alone_and_the_timeline_says_so() {
     let f = fleet(2, "suspect_after = 1\nmax_unhealthy_percent = 50");
     f.cluster.edit("node-1", |n| {
-        n.annotations
-            .insert(PAUSE_ANNOTATION.into(), "maintenance".into());
+        n.annotations.insert(PAUSE_ANNOTATION, "maintenance".into());
     });
     f.go_dark(1);
     f.rounds(10).await;

@@ -132,7 +132,7 @@ impl Default for Limits {
 
 /// Counters whose growth matters, keyed by finding code; the baseline a later sample is
 /// compared with.
-pub type Snapshot = BTreeMap<String, u64>;
+pub type Snapshot = crate::health::small_map::SmallMap<u64>;
 
 impl Drive {
     /// The counters a baseline keeps.
@@ -145,7 +145,7 @@ impl Drive {
                 .find(|a| ids.contains(&a.id))
                 .and_then(|a| a.raw)
             {
-                s.insert(code.to_owned(), raw);
+                s.insert(code, raw);
             }
         }
         if let Some(n) = &self.nvme {
@@ -154,7 +154,7 @@ impl Drive {
                 ("nvme_error_log_entries", n.error_log_entries),
             ] {
                 if let Some(v) = v {
-                    s.insert(code.to_owned(), v);
+                    s.insert(code, v);
                 }
             }
         }
@@ -165,10 +165,10 @@ impl Drive {
                 x.verify_uncorrected,
             ];
             if let Some(v) = x.grown_defects {
-                s.insert("scsi_grown_defects".into(), v);
+                s.insert("scsi_grown_defects", v);
             }
             if unc.iter().any(Option::is_some) {
-                s.insert("scsi_uncorrected_errors".into(), unc.iter().flatten().sum());
+                s.insert("scsi_uncorrected_errors", unc.iter().flatten().sum());
             }
         }
         s
@@ -316,12 +316,12 @@ impl Drive {
             "scsi_uncorrected_errors",
             (Level::Critical, "uncorrected read/write/verify errors"),
         );
-        for (code, value) in &now {
+        for (code, value) in now.iter() {
             let before = previous.and_then(|p| p.get(code)).copied().unwrap_or(0);
             if *value <= before {
                 continue;
             }
-            let Some((level, what)) = describe.get(code.as_str()) else {
+            let Some((level, what)) = describe.get(code) else {
                 continue;
             };
             let mut detail = match previous.and_then(|p| p.get(code)) {
