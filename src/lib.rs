@@ -20,6 +20,7 @@ pub mod remedy;
 pub mod report;
 pub mod secret;
 pub mod service;
+pub mod small_map;
 #[cfg(test)]
 mod testing;
 pub mod timeouts;

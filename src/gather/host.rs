@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Machine, SshSettings};
 use crate::health::nic::{self, Sample};
-use crate::health::small_map::SmallMap;
 use crate::health::smart::{self, Drive, Snapshot};
 use crate::health::{Finding, Limits};
 use crate::probe::exec::{self, HostKeyPolicy, SshError, SshTarget};
+use crate::small_map::SmallMap;
 
 /// Per-command limit on the host (smartctl -x on a busy disk takes seconds).
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);

@@ -5,7 +5,6 @@
 
 pub mod nic;
 pub mod sel;
-pub mod small_map;
 pub mod smart;
 
 use serde::{Deserialize, Serialize};

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::health::small_map::SmallMap;
+use crate::small_map::SmallMap;
 
 pub use kube_ops::KubeNodeOps;
 

@@ -132,7 +132,7 @@ impl Default for Limits {
 
 /// Counters whose growth matters, keyed by finding code; the baseline a later sample is
 /// compared with.
-pub type Snapshot = crate::health::small_map::SmallMap<u64>;
+pub type Snapshot = crate::small_map::SmallMap<u64>;
 
 impl Drive {
     /// The counters a baseline keeps.

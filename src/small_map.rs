@@ -1,8 +1,9 @@
-//! A small string-keyed map for what is kept per machine for the service's lifetime (the
-//! counters of a host's drives and NICs): its entries in a vector sorted by key, so it costs
-//! what it holds. A `BTreeMap` allocates a node for eleven entries whatever it holds: ~2 KiB
-//! for one NIC's counters, ~20 MiB over a 10,000-machine fleet. It is serialized exactly
-//! like a map, so the journal's JSON does not change.
+//! A small string-keyed map for what is kept per machine for the service's lifetime (a
+//! host's drive and NIC counters, a cached Node's kept labels and annotations): its entries
+//! in a vector sorted by key, so it costs what it holds. A `BTreeMap` allocates a node for
+//! eleven entries whatever it holds: ~2 KiB for one NIC's counters, ~20 MiB over a
+//! 10,000-machine fleet. It is serialized exactly like a map, so the journal's JSON does not
+//! change.
 
 use std::collections::BTreeMap;
 
