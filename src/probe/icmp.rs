@@ -5,8 +5,13 @@
 //! "ping" sockets where `net.ipv4.ping_group_range` allows (the kernel then owns the
 //! identifier, and matching is by address and sequence number).
 //!
-//! The round trip runs from right before the send to the moment the receiving thread read
-//! the reply.
+//! Replies are read either by a thread of the engine's own ([`Receiving::Thread`], for the
+//! service: its runtime is busy with rounds, BMC and API calls) or by a task on the runtime
+//! that sends ([`Receiving::Task`], for a command that does nothing but ping: a reply then
+//! wakes one thread, not a reader that wakes a worker, which halves the context switches
+//! that are most of a probe's CPU time).
+//!
+//! The round trip runs from right before the send to the moment the reader read the reply.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -55,9 +60,28 @@ fn lock(w: &Waiters) -> MutexGuard<'_, HashMap<Key, oneshot::Sender<Answer>>> {
     w.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// What the sending side and the receiving thread share.
+/// The socket, as its reader needs it.
+enum Sock {
+    /// Blocking, with a read timeout: read by the engine's thread.
+    Blocking(UdpSocket),
+    /// Non-blocking, registered with the runtime's I/O driver: read by a task.
+    Driven(tokio::net::UdpSocket),
+}
+
+impl Sock {
+    fn send_to(&self, packet: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        match self {
+            Self::Blocking(s) => s.send_to(packet, to),
+            // A full send buffer fails at once instead of after SEND_LIMIT: the echo is
+            // lost either way.
+            Self::Driven(s) => s.try_send_to(packet, to),
+        }
+    }
+}
+
+/// What the sending side and the reader share.
 struct Shared {
-    socket: UdpSocket,
+    socket: Sock,
     raw: bool,
     v6: bool,
     token: [u8; PAYLOAD],
@@ -65,21 +89,36 @@ struct Shared {
     closed: AtomicBool,
 }
 
-/// One address family's socket, its receiving thread and the echoes awaiting replies.
+/// Who reads the replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receiving {
+    /// A thread of the engine's own, blocked in `recv_from`.
+    Thread,
+    /// A task on the current tokio runtime, woken by its I/O driver.
+    Task,
+}
+
+/// One address family's socket, its reader and the echoes awaiting replies.
 pub struct Family {
     shared: Arc<Shared>,
     seq: AtomicU16,
+    /// The reading task, when there is one (a thread looks at `closed`).
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Family {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Relaxed);
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
 impl Family {
-    /// Open the family's socket (raw, else datagram) and start its receiving thread.
-    pub fn open(v6: bool) -> std::io::Result<Self> {
+    /// Open the family's socket (raw, else datagram) and start its reader. `Task` must be
+    /// called on a tokio runtime.
+    pub fn open(v6: bool, receiving: Receiving) -> std::io::Result<Self> {
         let (domain, protocol) = if v6 {
             (Domain::IPV6, Protocol::ICMPV6)
         } else {
@@ -94,10 +133,19 @@ impl Family {
         };
         // Best effort: capped by net.core.rmem_max.
         let _ = socket.set_recv_buffer_size(RECEIVE_BUFFER);
-        socket.set_read_timeout(Some(RECEIVE_POLL))?;
         socket.set_write_timeout(Some(SEND_LIMIT))?;
+        let socket = match receiving {
+            Receiving::Thread => {
+                socket.set_read_timeout(Some(RECEIVE_POLL))?;
+                Sock::Blocking(UdpSocket::from(socket))
+            }
+            Receiving::Task => {
+                socket.set_nonblocking(true)?;
+                Sock::Driven(tokio::net::UdpSocket::from_std(UdpSocket::from(socket))?)
+            }
+        };
         let shared = Arc::new(Shared {
-            socket: UdpSocket::from(socket),
+            socket,
             raw,
             v6,
             token: rand::random(),
@@ -105,12 +153,19 @@ impl Family {
             closed: AtomicBool::new(false),
         });
         let reader = shared.clone();
-        std::thread::Builder::new()
-            .name(if v6 { "oob-icmp6" } else { "oob-icmp4" }.into())
-            .spawn(move || receive(&reader))?;
+        let task = match receiving {
+            Receiving::Thread => {
+                std::thread::Builder::new()
+                    .name(if v6 { "oob-icmp6" } else { "oob-icmp4" }.into())
+                    .spawn(move || receive(&reader))?;
+                None
+            }
+            Receiving::Task => Some(tokio::spawn(async move { receive_task(&reader).await })),
+        };
         Ok(Self {
             shared,
             seq: AtomicU16::new(rand::random()),
+            task,
         })
     }
 
@@ -186,26 +241,44 @@ impl Drop for Unregister<'_> {
 /// The receiving thread: read replies as they arrive and hand each to its echo, until the
 /// family is dropped.
 fn receive(s: &Shared) {
+    let Sock::Blocking(socket) = &s.socket else {
+        return;
+    };
     let mut buf = [0u8; 2048];
     while !s.closed.load(Ordering::Relaxed) {
-        let Ok((n, from)) = s.socket.recv_from(&mut buf) else {
-            // The read timeout (to look at `closed`), or an error queued on the socket.
-            continue;
-        };
-        let at = Instant::now();
-        let Some((key, answer)) = buf
-            .get(..n)
-            .and_then(|b| parse(b, from.ip(), s.raw, s.v6, &s.token))
-        else {
-            continue;
-        };
-        let answer = match answer {
-            Parsed::Reply => Answer::Reply(at),
-            Parsed::Error => Answer::Error,
-        };
-        if let Some(tx) = lock(&s.waiters).remove(&key) {
-            let _ = tx.send(answer);
+        // An error is the read timeout (to look at `closed`), or one queued on the socket.
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            deliver(s, buf.get(..n), from.ip(), Instant::now());
         }
+    }
+}
+
+/// The receiving task: the same as the thread, woken by the runtime's I/O driver, until the
+/// family is dropped (which aborts it).
+async fn receive_task(s: &Shared) {
+    let Sock::Driven(socket) = &s.socket else {
+        return;
+    };
+    let mut buf = [0u8; 2048];
+    loop {
+        // An error is one queued on the socket: reading it cleared it.
+        if let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            deliver(s, buf.get(..n), from.ip(), Instant::now());
+        }
+    }
+}
+
+/// Hand a received packet read at `at` to its echo, if it answers one of ours.
+fn deliver(s: &Shared, packet: Option<&[u8]>, from: IpAddr, at: Instant) {
+    let Some((key, answer)) = packet.and_then(|b| parse(b, from, s.raw, s.v6, &s.token)) else {
+        return;
+    };
+    let answer = match answer {
+        Parsed::Reply => Answer::Reply(at),
+        Parsed::Error => Answer::Error,
+    };
+    if let Some(tx) = lock(&s.waiters).remove(&key) {
+        let _ = tx.send(answer);
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use serde::Serialize;
 
-use super::icmp::Family;
+use super::icmp::{Family, Receiving};
 use super::ProbeError;
 
 /// How to ping.
@@ -78,8 +78,8 @@ pub struct Pinger {
 
 impl Pinger {
     /// One family's socket.
-    fn open(v6: bool) -> Result<Family, ProbeError> {
-        Family::open(v6).map_err(|e| ProbeError::IcmpPermission {
+    fn open(v6: bool, receiving: Receiving) -> Result<Family, ProbeError> {
+        Family::open(v6, receiving).map_err(|e| ProbeError::IcmpPermission {
             detail: match e.kind() {
                 std::io::ErrorKind::PermissionDenied => "permission denied".into(),
                 _ => e.to_string(),
@@ -87,10 +87,15 @@ impl Pinger {
         })
     }
 
-    /// Open the sockets needed for `targets`.
+    /// Open the sockets needed for `targets`, read by a task on the current runtime: for a
+    /// command that only pings (see [`Receiving`]).
     pub fn new(targets: &[IpAddr]) -> Result<Self, ProbeError> {
         let family = |pred: fn(&IpAddr) -> bool, v6| {
-            targets.iter().any(pred).then(|| Self::open(v6)).transpose()
+            targets
+                .iter()
+                .any(pred)
+                .then(|| Self::open(v6, Receiving::Task))
+                .transpose()
         };
         Ok(Self {
             v4: family(IpAddr::is_ipv4, false)?,
@@ -103,7 +108,10 @@ impl Pinger {
     /// of a family without a socket would silently read as "every echo lost". Fails only
     /// when neither family can be opened.
     pub fn all_families() -> Result<Self, ProbeError> {
-        match (Self::open(false), Self::open(true)) {
+        match (
+            Self::open(false, Receiving::Thread),
+            Self::open(true, Receiving::Thread),
+        ) {
             (Err(e), Err(_)) => Err(e),
             (v4, v6) => Ok(Self {
                 v4: v4.ok(),
