@@ -136,6 +136,7 @@ pub fn demo_config(
                     port: h.ssh.port(),
                     smartctl: "smartctl".into(),
                     poll_hardware: ssh_key.is_some(),
+                    checks: crate::health::host::Paths::default(),
                 }),
                 serial: Some(h.serial.clone()),
                 location: Location {

@@ -190,3 +190,128 @@ async fn smart_and_nic_are_collected_from_a_host_over_ssh() {
         .expect("lo is read from sysfs");
     assert!(lo["counters"]["rx_errors"].is_u64(), "{lo}");
 }
+
+/// A stand-in command on the host: records its arguments, prints the recorded real output
+/// for them (without the recorder's `rc=N` line) and exits with the recorded status.
+fn stand_in(bin: &std::path::Path, name: &str, cases: &[(&str, &str)], log: &std::path::Path) {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/host");
+    let mut script = format!(
+        "#!/bin/sh\necho \"{name} $*\" >> '{}'\ncase \"$*\" in\n",
+        log.display()
+    );
+    for (pattern, fixture) in cases {
+        let f = fixtures.join(fixture);
+        script += &format!(
+            "  {pattern}) grep -v '^rc=' '{f}'; exit $(sed -n 's/^rc=//p' '{f}') ;;\n",
+            f = f.display()
+        );
+    }
+    script += "esac\nexit 1\n";
+    let path = bin.join(name);
+    std::fs::write(&path, script).unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&path)
+        .status()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_runs_the_runbook_checks_over_ssh_and_changes_nothing() {
+    let bin = tempfile::tempdir().unwrap();
+    let log = bin.path().join("asked");
+    // The kubelet stopped, the runtime crash looping, as systemd 252 printed them.
+    stand_in(
+        bin.path(),
+        "systemctl",
+        &[
+            ("*kubelet.service*", "systemctl-show-stopped.txt"),
+            ("*containerd.service*", "systemctl-show-crash-looping.txt"),
+        ],
+        &log,
+    );
+    let sshd = Sshd::start_with_path(None, free_port(), Some(bin.path()));
+    sshd.wait_ready();
+    // A real certificate that expires within a day: a warning with its date.
+    let cert = sshd.dir.path().join("kubelet-client.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args(["-subj", "/O=system:nodes/CN=system:node:node-1", "-keyout"])
+        .arg(sshd.dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let config = sshd.dir.path().join("oob.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[machines]]\nname = \"node-1\"\nhost = \"127.0.0.1\"\nbmc = \"ipmi://127.0.0.1:1\"\n\
+             credentials = {{ user = \"admin\", password_env = \"UNUSED\" }}\n\
+             ssh = {{ user = \"root\", key = \"{}\", known_hosts = \"{}\", port = {}, checks = {{ kubelet_cert = \"{}\" }} }}\n",
+            sshd.user_key.display(),
+            sshd.known_hosts("127.0.0.1").display(),
+            sshd.port,
+            cert.display(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let run = crate::common::oob(
+        &["--config", config, "-o", "json", "diagnose", "node-1"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.all());
+    let doc = run.json();
+    let codes: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"kubelet_inactive"), "{codes:?}");
+    assert!(codes.contains(&"runtime_crash_looping"), "{codes:?}");
+    assert!(codes.contains(&"kubelet_cert_expiring"), "{codes:?}");
+    assert_eq!(doc["repair"], "restart-runtime", "the runtime first: {doc}");
+    assert_eq!(doc["healthy"], false);
+    // Real commands ran on the host: df saw its real root filesystem, /proc its tasks.
+    assert!(
+        doc["checks"]["disk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["mount"] == "/"),
+        "{doc}"
+    );
+    assert!(doc["checks"]["pids"][1].as_u64().unwrap() > 0);
+    for f in doc["findings"].as_array().unwrap() {
+        assert!(f["fix"].is_string(), "every finding says what to do: {f}");
+    }
+    // Read-only: systemctl was only asked to show.
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(asked.lines().count(), 2, "{asked}");
+    assert!(
+        asked.lines().all(|l| l.starts_with("systemctl show -p ")),
+        "{asked}"
+    );
+
+    // The table names the checks and the fix.
+    let run = crate::common::oob(&["--config", config, "diagnose", "node-1"], &[]).await;
+    assert!(
+        run.stdout.contains("kubelet_inactive") && run.stdout.contains("systemctl restart kubelet"),
+        "{}",
+        run.all()
+    );
+}

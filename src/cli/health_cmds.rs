@@ -1,5 +1,5 @@
-//! `oob smart --file F…` and `oob nic --file F [--previous P --interval S]`: findings from
-//! saved tool output. (Collection over SSH from a live host comes with the SSH probe.)
+//! `oob smart|nic|diagnose`: findings from a host over SSH (`NODE`) or from saved tool
+//! output (`--file`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::output::{cell, emit};
 use super::target::Context;
 use super::Status;
+use crate::health::host::{HostChecks, Paths};
 use crate::health::nic::{self, Thresholds};
 use crate::health::smart::{self, OverallHealth, Protocol};
 use crate::health::Finding;
@@ -191,4 +192,82 @@ pub async fn nic(ctx: &Context, args: NicArgs) -> anyhow::Result<Status> {
         &rows,
     )?;
     Ok(Status::problems_if(problems))
+}
+
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// A machine from the config: runs the checks on it over SSH ([machines.ssh]).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub target: Option<String>,
+    /// Saved output of the check script to read instead.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// How far back the kernel and kubelet logs are read (`journalctl --since`).
+    #[arg(long, default_value = "-1h")]
+    pub since: String,
+}
+
+pub async fn diagnose(ctx: &Context, args: DiagnoseArgs) -> anyhow::Result<Status> {
+    let (node, checks) = match (&args.target, &args.file) {
+        (Some(name), _) => (
+            name.clone(),
+            super::host::checks_over_ssh(ctx, name, &args.since).await?,
+        ),
+        (None, Some(file)) => (
+            file.display().to_string(),
+            HostChecks::parse(&String::from_utf8_lossy(&read(file)?), &Paths::default()),
+        ),
+        (None, None) => anyhow::bail!("a machine or --file is needed"),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let findings = checks.findings(now);
+    let repair = checks.repair();
+    let healthy = checks.healthy(now);
+    let unit = |u: &Option<crate::health::host::UnitState>| {
+        u.as_ref()
+            .map_or("unknown".to_owned(), |u| format!("{}/{}", u.active, u.sub))
+    };
+    let mut rows = vec![["SEVERITY", "CHECK", "EVIDENCE", "FIX"]
+        .map(String::from)
+        .to_vec()];
+    rows.push(vec![
+        "-".into(),
+        "units".into(),
+        format!(
+            "kubelet {}, runtime {}, CRI {}",
+            unit(&checks.kubelet),
+            unit(&checks.runtime),
+            match checks.cri_answering {
+                Some(true) => "answering",
+                Some(false) => "NOT answering",
+                None => "unknown",
+            }
+        ),
+        match repair {
+            Some(r) => format!("{r:?}"),
+            None => "-".into(),
+        },
+    ]);
+    for f in &findings {
+        rows.push(vec![
+            f.severity.name().to_owned(),
+            f.code.clone(),
+            f.detail.clone(),
+            cell(f.fix.as_deref()),
+        ]);
+    }
+    emit(
+        ctx.format,
+        &serde_json::json!({
+            "node": node,
+            "checks": checks,
+            "findings": findings,
+            "repair": repair,
+            "healthy": healthy,
+        }),
+        &rows,
+    )?;
+    Ok(Status::problems_if(!findings.is_empty() || !healthy))
 }

@@ -1,4 +1,4 @@
-//! `oob smart|nic NODE`: the host's hardware over SSH, through the same gatherer the service
+//! `oob smart|nic|diagnose NODE`: the host's hardware and the runbook's checks over SSH, through the same gatherer the service
 //! polls with (`gather::host`).
 
 use anyhow::Context as _;
@@ -25,6 +25,16 @@ fn machine<'a>(
 pub async fn smart_over_ssh(ctx: &Context, name: &str) -> anyhow::Result<Vec<Drive>> {
     let (m, host) = machine(ctx, name)?;
     Ok(crate::gather::host::smart(m, &host).await?)
+}
+
+/// The runbook's host checks, logs read since `since`.
+pub async fn checks_over_ssh(
+    ctx: &Context,
+    name: &str,
+    since: &str,
+) -> anyhow::Result<crate::health::host::HostChecks> {
+    let (m, host) = machine(ctx, name)?;
+    Ok(crate::gather::host::checks(m, &host, since).await?)
 }
 
 /// Every interface's sysfs counters on the host.

@@ -76,6 +76,9 @@ pub enum Command {
     Smart(health_cmds::SmartArgs),
     /// NIC error-counter findings from `ethtool -S` output.
     Nic(health_cmds::NicArgs),
+    /// The runbook's host checks over SSH (kubelet, runtime, disks, PIDs, memory, time, OOM
+    /// kills, read-only mounts, certificate, PLEG): findings and fixes; read-only.
+    Diagnose(health_cmds::DiagnoseArgs),
     /// Run the remediation ladder over the inventory (leader-elected; /metrics, /healthz).
     Serve(ladder::ServeArgs),
     /// The ladder on a simulated fleet: five scripted faults, a timeline, a summary.
@@ -161,6 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::JoinCommand(args) => node::join(&ctx, args).await,
         Command::Smart(args) => health_cmds::smart(&ctx, args).await,
         Command::Nic(args) => health_cmds::nic(&ctx, args).await,
+        Command::Diagnose(args) => health_cmds::diagnose(&ctx, args).await,
         Command::Serve(args) => ladder::serve(ctx, args).await,
         Command::Check(args) => person::check(&ctx, args).await,
         Command::Plan => person::plan(&ctx).await,

@@ -33,6 +33,9 @@ pub struct SshSettings {
     /// `false` leaves the host's hardware to `oob smart|nic NODE` by hand.
     #[serde(default = "default_true")]
     pub poll_hardware: bool,
+    /// Where the runbook's host checks look (`oob diagnose NODE`).
+    #[serde(default)]
+    pub checks: crate::health::host::Paths,
 }
 
 fn default_true() -> bool {

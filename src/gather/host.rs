@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Machine, SshSettings};
+use crate::health::host::{self as checks, HostChecks};
 use crate::health::nic::{self, Sample};
 use crate::health::smart::{self, Drive, Snapshot};
 use crate::health::{Finding, Limits};
@@ -179,6 +180,21 @@ async fn smart_in(
         drives.extend(found);
     }
     Ok(drives)
+}
+
+/// The runbook's host checks (read-only, one round trip): kubelet and runtime, disks and
+/// inodes, PIDs, memory, time, OOM kills and the kubelet's journal since `since` (a
+/// `journalctl --since` value), read-only mounts, the kubelet's certificate.
+pub async fn checks(m: &Machine, host: &str, since: &str) -> Result<HostChecks, GatherError> {
+    let (t, ssh) = ssh_target(m, host)?;
+    let session = exec::Session::open(&t).await?;
+    let script = checks::script(&ssh.checks, since);
+    let out = session.run(&script, checks::SCRIPT_LIMIT).await;
+    session.close().await;
+    Ok(HostChecks::parse(
+        &String::from_utf8_lossy(&out?.stdout),
+        &ssh.checks,
+    ))
 }
 
 /// Every interface's sysfs counters on the host.

@@ -3,6 +3,7 @@
 //! bytes and return errors, never panic (fuzzed). Counters become findings only when they are
 //! new or rising against the previous sample (baselines). Fetching the data is not done here.
 
+pub mod host;
 pub mod nic;
 pub mod sel;
 pub mod smart;
@@ -40,6 +41,9 @@ pub struct Finding {
     /// The failed component (device, DIMM slot, PSU, interface), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
+    /// What to do about it, for the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 impl Finding {
@@ -50,6 +54,7 @@ impl Finding {
             detail: detail.into(),
             value: None,
             component: None,
+            fix: None,
         }
     }
 
@@ -60,6 +65,11 @@ impl Finding {
 
     pub fn component(mut self, c: impl Into<String>) -> Self {
         self.component = Some(c.into());
+        self
+    }
+
+    pub fn fix(mut self, f: impl Into<String>) -> Self {
+        self.fix = Some(f.into());
         self
     }
 }

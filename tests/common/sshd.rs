@@ -25,6 +25,11 @@ fn keygen(path: &std::path::Path) {
 
 impl Sshd {
     pub fn start(ns: Option<&str>, port: u16) -> Self {
+        Self::start_with_path(ns, port, None)
+    }
+
+    /// The same, with `bin` first on the sessions' PATH (stand-in commands).
+    pub fn start_with_path(ns: Option<&str>, port: u16, bin: Option<&std::path::Path>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let host_key = dir.path().join("host_ed25519");
         let user_key = dir.path().join("user_ed25519");
@@ -35,12 +40,18 @@ impl Sshd {
         std::fs::create_dir_all("/run/sshd").unwrap();
         let listen = if ns.is_some() { "0.0.0.0" } else { "127.0.0.1" };
         let config = dir.path().join("sshd_config");
+        let path = bin.map_or_else(String::new, |b| {
+            format!(
+                "SetEnv PATH={}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n",
+                b.display()
+            )
+        });
         std::fs::write(
             &config,
             format!(
                 "Port {port}\nListenAddress {listen}\nHostKey {}\nPidFile none\nUsePAM no\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
-                 AuthorizedKeysFile {}\n",
+                 AuthorizedKeysFile {}\n{path}",
                 host_key.display(),
                 authorized.display()
             ),

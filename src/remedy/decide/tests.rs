@@ -180,6 +180,7 @@ fn a_critical_drive_on_a_live_machine_is_fenced_after_the_bmc_look_without_a_rep
         detail: "/dev/sda FAILED".into(),
         value: None,
         component: Some("/dev/sda".into()),
+        fix: None,
     }];
     let Decision::Gather(n) = decide(&pos, &answering(), NOW, &policy()) else {
         panic!("a faulty verdict enters Confirm");

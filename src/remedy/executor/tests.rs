@@ -274,6 +274,7 @@ async fn failing_hardware_on_a_live_machine_is_cordoned_drained_and_reported_not
         detail: "/dev/sda: SMART overall-health self-assessment FAILED".into(),
         value: None,
         component: Some("/dev/sda".into()),
+        fix: None,
     }];
     let cause = Cause::Hardware {
         component: Some("/dev/sda".into()),
