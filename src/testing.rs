@@ -196,6 +196,7 @@ pub fn node(name: &str) -> NodeInfo {
         taints: Vec::new(),
         labels: Default::default(),
         annotations: Default::default(),
+        problems: Vec::new(),
     }
 }
 

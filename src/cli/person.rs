@@ -254,6 +254,7 @@ fn offline_node(name: &str) -> crate::k8s::NodeInfo {
         taints: Vec::new(),
         labels: Default::default(),
         annotations: Default::default(),
+        problems: Vec::new(),
     }
 }
 

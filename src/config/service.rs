@@ -1,8 +1,11 @@
 //! `[service]` and `[policy]`: how `oob serve` runs and the ladder's deadlines and limits.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use crate::verdict::{ConditionClass, DEFAULT_CONDITIONS};
 
 /// How the host's liveness is probed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +107,27 @@ pub struct PolicySettings {
     pub nic_loss_percent_max: f64,
     /// Hardware: link flaps between two polls at or above this are critical.
     pub nic_flaps_max: u64,
+    /// What each Node condition counts as when True (`reboot`, `fault`, `warn`, `ignore`):
+    /// entries here override the defaults (`crate::verdict::DEFAULT_CONDITIONS`), a type in
+    /// neither is ignored.
+    #[serde(deserialize_with = "de_conditions")]
+    pub node_conditions: BTreeMap<String, ConditionClass>,
+}
+
+fn default_conditions() -> BTreeMap<String, ConditionClass> {
+    DEFAULT_CONDITIONS
+        .iter()
+        .map(|(t, c)| ((*t).to_owned(), *c))
+        .collect()
+}
+
+/// The defaults, with the configured entries over them.
+fn de_conditions<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, ConditionClass>, D::Error> {
+    let mut table = default_conditions();
+    table.extend(BTreeMap::<String, ConditionClass>::deserialize(d)?);
+    Ok(table)
 }
 
 impl Default for PolicySettings {
@@ -124,11 +148,20 @@ impl Default for PolicySettings {
             nic_error_rate_max: 10.0,
             nic_loss_percent_max: 5.0,
             nic_flaps_max: 3,
+            node_conditions: default_conditions(),
         }
     }
 }
 
 impl PolicySettings {
+    /// What a Node condition of type `t` counts as when True.
+    pub fn condition_class(&self, t: &str) -> ConditionClass {
+        self.node_conditions
+            .get(t)
+            .copied()
+            .unwrap_or(ConditionClass::Ignore)
+    }
+
     /// The verdict's thresholds.
     pub fn verdict(&self) -> crate::verdict::Policy {
         crate::verdict::Policy {

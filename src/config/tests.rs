@@ -123,6 +123,36 @@ fn the_runbook_thresholds_and_the_verdict_policy_are_configurable() {
 }
 
 #[test]
+fn node_conditions_override_the_default_table_entry_by_entry() {
+    use crate::verdict::ConditionClass as C;
+    let d = Config::parse("t.toml", SAMPLE).unwrap().policy;
+    assert_eq!(d.condition_class("KernelDeadlock"), C::Reboot);
+    assert_eq!(d.condition_class("ReadonlyFilesystem"), C::Fault);
+    assert_eq!(d.condition_class("MemoryPressure"), C::Warn);
+    assert_eq!(d.condition_class("SomethingElse"), C::Ignore);
+    let c = Config::parse(
+        "t.toml",
+        &format!(
+            "[policy.node_conditions]\nKernelDeadlock = \"ignore\"\nGPUFault = \"fault\"\n{SAMPLE}"
+        ),
+    )
+    .unwrap()
+    .policy;
+    assert_eq!(c.condition_class("KernelDeadlock"), C::Ignore);
+    assert_eq!(c.condition_class("GPUFault"), C::Fault);
+    assert_eq!(
+        c.condition_class("ReadonlyFilesystem"),
+        C::Fault,
+        "the rest stay"
+    );
+    assert!(Config::parse(
+        "t.toml",
+        &format!("[policy.node_conditions]\nKernelDeadlock = \"reboot-twice\"\n{SAMPLE}")
+    )
+    .is_err());
+}
+
+#[test]
 fn percentages_out_of_range_are_refused() {
     for bad in [
         "dark_loss_percent = 0",

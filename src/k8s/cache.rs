@@ -131,7 +131,13 @@ mod tests {
             },
             "spec": {"unschedulable": true, "taints": [{"key": "k", "effect": "NoSchedule"}]},
             "status": {
-                "conditions": [{"type": "Ready", "status": "True"}],
+                "conditions": [
+                    {"type": "Ready", "status": "True"},
+                    {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
+                    {"type": "KernelDeadlock", "status": "True", "reason": "DockerHung",
+                     "message": "task docker:7 blocked for more than 300 seconds."},
+                    {"type": "OobRemediation", "status": "True", "reason": "SoftReboot"},
+                ],
                 "addresses": [{"type": "InternalIP", "address": "127.0.0.5"}],
                 "images": [{"names": ["registry.k8s.io/pause:3.10"], "sizeBytes": 320368}],
                 "volumesInUse": ["kubernetes.io/csi/x"],
@@ -160,5 +166,13 @@ mod tests {
             ["node-role.kubernetes.io/control-plane"]
         );
         assert_eq!(kept.system_uuid.as_deref(), Some("u"));
+        // Problem conditions only (status True), oob's own excluded.
+        assert_eq!(
+            kept.problems,
+            [(
+                "KernelDeadlock".to_owned(),
+                "DockerHung: task docker:7 blocked for more than 300 seconds.".to_owned()
+            )]
+        );
     }
 }

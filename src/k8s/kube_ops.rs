@@ -157,6 +157,27 @@ pub(super) fn info_keeping(
             .unwrap_or_default(),
         labels: kept(&n.metadata.labels, label),
         annotations: kept(&n.metadata.annotations, annotation),
+        problems: status
+            .and_then(|s| s.conditions.as_ref())
+            .map(|c| {
+                c.iter()
+                    .filter(|c| {
+                        c.status == "True"
+                            && c.type_ != "Ready"
+                            && c.type_ != crate::remedy::executor::CONDITION
+                    })
+                    .map(|c| {
+                        let why = [c.reason.as_deref(), c.message.as_deref()]
+                            .into_iter()
+                            .flatten()
+                            .filter(|s| !s.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(": ");
+                        (c.type_.clone(), why.chars().take(256).collect())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

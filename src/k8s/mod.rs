@@ -132,6 +132,10 @@ pub struct NodeInfo {
     /// Compact maps: the node cache holds one NodeInfo per machine of the fleet.
     pub labels: SmallMap<String>,
     pub annotations: SmallMap<String>,
+    /// Conditions other than Ready whose status is `True` (MemoryPressure, node-problem-
+    /// detector's KernelDeadlock…), as `(type, "reason: message")`; oob's own excluded.
+    /// Empty on a healthy node.
+    pub problems: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

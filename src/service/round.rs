@@ -17,7 +17,7 @@ use crate::probe::ping::PingOptions;
 use crate::remedy::decide::{decide, Decision, Policy as DecidePolicy};
 use crate::remedy::executor::PAUSE_ANNOTATION;
 use crate::remedy::stage::{Remedy, Stage};
-use crate::verdict::{judge, Evidence};
+use crate::verdict::{judge, ConditionClass, Evidence, NodeCondition};
 
 /// Whether a probe round found the host not answering (the verdict's own rule, default
 /// thresholds).
@@ -102,6 +102,19 @@ impl Service {
         let timeout = Duration::from_millis(self.config.service.probe_timeout_ms);
         let mut e = Evidence {
             node_ready: node.as_ref().and_then(|n| n.ready.clone()),
+            conditions: node.as_ref().map_or_else(Vec::new, |n| {
+                n.problems
+                    .iter()
+                    .filter_map(|(t, why)| {
+                        let class = self.config.policy.condition_class(t);
+                        (class != ConditionClass::Ignore).then(|| NodeCondition {
+                            type_: t.clone(),
+                            class,
+                            why: why.clone(),
+                        })
+                    })
+                    .collect()
+            }),
             ..Evidence::default()
         };
         if let Some(ip) = host {

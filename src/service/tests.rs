@@ -209,6 +209,64 @@ async fn a_hung_host_is_confirmed_soft_then_hard_rebooted_and_recovery_is_verifi
 }
 
 #[tokio::test(start_paused = true)]
+async fn node_problem_detector_kernel_deadlock_on_a_ready_node_gets_the_reboot_path() {
+    let f = fleet(5, "suspect_after = 2");
+    f.rounds(2).await;
+    // The host answers and the kubelet still says Ready; node-problem-detector does not.
+    f.cluster.edit("node-1", |n| {
+        n.problems = vec![(
+            "KernelDeadlock".into(),
+            "DockerHung: task docker:7 blocked for more than 300 seconds.".into(),
+        )];
+    });
+    f.rounds(2).await;
+    assert!(
+        matches!(f.stage(1), Stage::SoftReboot { .. }),
+        "{:?}\n{}",
+        f.stage(1),
+        f.timeline(1)
+    );
+    assert_eq!(f.requests(1), [PowerRequest::GracefulRestart]);
+    let t = f.timeline(1);
+    assert!(t.contains("KernelDeadlock=True"), "{t}");
+    assert!(t.contains("down (os-problem)"), "{t}");
+    // After the reboot NPD starts afresh: the condition is gone, the bootID new.
+    f.cluster.edit("node-1", |n| {
+        n.problems.clear();
+        n.boot_id = Some("boot-b".into());
+    });
+    f.rounds(1).await;
+    assert_eq!(f.stage(1), Stage::Healthy, "{}", f.timeline(1));
+    assert!((2..=5).all(|i| f.requests(i).is_empty()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_only_filesystem_condition_is_fenced_as_a_fault_and_memory_pressure_only_noted() {
+    let f = fleet(4, "");
+    f.rounds(2).await;
+    f.cluster.edit("node-2", |n| {
+        n.problems = vec![(
+            "MemoryPressure".into(),
+            "KubeletHasInsufficientMemory".into(),
+        )];
+    });
+    f.cluster.edit("node-1", |n| {
+        n.problems = vec![(
+            "ReadonlyFilesystem".into(),
+            "FilesystemIsReadOnly: Node condition ReadonlyFilesystem is now: True".into(),
+        )];
+    });
+    f.rounds(4).await;
+    f.only_node_1_fenced_for_hardware();
+    assert!(
+        f.reports().contains("ReadonlyFilesystem"),
+        "{}",
+        f.reports()
+    );
+    assert_eq!(f.stage(2), Stage::Healthy, "a warning is not a remediation");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_paused_node_is_left_alone_and_the_timeline_says_so() {
     let f = fleet(2, "suspect_after = 1\nmax_unhealthy_percent = 50");
     f.cluster.edit("node-1", |n| {

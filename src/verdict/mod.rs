@@ -22,7 +22,49 @@ pub struct Evidence {
     pub bmc_reachable: Option<bool>,
     /// Hardware findings (SMART, NIC, SEL), already baselined.
     pub findings: Vec<Finding>,
+    /// The Node's problem conditions (status True), classified by the policy table.
+    pub conditions: Vec<NodeCondition>,
 }
+
+/// What a Node condition counts as when its status is True (`[policy.node_conditions]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConditionClass {
+    /// An OS problem a reboot may fix (KernelDeadlock): the node counts as down (os-problem).
+    Reboot,
+    /// A fault no reboot fixes (ReadonlyFilesystem): like a critical hardware finding, the
+    /// node is fenced (drained, not powered off while it answers) and reported.
+    Fault,
+    /// Worth saying, not acting on (MemoryPressure: the kubelet evicts on its own).
+    Warn,
+    Ignore,
+}
+
+/// A problem condition of the Node, as judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub class: ConditionClass,
+    /// `reason: message` as the Node says.
+    pub why: String,
+}
+
+/// The default table: the kubelet's own pressure conditions and node-problem-detector's
+/// default problem daemons' conditions (a type not listed is ignored).
+pub const DEFAULT_CONDITIONS: &[(&str, ConditionClass)] = &[
+    ("KernelDeadlock", ConditionClass::Reboot),
+    ("FrequentKubeletRestart", ConditionClass::Reboot),
+    ("FrequentContainerdRestart", ConditionClass::Reboot),
+    ("FrequentDockerRestart", ConditionClass::Reboot),
+    ("FrequentCrioRestart", ConditionClass::Reboot),
+    ("CorruptDockerOverlay2", ConditionClass::Reboot),
+    ("ReadonlyFilesystem", ConditionClass::Fault),
+    ("MemoryPressure", ConditionClass::Warn),
+    ("DiskPressure", ConditionClass::Warn),
+    ("PIDPressure", ConditionClass::Warn),
+    ("NetworkUnavailable", ConditionClass::Warn),
+];
 
 /// Thresholds for the verdict.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -136,6 +178,37 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
     if let Some(ready) = &e.node_ready {
         reasons.push(format!("Ready={ready}"));
     }
+    // A dark host's conditions are stale (nothing on it updates them): they count only
+    // while it answers.
+    let answering = dark != Some(true);
+    let counted = |class: ConditionClass| {
+        e.conditions
+            .iter()
+            .filter(move |c| answering && c.class == class)
+    };
+    for c in e
+        .conditions
+        .iter()
+        .filter(|c| answering && c.class != ConditionClass::Ignore)
+    {
+        reasons.push(format!("{}=True", c.type_));
+    }
+    let mut findings = e.findings.clone();
+    for (class, level) in [
+        (ConditionClass::Fault, Level::Critical),
+        (ConditionClass::Warn, Level::Warning),
+    ] {
+        findings.extend(counted(class).map(|c| {
+            Finding::new(
+                level,
+                "node_condition",
+                format!("{} on the Node: {}", c.type_, c.why),
+            )
+            .component(c.type_.clone())
+        }));
+    }
+    let critical = critical || counted(ConditionClass::Fault).next().is_some();
+    let os_condition = counted(ConditionClass::Reboot).next().is_some();
     let verdict = match dark {
         Some(true) => match (e.power, e.bmc_reachable) {
             (Some(PowerState::Off), _) => Verdict::Down {
@@ -156,7 +229,7 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
             // The host answers; the OS is down when the kubelet says so (Ready False or
             // Unknown). A closed SSH port is a warning, never the verdict: many healthy
             // nodes run no sshd, and liveness here is ICMP (or the Node itself).
-            let os_down = e.node_ready.as_deref().is_some_and(|r| r != "True");
+            let os_down = e.node_ready.as_deref().is_some_and(|r| r != "True") || os_condition;
             let ssh_warning = e.ssh_reachable == Some(false) && !os_down;
             if ssh_warning {
                 reasons.push("ssh closed on a host that answers (a warning, not an outage)".into());
@@ -169,7 +242,7 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
                 (_, true, false) => Verdict::Down {
                     cause: DownCause::OsProblem,
                 },
-                (_, false, false) if !e.findings.is_empty() || ssh_warning => Verdict::Degraded,
+                (_, false, false) if !findings.is_empty() || ssh_warning => Verdict::Degraded,
                 _ => Verdict::Healthy,
             }
         }
@@ -180,7 +253,7 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
     Judgement {
         verdict,
         reasons,
-        findings: e.findings.clone(),
+        findings,
     }
 }
 

@@ -17,6 +17,7 @@ fn ev(
         power,
         bmc_reachable: bmc,
         findings: Vec::new(),
+        conditions: Vec::new(),
     }
 }
 
@@ -156,4 +157,66 @@ fn with_ssh_as_liveness_a_closed_port_is_dark_not_an_os_problem() {
     );
     e.ssh_reachable = Some(true);
     assert_eq!(judge(&e, &p).verdict, Verdict::Healthy);
+}
+
+#[test]
+fn node_conditions_count_as_their_class_and_only_while_the_host_answers() {
+    let with = |class: ConditionClass, ready: &str, ping: (u16, u16)| {
+        let mut e = ev(Some(ping), Some(true), Some(ready), None, None);
+        e.conditions = vec![NodeCondition {
+            type_: "KernelDeadlock".into(),
+            class,
+            why: "DockerHung: task docker:7 blocked for more than 300 seconds.".into(),
+        }];
+        judge(&e, &Policy::default())
+    };
+    // node-problem-detector's KernelDeadlock on a node whose kubelet still says Ready: an
+    // OS problem (the reboot path), with the condition in the reasons.
+    let j = with(ConditionClass::Reboot, "True", (3, 3));
+    assert_eq!(
+        j.verdict,
+        Verdict::Down {
+            cause: DownCause::OsProblem
+        }
+    );
+    assert!(
+        j.reasons.contains(&"KernelDeadlock=True".to_owned()),
+        "{:?}",
+        j.reasons
+    );
+    // A fault: like a critical hardware finding, with the condition as the evidence.
+    let j = with(ConditionClass::Fault, "True", (3, 3));
+    assert_eq!(j.verdict, Verdict::Faulty);
+    assert_eq!(j.findings[0].code, "node_condition");
+    assert_eq!(j.findings[0].severity, Level::Critical);
+    assert!(j.findings[0].detail.contains("DockerHung"));
+    // A warning: degraded, not remediated.
+    let j = with(ConditionClass::Warn, "True", (3, 3));
+    assert_eq!(j.verdict, Verdict::Degraded);
+    // Ignored: nothing.
+    assert_eq!(
+        with(ConditionClass::Ignore, "True", (3, 3)).verdict,
+        Verdict::Healthy
+    );
+    // A dark host's conditions are stale: its verdict is about the darkness only.
+    let mut e = ev(
+        Some((0, 3)),
+        Some(false),
+        Some("True"),
+        Some(PowerState::On),
+        Some(true),
+    );
+    e.conditions = vec![NodeCondition {
+        type_: "ReadonlyFilesystem".into(),
+        class: ConditionClass::Fault,
+        why: String::new(),
+    }];
+    let j = judge(&e, &Policy::default());
+    assert_eq!(
+        j.verdict,
+        Verdict::Down {
+            cause: DownCause::HostHung
+        }
+    );
+    assert!(j.findings.is_empty());
 }
