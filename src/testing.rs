@@ -14,9 +14,13 @@ use crate::bmc::power::PowerTiming;
 use crate::bmc::{
     Bmc, BmcError, Health, Identity, PowerRequest, PowerState, Protocol, RequestAck, SelEntry,
 };
+use crate::config::Machine;
+use crate::gather::host::{GatherError, HostAccess};
 use crate::gather::liveness::Liveness;
+use crate::health::host::{HostChecks, UnitState};
 use crate::k8s::drain::{DrainOptions, DrainReport};
 use crate::k8s::{Condition, NodeEvent, NodeInfo, NodeOps, NodeOpsError, Taint};
+use crate::probe::exec::SshError;
 use crate::probe::ping::PingOptions;
 use crate::remedy::executor::{BmcConnector, Clock};
 
@@ -345,12 +349,38 @@ impl Clock for TokioClock {
     }
 }
 
-/// Hosts that answer or are dark on cue, by address.
+/// Hosts that answer or are dark on cue, by address; their OS over SSH too: the host checks
+/// they answer (healthy unless set) and the in-band actions they were asked for.
 #[derive(Default)]
 pub struct FakeHosts {
     pub dark: Mutex<BTreeMap<IpAddr, bool>>,
     /// Every probe asked: address, `"ping"` or `"ssh"`, when (tokio's clock).
     pub asked: Mutex<Vec<(IpAddr, &'static str, tokio::time::Instant)>>,
+    /// What the host checks find, by address (default: kubelet and runtime running).
+    pub os: Mutex<BTreeMap<String, HostChecks>>,
+    /// In-band actions, in order: `reboot IP`, `restart IP UNIT`, `checks IP`.
+    pub actions: Mutex<Vec<String>>,
+}
+
+/// A unit as `systemctl show` reports it.
+pub fn unit(active: &str, sub: &str) -> UnitState {
+    UnitState {
+        load: "loaded".into(),
+        active: active.into(),
+        sub: sub.into(),
+        restarts: Some(0),
+        exit_status: Some(0),
+        result: Some("success".into()),
+    }
+}
+
+/// Host checks of a host whose kubelet and runtime run and nothing is wrong.
+pub fn healthy_host() -> HostChecks {
+    HostChecks {
+        kubelet: Some(unit("active", "running")),
+        runtime: Some(unit("active", "running")),
+        ..HostChecks::default()
+    }
 }
 
 impl FakeHosts {
@@ -367,6 +397,30 @@ impl FakeHosts {
             .lock()
             .unwrap()
             .push((ip, kind, tokio::time::Instant::now()));
+    }
+
+    /// What the host at `ip` answers its checks with from now on.
+    pub fn set_os(&self, ip: &str, checks: HostChecks) {
+        self.os.lock().unwrap().insert(ip.to_owned(), checks);
+    }
+
+    /// The in-band actions asked so far.
+    pub fn actions(&self) -> Vec<String> {
+        self.actions.lock().unwrap().clone()
+    }
+
+    fn act(&self, what: String) {
+        self.actions.lock().unwrap().push(what);
+    }
+
+    fn down(&self, host: &str) -> Result<(), GatherError> {
+        match host.parse() {
+            Ok(ip) if self.is_dark(ip) => Err(GatherError::Ssh(SshError::Ssh {
+                host: host.to_owned(),
+                detail: "connection timed out".into(),
+            })),
+            _ => Ok(()),
+        }
     }
 
     /// When `kind` probes of `ip` were asked.
@@ -395,5 +449,28 @@ impl Liveness for FakeHosts {
     async fn ssh(&self, addr: SocketAddr, _: Duration) -> bool {
         self.ask(addr.ip(), "ssh");
         !self.is_dark(addr.ip())
+    }
+}
+
+#[async_trait]
+impl HostAccess for FakeHosts {
+    async fn checks(&self, _: &Machine, host: &str, _: &str) -> Result<HostChecks, GatherError> {
+        self.act(format!("checks {host}"));
+        self.down(host)?;
+        Ok(self
+            .os
+            .lock()
+            .unwrap()
+            .get(host)
+            .cloned()
+            .unwrap_or_else(healthy_host))
+    }
+    async fn restart(&self, _: &Machine, host: &str, unit: &str) -> Result<(), GatherError> {
+        self.act(format!("restart {host} {unit}"));
+        self.down(host)
+    }
+    async fn reboot(&self, _: &Machine, host: &str) -> Result<(), GatherError> {
+        self.act(format!("reboot {host}"));
+        self.down(host)
     }
 }

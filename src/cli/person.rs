@@ -238,6 +238,7 @@ fn subject<'a>(
         evidence: &[],
         verdict: "requested by a person",
         alive: false,
+        ssh_up: false,
         boot_before: None,
         cause: None,
     }
@@ -333,6 +334,8 @@ async fn reboot_ladder(
     let mut next = Stage::SoftReboot {
         since: exec.now_ms(),
     };
+    // The soft reboot is `systemctl reboot` over SSH when the host's SSH answers.
+    let ssh_up = svc.probe(machine).await.0.ssh_reachable == Some(true);
     loop {
         let now_node = exec
             .nodes()
@@ -341,6 +344,7 @@ async fn reboot_ladder(
             .unwrap_or(node.clone());
         let s = Subject {
             boot_before: boot_before.as_deref(),
+            ssh_up,
             ..subject(machine, &now_node, episode)
         };
         let Some(done) = exec.execute(remedy, &s).await else {

@@ -85,6 +85,61 @@ impl HostHardware for OverSsh {
     }
 }
 
+/// The host's own operating system over SSH: the runbook's checks, and the two in-band
+/// actions (restart a unit, reboot). The executor acts through it; tests substitute hosts
+/// whose units and boot IDs follow a script.
+#[async_trait::async_trait]
+pub trait HostAccess: Send + Sync {
+    /// The runbook's checks, logs read since `since` (`journalctl --since`).
+    async fn checks(&self, m: &Machine, host: &str, since: &str)
+        -> Result<HostChecks, GatherError>;
+    /// `systemctl restart UNIT`, under the remote time limit.
+    async fn restart(&self, m: &Machine, host: &str, unit: &str) -> Result<(), GatherError>;
+    /// `systemctl reboot`: `Ok` once sent (the session dropping under us counts as sent).
+    async fn reboot(&self, m: &Machine, host: &str) -> Result<(), GatherError>;
+}
+
+/// The real host access: one SSH session per call.
+pub struct SshAccess;
+
+/// How long a unit restart may take on the host.
+const RESTART_LIMIT: Duration = Duration::from_secs(90);
+
+#[async_trait::async_trait]
+impl HostAccess for SshAccess {
+    async fn checks(
+        &self,
+        m: &Machine,
+        host: &str,
+        since: &str,
+    ) -> Result<HostChecks, GatherError> {
+        checks(m, host, since).await
+    }
+
+    async fn restart(&self, m: &Machine, host: &str, unit: &str) -> Result<(), GatherError> {
+        let (t, _) = ssh_target(m, host)?;
+        let command = format!("systemctl restart {}", q(unit));
+        let out = exec::exec(&t, &command, RESTART_LIMIT).await?;
+        match out.exit_status {
+            Some(0) => Ok(()),
+            status => Err(GatherError::Output {
+                machine: m.name.clone(),
+                command,
+                detail: format!(
+                    "exit status {status:?}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            }),
+        }
+    }
+
+    async fn reboot(&self, m: &Machine, host: &str) -> Result<(), GatherError> {
+        let (t, _) = ssh_target(m, host)?;
+        exec::reboot(&t, "systemctl reboot").await?;
+        Ok(())
+    }
+}
+
 /// The SSH target of a machine at `host` (its address), and its SSH settings.
 pub fn ssh_target<'a>(
     m: &'a Machine,

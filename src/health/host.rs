@@ -546,14 +546,14 @@ impl HostChecks {
         None
     }
 
-    /// Healthy enough to uncordon: kubelet and runtime known and running, no critical finding.
+    /// Healthy enough to uncordon (the node is Ready as well): neither the kubelet nor the
+    /// runtime is known to be down, crash looping or missing, the CRI answers where it can
+    /// be asked, and no finding is critical. A unit that cannot be asked (no systemd) does
+    /// not block: Ready speaks for the kubelet then.
     pub fn healthy(&self, now_epoch: i64) -> bool {
-        let running = |u: &Option<UnitState>| {
-            u.as_ref()
-                .is_some_and(|u| u.is_active() && !u.crash_looping())
-        };
-        running(&self.kubelet)
-            && running(&self.runtime)
+        let fine = |u: &Option<UnitState>| u.as_ref().is_none_or(|u| !u.down() && !u.not_found());
+        fine(&self.kubelet)
+            && fine(&self.runtime)
             && self.cri_answering != Some(false)
             && !self
                 .findings(now_epoch)

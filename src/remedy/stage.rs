@@ -198,10 +198,13 @@ impl Stage {
     /// - skipped (no soft path on this machine): the soft stage already timed out, so the next
     ///   round escalates at once;
     /// - busy (someone else holds the node): back where it was, to decide again next round;
-    /// - refused (identity mismatch): hands off at once, a report follows.
+    /// - refused (identity mismatch): hands off at once, a report follows;
+    /// - a recovery that failed (the health check before uncordoning found the kubelet or
+    ///   the runtime down): not recovered, the ladder goes on from where it was.
     pub fn after(self, from: Stage, outcome: Outcome, now: u64, p: &Policy) -> Stage {
         match outcome {
             Outcome::Busy => from,
+            Outcome::Failed if self == Stage::Healthy => from,
             Outcome::Refused => Stage::AwaitReplacement { since: now },
             Outcome::Skipped if matches!(self, Stage::SoftReboot { .. }) => Stage::SoftReboot {
                 since: now.saturating_sub(p.soft_reboot_timeout),

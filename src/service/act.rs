@@ -168,6 +168,8 @@ impl Service {
                 }
                 Done::Failed(d) => self.exec.note(name, format!("{kind} failed: {d}")),
                 Done::Skip(d) => self.exec.note(name, format!("{kind} skipped: {d}")),
+                // A health check that failed a moment ago is not run again yet: said once.
+                Done::Busy(_) if step.remedy == Remedy::Recovered => {}
                 Done::Busy(d) => self.exec.note(name, format!("{kind} deferred: {d}")),
                 Done::Refused(d) => {
                     // Never power-cycle the wrong machine: straight to the report, hands off.
@@ -213,11 +215,13 @@ impl Service {
             evidence: &evidence_lines,
             verdict: &verdict,
             alive: matches!(j.verdict, Verdict::Faulty) && evidence.ssh_reachable != Some(false),
+            ssh_up: evidence.ssh_reachable == Some(true),
             boot_before: st.position.boot_before.as_deref(),
             cause: Some(&cause),
         };
         let done = self.exec.execute(step.remedy, &subject).await;
-        if step.remedy == Remedy::Recovered {
+        // Recovery is over only when it was carried out (the health check passed).
+        if step.remedy == Remedy::Recovered && matches!(done, Some(Done::Ok(_))) {
             st.position.findings.clear();
             st.position.boot_before = None;
             st.position.recovered_ms = Some(self.exec.now_ms());
@@ -244,6 +248,7 @@ impl Service {
             evidence: &evidence,
             verdict: &verdict,
             alive: false,
+            ssh_up: false,
             boot_before: None,
             cause: None,
         };

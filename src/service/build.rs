@@ -47,6 +47,7 @@ pub fn executor(
         journal: Arc::new(journal),
         nodes,
         bmcs: Arc::new(Profiled(profiles)),
+        hosts: Arc::new(crate::gather::host::SshAccess),
         clock: Arc::new(SystemClock),
     };
     let settings = Settings {

@@ -20,7 +20,7 @@ mod round;
 #[cfg(test)]
 mod tests;
 
-pub use round::host_address;
+pub use crate::gather::host_address;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -4,7 +4,7 @@
 //! persisted as pending (decided, maybe sent, before a restart) is resumed as it is, never
 //! judged again.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use tracing::{warn, Instrument as _};
 
 use super::{metrics, Service};
 use crate::config::Machine;
+use crate::gather::host_address;
 use crate::k8s::NodeInfo;
 use crate::probe::ping::PingOptions;
 use crate::remedy::decide::{decide, Decision, Policy as DecidePolicy};
@@ -24,21 +25,6 @@ use crate::verdict::{judge, ConditionClass, Evidence, NodeCondition};
 #[cfg(test)]
 fn dark(e: &Evidence) -> bool {
     crate::verdict::dark(e, &crate::verdict::Policy::default()) == Some(true)
-}
-
-/// The address the host is probed at: the configured `host` when it is an IP address, else
-/// the Node's InternalIP, else its ExternalIP.
-pub fn host_address(m: &Machine, node: Option<&NodeInfo>) -> Option<IpAddr> {
-    if let Some(ip) = m.host.as_deref().and_then(|h| h.parse().ok()) {
-        return Some(ip);
-    }
-    let node = node?;
-    ["InternalIP", "ExternalIP"].iter().find_map(|kind| {
-        node.addresses
-            .iter()
-            .filter(|(t, _)| t == kind)
-            .find_map(|(_, a)| a.parse().ok())
-    })
 }
 
 /// How often a healthy machine that answers its echoes has its SSH port probed as well (a

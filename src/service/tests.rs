@@ -48,6 +48,7 @@ fn fleet(n: usize, policy: &str) -> Fleet {
     let names: Vec<String> = (1..=n).map(|i| format!("node-{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let cluster = Arc::new(FakeCluster::new(&names, &log));
+    let hosts = Arc::new(FakeHosts::default());
     let deps = Deps {
         journal: Arc::new(Journal::open(&dir.path().join("journal.sqlite")).unwrap()),
         nodes: cluster.clone(),
@@ -59,6 +60,7 @@ fn fleet(n: usize, policy: &str) -> Fleet {
                 .collect(),
             log: log.clone(),
         }),
+        hosts: hosts.clone(),
         clock: Arc::new(TokioClock::new(1_800_000_000_000)),
     };
     let settings = Settings {
@@ -69,7 +71,6 @@ fn fleet(n: usize, policy: &str) -> Fleet {
         feed: broadcast::channel(256).0,
     };
     let exec = Arc::new(Executor::new(deps, settings));
-    let hosts = Arc::new(FakeHosts::default());
     let hardware = Arc::new(FakeHardware::default());
     for i in 1..=n {
         hardware.edit(&format!("node-{i}"), |p| p.rx_packets = 1_000_000);
@@ -226,7 +227,9 @@ async fn node_problem_detector_kernel_deadlock_on_a_ready_node_gets_the_reboot_p
         f.stage(1),
         f.timeline(1)
     );
-    assert_eq!(f.requests(1), [PowerRequest::GracefulRestart]);
+    // SSH answers: `systemctl reboot` over SSH, no BMC action.
+    assert_eq!(f.hosts.actions(), ["reboot 127.0.0.11"]);
+    assert!(f.requests(1).is_empty());
     let t = f.timeline(1);
     assert!(t.contains("KernelDeadlock=True"), "{t}");
     assert!(t.contains("down (os-problem)"), "{t}");
@@ -238,6 +241,75 @@ async fn node_problem_detector_kernel_deadlock_on_a_ready_node_gets_the_reboot_p
     f.rounds(1).await;
     assert_eq!(f.stage(1), Stage::Healthy, "{}", f.timeline(1));
     assert!((2..=5).all(|i| f.requests(i).is_empty()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_os_problem_is_cordoned_rebooted_over_ssh_and_uncordoned_only_once_the_health_check_passes(
+) {
+    use crate::testing::{healthy_host, unit};
+    let f = fleet(5, "suspect_after = 2\nsoft_reboot_timeout_s = 600");
+    f.rounds(2).await;
+    // The host answers (ping, SSH) but its kubelet is NotReady: an OS problem.
+    f.cluster.edit("node-1", |n| n.ready = Some("False".into()));
+    f.rounds(2).await;
+    assert!(
+        matches!(f.stage(1), Stage::SoftReboot { .. }),
+        "{:?}\n{}",
+        f.stage(1),
+        f.timeline(1)
+    );
+    let l = said(&f.log);
+    let cordon = l
+        .iter()
+        .position(|x| x == "cordon node-1")
+        .expect("cordoned first");
+    assert!(l[cordon + 1].contains("oob.dev/cordoned"), "{l:?}");
+    assert_eq!(
+        f.hosts.actions(),
+        ["reboot 127.0.0.11"],
+        "systemctl reboot over SSH"
+    );
+    assert!(f.requests(1).is_empty(), "no BMC action while SSH answers");
+    // Back on a new boot and Ready, but the kubelet keeps restarting: not recovered.
+    let mut looping = healthy_host();
+    looping.kubelet = Some(unit("activating", "auto-restart"));
+    f.hosts.set_os("127.0.0.11", looping);
+    f.cluster.edit("node-1", |n| {
+        n.ready = Some("True".into());
+        n.boot_id = Some("boot-b".into());
+    });
+    f.rounds(1).await;
+    assert!(
+        matches!(f.stage(1), Stage::SoftReboot { .. }),
+        "{:?}",
+        f.stage(1)
+    );
+    let t = f.timeline(1);
+    assert!(t.contains("health check before uncordon failed"), "{t}");
+    assert!(!said(&f.log).iter().any(|x| x == "uncordon node-1"));
+    // Not asked again every round: once per 30 s.
+    f.rounds(5).await;
+    let checks = |f: &Fleet| {
+        f.hosts
+            .actions()
+            .iter()
+            .filter(|a| a.starts_with("checks"))
+            .count()
+    };
+    assert_eq!(checks(&f), 1, "{:?}\n{}", f.hosts.actions(), f.timeline(1));
+    assert_eq!(t.matches("health check before uncordon failed").count(), 1);
+    // The kubelet settles: the next check passes, oob's cordon is lifted.
+    f.hosts.set_os("127.0.0.11", healthy_host());
+    f.rounds(12).await;
+    assert_eq!(f.stage(1), Stage::Healthy, "{}", f.timeline(1));
+    assert!(said(&f.log).iter().any(|x| x == "uncordon node-1"));
+    let t = f.timeline(1);
+    assert!(t.contains("health check passed"), "{t}");
+    assert!(
+        t.contains("reboot verified (bootID boot-a → boot-b)"),
+        "{t}"
+    );
+    assert!(f.requests(1).is_empty());
 }
 
 #[tokio::test(start_paused = true)]

@@ -33,7 +33,7 @@ impl Executor {
             self.note(node, d.clone());
             return Done::Ok(d);
         }
-        if let Err(e) = self.cordon(node).await {
+        if let Err(e) = self.cordon(s).await {
             return Done::Failed(format!("cordon: {e}"));
         }
         let mut force = None;
@@ -100,7 +100,20 @@ impl Executor {
         }
     }
 
-    async fn cordon(&self, node: &str) -> Result<(), crate::k8s::NodeOpsError> {
+    /// Cordon, and record that oob did (recovery uncordons only that). A node someone else
+    /// cordoned is left as it is and never uncordoned by oob.
+    pub(super) async fn cordon(&self, s: &Subject<'_>) -> Result<(), crate::k8s::NodeOpsError> {
+        let node = s.machine.name.as_str();
+        if s.node.annotations.contains_key(CORDONED_ANNOTATION) {
+            return Ok(());
+        }
+        if s.node.unschedulable {
+            self.note(
+                node,
+                "already cordoned by someone else: left so, and oob will not uncordon it",
+            );
+            return Ok(());
+        }
         self.nodes.set_unschedulable(node, true).await?;
         self.nodes
             .annotate(node, CORDONED_ANNOTATION, Some("true"))
@@ -143,6 +156,9 @@ impl Executor {
     /// The timeline says how: a reboot verified by a new bootID, or back on its own.
     pub async fn recovered(&self, s: &Subject<'_>) -> Done {
         let node = s.machine.name.as_str();
+        if let Err(not_yet) = self.health_check(s).await {
+            return not_yet;
+        }
         let how = match (s.boot_before, s.node.boot_id.as_deref()) {
             (Some(a), Some(b)) if a != b => {
                 format!("recovered: reboot verified (bootID {a} → {b}), Ready=True")

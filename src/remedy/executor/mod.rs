@@ -9,6 +9,7 @@
 //! power off, taint, drain; recovery), [`report`] (the fault report).
 
 mod fence;
+mod inband;
 mod look;
 mod power;
 mod report;
@@ -35,6 +36,7 @@ use crate::bmc::connect::{self, Connected};
 use crate::bmc::redfish::Credentials;
 use crate::bmc::{BmcError, Identity};
 use crate::config::{Machine, PolicySettings};
+use crate::gather::host::HostAccess;
 use crate::health::Finding;
 use crate::k8s::lease::node_lock_name;
 use crate::k8s::{NodeInfo, NodeOps};
@@ -108,6 +110,8 @@ pub struct Deps {
     pub journal: Arc<Journal>,
     pub nodes: Arc<dyn NodeOps>,
     pub bmcs: Arc<dyn BmcConnector>,
+    /// The host's own OS over SSH (health checks, `systemctl reboot`).
+    pub hosts: Arc<dyn HostAccess>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -127,8 +131,12 @@ pub struct Executor {
     journal: Arc<Journal>,
     nodes: Arc<dyn NodeOps>,
     bmcs: Arc<dyn BmcConnector>,
+    hosts: Arc<dyn HostAccess>,
     clock: Arc<dyn Clock>,
     governor: Governor,
+    /// Per node: when its last health check before uncordoning failed (ms), so that a node
+    /// that stays unfit is looked at every `HEALTH_CHECK_EVERY`, not every round.
+    health_failed: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     policy: PolicySettings,
     holder: String,
     reports_dir: PathBuf,
@@ -147,6 +155,9 @@ pub struct Subject<'a> {
     pub verdict: &'a str,
     /// The host still answers (a fence then cordons and drains, it does not power off).
     pub alive: bool,
+    /// The host's SSH port answered this round: a soft reboot is `systemctl reboot` over
+    /// SSH, not the BMC's graceful restart.
+    pub ssh_up: bool,
     /// The bootID recorded when a reboot was sent (tells a verified reboot from a node
     /// that came back on its own).
     pub boot_before: Option<&'a str>,
@@ -167,7 +178,9 @@ impl Executor {
             journal: deps.journal,
             nodes: deps.nodes,
             bmcs: deps.bmcs,
+            hosts: deps.hosts,
             clock: deps.clock,
+            health_failed: std::sync::Mutex::default(),
             policy: settings.policy,
             holder: settings.holder,
             reports_dir: settings.reports_dir,
@@ -209,6 +222,16 @@ impl Executor {
 
     /// Carry out `remedy` for `s`; `None` for the remedies that are not actions.
     pub async fn execute(&self, remedy: Remedy, s: &Subject<'_>) -> Option<Done> {
+        // Cordon first: no reboot of a node the scheduler still places pods on.
+        if matches!(
+            remedy,
+            Remedy::SoftReboot | Remedy::HardReboot | Remedy::PowerOn
+        ) && !self.dry_run
+        {
+            if let Err(e) = self.cordon(s).await {
+                return Some(Done::Failed(format!("cordon before the reboot: {e}")));
+            }
+        }
         Some(match remedy {
             Remedy::Nothing => return None,
             Remedy::SoftReboot => self.soft_reboot(s).await,

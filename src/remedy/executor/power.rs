@@ -163,9 +163,12 @@ impl Executor {
         }
     }
 
-    /// Soft reboot: the BMC's graceful restart (the host's own `systemctl reboot` over SSH
-    /// needs SSH, which a dark host does not answer).
+    /// Soft reboot: `systemctl reboot` over SSH when the host's SSH answers; else (or when
+    /// that fails) the BMC's graceful restart.
     pub async fn soft_reboot(&self, s: &Subject<'_>) -> Done {
+        if let Some(done) = self.soft_reboot_over_ssh(s).await {
+            return done;
+        }
         self.note(
             &s.machine.name,
             "soft reboot: graceful restart through the BMC",

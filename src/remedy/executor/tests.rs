@@ -47,6 +47,7 @@ fn world(dry_run: bool, min_interval_ms: u64) -> World {
             bmcs: [(9001, bmc.clone())].into(),
             log: log.clone(),
         }),
+        hosts: Arc::new(crate::testing::FakeHosts::default()),
         clock: Arc::new(TokioClock::new(1_800_000_000_000)),
     };
     let settings = Settings {
@@ -77,6 +78,7 @@ impl World {
             evidence: &[],
             verdict: "down",
             alive: false,
+            ssh_up: false,
             boot_before: None,
             cause: None,
         }
@@ -110,9 +112,18 @@ async fn a_bmc_reporting_another_serial_is_refused_journaled_and_never_powered()
         "{}",
         w.timeline()
     );
-    // The lock was taken and given back around the refused attempt.
+    // Cordoned first (the node is confirmed down, whoever its BMC is), and oob's cordon
+    // recorded; the lock taken and given back around the refused attempt.
     let l = said(&w.log);
-    assert_eq!(l, ["lock oob-node-node-1", "unlock oob-node-node-1"]);
+    assert_eq!(
+        l,
+        [
+            "cordon node-1",
+            "annotate node-1 oob.dev/cordoned=Some(\"true\")",
+            "lock oob-node-node-1",
+            "unlock oob-node-node-1"
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -142,7 +153,9 @@ async fn a_hard_reboot_is_journaled_verified_off_then_on_under_the_lock() {
     );
     assert_eq!(w.requests(), ["bmc ForceOff", "bmc On"]);
     let l = said(&w.log);
-    assert_eq!(l.first().map(String::as_str), Some("lock oob-node-node-1"));
+    // Cordoned before the reboot, then everything under the lock.
+    assert_eq!(l.first().map(String::as_str), Some("cordon node-1"));
+    assert_eq!(l.get(2).map(String::as_str), Some("lock oob-node-node-1"));
     assert_eq!(l.last().map(String::as_str), Some("unlock oob-node-node-1"));
     let entries = w.exec.journal().entries(Some("node-1")).unwrap();
     assert_eq!(entries.len(), 1);
@@ -285,6 +298,7 @@ async fn failing_hardware_on_a_live_machine_is_cordoned_drained_and_reported_not
         findings: &findings,
         verdict: "faulty",
         alive: true,
+        ssh_up: false,
         cause: Some(&cause),
         ..w.subject()
     };
@@ -339,4 +353,36 @@ async fn no_soft_path_on_the_bmc_is_a_skip_not_a_failure() {
     w.bmc.lock().unwrap().graceful_unsupported = true;
     let done = w.exec.execute(Remedy::SoftReboot, &w.subject()).await;
     assert!(matches!(done, Some(Done::Skip(_))), "{done:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cordon_someone_else_made_is_left_and_never_claimed() {
+    let w = world(false, 0);
+    let mut node = w.node.clone();
+    node.unschedulable = true;
+    let s = Subject {
+        node: &node,
+        ..w.subject()
+    };
+    let done = w.exec.execute(Remedy::HardReboot, &s).await;
+    assert!(matches!(done, Some(Done::Ok(_))), "{done:?}");
+    let l = said(&w.log);
+    assert!(
+        !l.iter()
+            .any(|x| x.starts_with("cordon") || x.contains("oob.dev/cordoned")),
+        "{l:?}"
+    );
+    assert!(
+        w.timeline().contains("already cordoned by someone else"),
+        "{}",
+        w.timeline()
+    );
+    // Its recovery does not uncordon it.
+    let done = w.exec.execute(Remedy::Recovered, &s).await;
+    assert!(matches!(done, Some(Done::Ok(_))), "{done:?}");
+    assert!(
+        !said(&w.log).iter().any(|x| x.starts_with("uncordon")),
+        "{:?}",
+        said(&w.log)
+    );
 }

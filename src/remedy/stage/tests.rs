@@ -328,6 +328,8 @@ fn after_folds_every_outcome_into_every_stage() {
             let got = target.after(from, outcome, now, &p);
             let want = match (outcome, target) {
                 (O::Busy, _) => from,
+                // A recovery that failed (the health check): not recovered.
+                (O::Failed, Stage::Healthy) => from,
                 (O::Refused, _) => Stage::AwaitReplacement { since: now },
                 (O::Skipped, Stage::SoftReboot { .. }) => Stage::SoftReboot {
                     since: now - p.soft_reboot_timeout,

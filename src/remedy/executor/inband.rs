@@ -1,0 +1,152 @@
+//! The executor's in-band steps, over the host's own SSH: `systemctl reboot` as the soft
+//! reboot when SSH answers (journaled like a power step: after a crash it is never sent
+//! again), and the runbook's host checks before a node is uncordoned.
+
+use super::{Done, Executor, Subject};
+use crate::clock::rfc3339;
+use crate::gather::host::GatherError;
+use crate::health::Level;
+use crate::remedy::journal::{Before, Intent};
+
+/// A node whose health check failed is checked again after this long (ms), not every round.
+pub(super) const HEALTH_CHECK_EVERY: u64 = 30_000;
+
+/// How far back a health check reads the kernel's and the kubelet's logs.
+const HEALTH_CHECK_SINCE: &str = "-15min";
+
+impl Executor {
+    /// The host's address when it can be reached over SSH (settings and an address).
+    fn ssh_host(s: &Subject<'_>) -> Option<String> {
+        s.machine.ssh.as_ref()?;
+        crate::gather::host_address(s.machine, Some(s.node)).map(|ip| ip.to_string())
+    }
+
+    /// `systemctl reboot` over SSH, journaled; `None` when SSH is not the way (no settings,
+    /// no address, the port did not answer, or it was tried and failed): the BMC then.
+    pub(super) async fn soft_reboot_over_ssh(&self, s: &Subject<'_>) -> Option<Done> {
+        let node = s.machine.name.as_str();
+        let host = Self::ssh_host(s).filter(|_| s.ssh_up)?;
+        let key = s.key("soft-reboot-ssh");
+        if self.dry_run {
+            let d = "dry run: would run `systemctl reboot` over SSH".to_owned();
+            self.note(node, d.clone());
+            return Some(Done::Ok(d));
+        }
+        let before = Before {
+            boot_id: s.node.boot_id.clone(),
+            power: None,
+        };
+        match self.intent(&key, node, "systemctl-reboot", &before) {
+            Err(done) => return Some(done),
+            // Failed before (recorded): the BMC's graceful restart is next.
+            Ok(Intent::Seen(e)) if e.outcome.as_deref() == Some("failed") => return None,
+            Ok(Intent::Seen(e)) => {
+                // Sent, or maybe sent before a crash: a second reboot is never sent.
+                let d = format!(
+                    "systemctl reboot journaled at {}; not sent again, the bootID tells",
+                    rfc3339(e.intent_ms)
+                );
+                self.note(node, d.clone());
+                return Some(Done::Ok(d));
+            }
+            Ok(Intent::New) => {}
+        }
+        self.note(node, "soft reboot: `systemctl reboot` over SSH");
+        let sent = self.locked(node, self.hosts.reboot(s.machine, &host)).await;
+        let done = match sent {
+            Ok(Ok(())) => Done::Ok("`systemctl reboot` sent over SSH".into()),
+            Ok(Err(e)) => Done::Failed(format!("`systemctl reboot` over SSH: {e}")),
+            Err(busy) => return Some(busy),
+        };
+        self.outcome(&key, &done);
+        match done {
+            Done::Failed(why) => {
+                self.note(node, format!("{why}; the BMC's graceful restart instead"));
+                None
+            }
+            done => Some(done),
+        }
+    }
+
+    /// The runbook's host checks before uncordoning: `Err` (the step's end) when they ran
+    /// and found the kubelet or the runtime down or a critical problem. A host that cannot
+    /// be checked (no SSH settings, SSH refused) is said so and does not block: Ready and
+    /// the bootID are then the evidence.
+    pub(super) async fn health_check(&self, s: &Subject<'_>) -> Result<(), Done> {
+        let node = s.machine.name.as_str();
+        let Some(host) = Self::ssh_host(s) else {
+            return Ok(());
+        };
+        if self.dry_run {
+            return Ok(());
+        }
+        let now = self.now_ms();
+        let failed_at = self
+            .health_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(node)
+            .copied();
+        if let Some(at) = failed_at.filter(|at| now.saturating_sub(*at) < HEALTH_CHECK_EVERY) {
+            return Err(Done::Busy(format!(
+                "health check failed {} s ago; next in {} s",
+                now.saturating_sub(at) / 1000,
+                (at + HEALTH_CHECK_EVERY).saturating_sub(now) / 1000
+            )));
+        }
+        let checks = match self
+            .hosts
+            .checks(s.machine, &host, HEALTH_CHECK_SINCE)
+            .await
+        {
+            Ok(c) => c,
+            Err(
+                e @ (GatherError::Ssh(_)
+                | GatherError::NoSsh { .. }
+                | GatherError::HostKey { .. }
+                | GatherError::HostKeyPolicy { .. }),
+            ) => {
+                self.note(
+                    node,
+                    format!("health check: the host cannot be asked ({e}); judged by Ready and the bootID"),
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                self.note(
+                    node,
+                    format!("health check: {e}; judged by Ready and the bootID"),
+                );
+                return Ok(());
+            }
+        };
+        let epoch = i64::try_from(now / 1000).unwrap_or(i64::MAX);
+        let mut failed_map = self.health_failed.lock().unwrap_or_else(|p| p.into_inner());
+        if checks.healthy(epoch) {
+            failed_map.remove(node);
+            drop(failed_map);
+            self.note(
+                node,
+                "health check passed: kubelet and runtime running, no critical finding",
+            );
+            return Ok(());
+        }
+        failed_map.insert(node.to_owned(), now);
+        drop(failed_map);
+        let problems: Vec<String> = checks
+            .findings(epoch)
+            .into_iter()
+            .filter(|f| f.severity == Level::Critical)
+            .map(|f| f.detail)
+            .collect();
+        let why = if problems.is_empty() {
+            "the kubelet or the runtime is not running".to_owned()
+        } else {
+            problems.join("; ")
+        };
+        // The round's timeline line says it ("recovered failed: …").
+        Err(Done::Failed(format!(
+            "health check before uncordon failed: {why}; not uncordoned, the ladder goes on"
+        )))
+    }
+}
