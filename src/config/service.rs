@@ -73,6 +73,9 @@ pub struct PolicySettings {
     pub suspect_after: u32,
     #[serde(deserialize_with = "crate::duration::de_secs")]
     pub confirm_timeout_s: u64,
+    /// Wait for Ready after restarting the kubelet or the runtime, before a soft reboot.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub repair_timeout_s: u64,
     /// Wait for the node's bootID to change and Ready after a soft reboot.
     #[serde(deserialize_with = "crate::duration::de_secs")]
     pub soft_reboot_timeout_s: u64,
@@ -135,6 +138,7 @@ impl Default for PolicySettings {
         Self {
             suspect_after: 3,
             confirm_timeout_s: 60,
+            repair_timeout_s: 120,
             soft_reboot_timeout_s: 300,
             hard_reboot_timeout_s: 600,
             power_verify_timeout_s: 120,

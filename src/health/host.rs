@@ -427,6 +427,24 @@ pub enum Repair {
     RestartRuntime,
 }
 
+impl Repair {
+    /// `restart-kubelet`, as in timelines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RestartKubelet => "restart-kubelet",
+            Self::RestartRuntime => "restart-runtime",
+        }
+    }
+
+    /// The unit to restart.
+    pub fn unit(self, paths: &Paths) -> &str {
+        match self {
+            Self::RestartKubelet => "kubelet.service",
+            Self::RestartRuntime => &paths.runtime_unit,
+        }
+    }
+}
+
 impl HostChecks {
     /// Parse the script's whole output.
     pub fn parse(output: &str, paths: &Paths) -> Self {
@@ -559,6 +577,19 @@ impl HostChecks {
                 .findings(now_epoch)
                 .iter()
                 .any(|f| f.severity == Level::Critical)
+    }
+
+    /// What the verdict needs of the checks.
+    pub fn look(&self, now_epoch: i64) -> crate::verdict::HostLook {
+        crate::verdict::HostLook {
+            repair: self.repair(),
+            critical: self
+                .findings(now_epoch)
+                .into_iter()
+                .filter(|f| f.severity == Level::Critical)
+                .map(|f| f.detail)
+                .collect(),
+        }
     }
 
     /// Every problem as a finding with its evidence and the recommended fix. `now_epoch`

@@ -9,7 +9,9 @@
 
 use super::journal::Position;
 use super::stage::{Policy as StagePolicy, Stage, Step};
-use crate::verdict::{dark, judge, Evidence, Judgement, Policy as VerdictPolicy, Verdict};
+use crate::verdict::{
+    dark, judge, DownCause, Evidence, Judgement, Policy as VerdictPolicy, Verdict,
+};
 
 /// Everything a decision is tuned by.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +27,9 @@ pub struct Needs {
     pub bmc_look: bool,
     /// A few quick re-probes first, to tell a flap from an outage (entering Confirm dark).
     pub reprobe: bool,
+    /// The host's own checks over SSH (an OS problem while SSH answers): a restart may be
+    /// the repair.
+    pub host_look: bool,
     /// The timeline line that says why (entering Confirm).
     pub note: Option<String>,
 }
@@ -94,9 +99,16 @@ pub fn decide(position: &Position, evidence: &Evidence, now: u64, policy: &Polic
     let step = if entering || confirming {
         if !looked(&e) {
             let is_dark = dark(&e, &policy.verdict) == Some(true);
+            let os_problem = matches!(
+                judgement.verdict,
+                Verdict::Down {
+                    cause: DownCause::OsProblem
+                }
+            );
             return Decision::Gather(Needs {
                 bmc_look: true,
                 reprobe: entering && is_dark,
+                host_look: os_problem && e.ssh_reachable == Some(true) && e.host.is_none(),
                 note: entering.then(|| {
                     if is_dark {
                         format!("suspect: {reasons}; confirming out of band")

@@ -17,6 +17,8 @@ pub struct Policy {
     pub suspect_after: u32,
     /// Longest wait for the BMC's answer before giving up on the machine (report).
     pub confirm_timeout: u64,
+    /// Wait for Ready after restarting the kubelet or the runtime before a soft reboot.
+    pub repair_timeout: u64,
     /// Wait for the node to come back after a soft reboot before a hard one.
     pub soft_reboot_timeout: u64,
     /// Wait after a verified hard power cycle before fencing.
@@ -28,6 +30,7 @@ impl Default for Policy {
         Self {
             suspect_after: 3,
             confirm_timeout: 60_000,
+            repair_timeout: 120_000,
             soft_reboot_timeout: 300_000,
             hard_reboot_timeout: 600_000,
         }
@@ -40,6 +43,7 @@ impl From<&crate::config::PolicySettings> for Policy {
         Self {
             suspect_after: p.suspect_after,
             confirm_timeout: p.confirm_timeout_s.saturating_mul(1000),
+            repair_timeout: p.repair_timeout_s.saturating_mul(1000),
             soft_reboot_timeout: p.soft_reboot_timeout_s.saturating_mul(1000),
             hard_reboot_timeout: p.hard_reboot_timeout_s.saturating_mul(1000),
         }
@@ -57,6 +61,8 @@ pub enum Stage {
     /// Asking the BMC (power state, SEL) before any action: judged only with the BMC's look
     /// ([`Stage::needs_bmc_look`]).
     Confirm { since: u64 },
+    /// The kubelet or the runtime was restarted over SSH (the host checks named it).
+    Repair { since: u64 },
     /// A soft reboot (SSH `systemctl reboot` or BMC graceful restart) was sent.
     SoftReboot { since: u64 },
     /// A verified hard power cycle (or power-on) was done.
@@ -72,6 +78,8 @@ pub enum Stage {
 #[serde(rename_all = "kebab-case")]
 pub enum Remedy {
     Nothing,
+    /// Restart the unit the host checks name (kubelet or runtime) over SSH.
+    Repair,
     SoftReboot,
     /// Identity check, then power cycle as verified off → verified on.
     HardReboot,
@@ -90,6 +98,7 @@ impl Remedy {
     pub fn name(self) -> &'static str {
         match self {
             Self::Nothing => "nothing",
+            Self::Repair => "repair",
             Self::SoftReboot => "soft-reboot",
             Self::HardReboot => "hard-reboot",
             Self::PowerOn => "power-on",
@@ -160,6 +169,9 @@ impl Stage {
                     cause: DownCause::PoweredOff,
                 } => go(S::HardReboot { since: now }, R::PowerOn),
                 Verdict::Down {
+                    cause: DownCause::UnitDown,
+                } => go(S::Repair { since: now }, R::Repair),
+                Verdict::Down {
                     cause: DownCause::HostHung | DownCause::OsProblem,
                 } => go(S::SoftReboot { since: now }, R::SoftReboot),
                 // Dark but not yet confirmed, or the BMC does not answer: wait, then report.
@@ -168,9 +180,14 @@ impl Stage {
                 }
                 _ => stay(*self),
             },
-            S::SoftReboot { .. } | S::HardReboot { .. } if healthy => go(S::Healthy, R::Recovered),
-            S::SoftReboot { .. } | S::HardReboot { .. } if faulty => {
+            S::Repair { .. } | S::SoftReboot { .. } | S::HardReboot { .. } if healthy => {
+                go(S::Healthy, R::Recovered)
+            }
+            S::Repair { .. } | S::SoftReboot { .. } | S::HardReboot { .. } if faulty => {
                 go(S::Fenced { since: now }, R::Fence)
+            }
+            S::Repair { since } if now.saturating_sub(since) >= p.repair_timeout => {
+                go(S::SoftReboot { since: now }, R::SoftReboot)
             }
             S::SoftReboot { since } if now.saturating_sub(since) >= p.soft_reboot_timeout => {
                 go(S::HardReboot { since: now }, R::HardReboot)
@@ -178,7 +195,7 @@ impl Stage {
             S::HardReboot { since } if now.saturating_sub(since) >= p.hard_reboot_timeout => {
                 go(S::Fenced { since: now }, R::Fence)
             }
-            S::SoftReboot { .. } | S::HardReboot { .. } => stay(*self),
+            S::Repair { .. } | S::SoftReboot { .. } | S::HardReboot { .. } => stay(*self),
             S::Fenced { .. } => go(S::AwaitReplacement { since: now }, R::Report),
             // Replaced or repaired, joined and Ready: hand back to the scheduler.
             S::AwaitReplacement { .. } if matches!(verdict, Verdict::Healthy) => {
@@ -209,6 +226,10 @@ impl Stage {
             Outcome::Skipped if matches!(self, Stage::SoftReboot { .. }) => Stage::SoftReboot {
                 since: now.saturating_sub(p.soft_reboot_timeout),
             },
+            // Nothing to restart after all: the soft reboot is next, at once.
+            Outcome::Skipped if matches!(self, Stage::Repair { .. }) => Stage::Repair {
+                since: now.saturating_sub(p.repair_timeout),
+            },
             Outcome::Done | Outcome::Failed | Outcome::Skipped => self.at(now),
         }
     }
@@ -222,6 +243,7 @@ impl Stage {
                 failures,
             },
             Self::Confirm { .. } => Self::Confirm { since: now },
+            Self::Repair { .. } => Self::Repair { since: now },
             Self::SoftReboot { .. } => Self::SoftReboot { since: now },
             Self::HardReboot { .. } => Self::HardReboot { since: now },
             Self::Fenced { .. } => Self::Fenced { since: now },
@@ -241,6 +263,7 @@ impl Stage {
             Self::Healthy => "healthy",
             Self::Suspect { .. } => "suspect",
             Self::Confirm { .. } => "confirm",
+            Self::Repair { .. } => "repair",
             Self::SoftReboot { .. } => "soft-reboot",
             Self::HardReboot { .. } => "hard-reboot",
             Self::Fenced { .. } => "fenced",
@@ -254,6 +277,7 @@ impl Stage {
             Self::Healthy => 0,
             Self::Suspect { since, .. }
             | Self::Confirm { since }
+            | Self::Repair { since }
             | Self::SoftReboot { since }
             | Self::HardReboot { since }
             | Self::Fenced { since }

@@ -19,7 +19,10 @@ use crate::verdict::{Evidence, Judgement, Verdict};
 fn remediating(s: &Stage) -> bool {
     matches!(
         s,
-        Stage::SoftReboot { .. } | Stage::HardReboot { .. } | Stage::Fenced { .. }
+        Stage::Repair { .. }
+            | Stage::SoftReboot { .. }
+            | Stage::HardReboot { .. }
+            | Stage::Fenced { .. }
     )
 }
 
@@ -34,7 +37,7 @@ fn evidence_lines(st: &MachineState, j: &Judgement) -> Vec<String> {
 fn mutating(r: Remedy) -> bool {
     matches!(
         r,
-        Remedy::SoftReboot | Remedy::HardReboot | Remedy::PowerOn | Remedy::Fence
+        Remedy::Repair | Remedy::SoftReboot | Remedy::HardReboot | Remedy::PowerOn | Remedy::Fence
     )
 }
 

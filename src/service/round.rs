@@ -288,6 +288,12 @@ impl Service {
                     self.exec.note(name, format!("BMC unreachable: {e}"));
                 }
             }
+            if needs.host_look && m.ssh.is_some() {
+                match self.exec.host_look(m, &node).await {
+                    Ok(look) => evidence.host = Some(look),
+                    Err(e) => self.exec.note(name, format!("host checks not run: {e}")),
+                }
+            }
             decision = decide(&st.position, &evidence, now, &policy);
         }
         let Decision::Act(plan) = decision else {

@@ -227,8 +227,12 @@ async fn node_problem_detector_kernel_deadlock_on_a_ready_node_gets_the_reboot_p
         f.stage(1),
         f.timeline(1)
     );
-    // SSH answers: `systemctl reboot` over SSH, no BMC action.
-    assert_eq!(f.hosts.actions(), ["reboot 127.0.0.11"]);
+    // SSH answers: the host checks (nothing a restart fixes), then `systemctl reboot` over
+    // SSH, no BMC action.
+    assert_eq!(
+        f.hosts.actions(),
+        ["checks 127.0.0.11", "reboot 127.0.0.11"]
+    );
     assert!(f.requests(1).is_empty());
     let t = f.timeline(1);
     assert!(t.contains("KernelDeadlock=True"), "{t}");
@@ -266,8 +270,8 @@ async fn an_os_problem_is_cordoned_rebooted_over_ssh_and_uncordoned_only_once_th
     assert!(l[cordon + 1].contains("oob.dev/cordoned"), "{l:?}");
     assert_eq!(
         f.hosts.actions(),
-        ["reboot 127.0.0.11"],
-        "systemctl reboot over SSH"
+        ["checks 127.0.0.11", "reboot 127.0.0.11"],
+        "looked inside (nothing to restart), then systemctl reboot over SSH"
     );
     assert!(f.requests(1).is_empty(), "no BMC action while SSH answers");
     // Back on a new boot and Ready, but the kubelet keeps restarting: not recovered.
@@ -296,7 +300,8 @@ async fn an_os_problem_is_cordoned_rebooted_over_ssh_and_uncordoned_only_once_th
             .filter(|a| a.starts_with("checks"))
             .count()
     };
-    assert_eq!(checks(&f), 1, "{:?}\n{}", f.hosts.actions(), f.timeline(1));
+    // The look at confirmation, then one health check in these 12 s.
+    assert_eq!(checks(&f), 2, "{:?}\n{}", f.hosts.actions(), f.timeline(1));
     assert_eq!(t.matches("health check before uncordon failed").count(), 1);
     // The kubelet settles: the next check passes, oob's cordon is lifted.
     f.hosts.set_os("127.0.0.11", healthy_host());
@@ -310,6 +315,84 @@ async fn an_os_problem_is_cordoned_rebooted_over_ssh_and_uncordoned_only_once_th
         "{t}"
     );
     assert!(f.requests(1).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_kubelet_is_restarted_over_ssh_and_nothing_is_rebooted() {
+    use crate::testing::{healthy_host, unit};
+    let f = fleet(5, "suspect_after = 2");
+    f.rounds(2).await;
+    let mut stopped = healthy_host();
+    stopped.kubelet = Some(unit("inactive", "dead"));
+    f.hosts.set_os("127.0.0.11", stopped);
+    f.cluster.edit("node-1", |n| n.ready = Some("False".into()));
+    f.rounds(2).await;
+    assert!(
+        matches!(f.stage(1), Stage::Repair { .. }),
+        "{:?}\n{}",
+        f.stage(1),
+        f.timeline(1)
+    );
+    assert_eq!(
+        f.hosts.actions(),
+        [
+            "checks 127.0.0.11",
+            "checks 127.0.0.11",
+            "restart 127.0.0.11 kubelet.service"
+        ],
+        "the look that judged it, the repair's own fresh look, the restart"
+    );
+    let t = f.timeline(1);
+    assert!(t.contains("down (unit-down)"), "{t}");
+    assert!(t.contains("restart-kubelet would fix it"), "{t}");
+    // The kubelet comes back: Ready, the health check passes, oob's cordon is lifted.
+    f.hosts.set_os("127.0.0.11", healthy_host());
+    f.cluster.edit("node-1", |n| n.ready = Some("True".into()));
+    f.rounds(1).await;
+    assert_eq!(f.stage(1), Stage::Healthy, "{}", f.timeline(1));
+    assert!(said(&f.log).iter().any(|x| x == "uncordon node-1"));
+    assert!(
+        !f.hosts.actions().iter().any(|a| a.starts_with("reboot")),
+        "{:?}",
+        f.hosts.actions()
+    );
+    assert!(f.requests(1).is_empty(), "no BMC action");
+    // The restart is journaled: the same episode never sends it twice.
+    let entries = f.svc.exec.journal().entries(Some("node-1")).unwrap();
+    let restarts: Vec<_> = entries
+        .iter()
+        .filter(|e| e.key.ends_with("/repair"))
+        .collect();
+    assert_eq!(restarts.len(), 1);
+    assert_eq!(restarts[0].action, "restart kubelet.service");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_var_is_not_restarted_the_ladder_goes_on_with_the_findings_said() {
+    use crate::health::host::Usage;
+    use crate::testing::{healthy_host, unit};
+    let f = fleet(5, "suspect_after = 2");
+    f.rounds(2).await;
+    let mut full = healthy_host();
+    full.kubelet = Some(unit("failed", "failed"));
+    full.disk = Usage::parse_df(
+        "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda3 1000 995 5 100% /var\n",
+    );
+    f.hosts.set_os("127.0.0.11", full);
+    f.cluster.edit("node-1", |n| n.ready = Some("False".into()));
+    f.rounds(2).await;
+    assert!(
+        !f.hosts.actions().iter().any(|a| a.starts_with("restart")),
+        "{:?}",
+        f.hosts.actions()
+    );
+    let t = f.timeline(1);
+    assert!(t.contains("host: /var 100% of space used"), "{t}");
+    assert!(
+        matches!(f.stage(1), Stage::SoftReboot { .. }),
+        "{:?}\n{t}",
+        f.stage(1)
+    );
 }
 
 #[tokio::test(start_paused = true)]

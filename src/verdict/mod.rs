@@ -24,6 +24,19 @@ pub struct Evidence {
     pub findings: Vec<Finding>,
     /// The Node's problem conditions (status True), classified by the policy table.
     pub conditions: Vec<NodeCondition>,
+    /// The host's own checks over SSH, when they were run (confirming an OS problem while
+    /// SSH answers): what a restart would fix, if anything.
+    pub host: Option<HostLook>,
+}
+
+/// What the host checks said, as the verdict needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostLook {
+    /// The unit a restart would fix (none when a full disk, PID exhaustion or a read-only
+    /// filesystem is the cause: no restart helps).
+    pub repair: Option<crate::health::host::Repair>,
+    /// The critical findings, one line each (for the timeline and the report).
+    pub critical: Vec<String>,
 }
 
 /// What a Node condition counts as when its status is True (`[policy.node_conditions]`).
@@ -92,6 +105,9 @@ pub enum DownCause {
     /// Answers ping, but the kubelet does not (Ready False or Unknown): an OS or kubelet
     /// problem. A closed SSH port alone is never this.
     OsProblem,
+    /// An OS problem whose cause the host checks found in the kubelet or the runtime (down,
+    /// crash looping, OOM-killed): restarting it is the repair.
+    UnitDown,
     /// Dark, and the BMC was not asked yet (before out-of-band confirmation).
     Dark,
 }
@@ -117,6 +133,7 @@ impl DownCause {
             Self::HostHung => "host-hung",
             Self::PoweredOff => "powered-off",
             Self::OsProblem => "os-problem",
+            Self::UnitDown => "unit-down",
             Self::Dark => "dark",
         }
     }
@@ -240,7 +257,11 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
                 }
                 (_, _, true) => Verdict::Faulty,
                 (_, true, false) => Verdict::Down {
-                    cause: DownCause::OsProblem,
+                    cause: if e.host.as_ref().is_some_and(|h| h.repair.is_some()) {
+                        DownCause::UnitDown
+                    } else {
+                        DownCause::OsProblem
+                    },
                 },
                 (_, false, false) if !findings.is_empty() || ssh_warning => Verdict::Degraded,
                 _ => Verdict::Healthy,
@@ -249,6 +270,12 @@ pub fn judge(e: &Evidence, p: &Policy) -> Judgement {
     };
     if let Some(power) = e.power {
         reasons.push(format!("power {power}"));
+    }
+    if let Some(h) = &e.host {
+        reasons.extend(h.critical.iter().map(|c| format!("host: {c}")));
+        if let Some(r) = h.repair {
+            reasons.push(format!("host: {} would fix it", r.name()));
+        }
     }
     Judgement {
         verdict,

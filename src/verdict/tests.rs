@@ -18,6 +18,7 @@ fn ev(
         bmc_reachable: bmc,
         findings: Vec::new(),
         conditions: Vec::new(),
+        host: None,
     }
 }
 
@@ -219,4 +220,55 @@ fn node_conditions_count_as_their_class_and_only_while_the_host_answers() {
         }
     );
     assert!(j.findings.is_empty());
+}
+
+#[test]
+fn host_checks_naming_a_unit_make_an_os_problem_a_unit_down() {
+    use crate::health::host::Repair;
+    let mut e = ev(
+        Some((3, 3)),
+        Some(true),
+        Some("False"),
+        Some(PowerState::On),
+        Some(true),
+    );
+    assert_eq!(
+        judge(&e, &Policy::default()).verdict,
+        Verdict::Down {
+            cause: DownCause::OsProblem
+        }
+    );
+    e.host = Some(HostLook {
+        repair: Some(Repair::RestartKubelet),
+        critical: vec!["kubelet is not running: ActiveState=inactive".into()],
+    });
+    let j = judge(&e, &Policy::default());
+    assert_eq!(
+        j.verdict,
+        Verdict::Down {
+            cause: DownCause::UnitDown
+        }
+    );
+    assert!(
+        j.reasons.iter().any(|r| r.contains("restart-kubelet")),
+        "{:?}",
+        j.reasons
+    );
+    // A full disk: nothing to restart, still an OS problem (the reboot path), said why.
+    e.host = Some(HostLook {
+        repair: None,
+        critical: vec!["/var 99% of space used".into()],
+    });
+    let j = judge(&e, &Policy::default());
+    assert_eq!(
+        j.verdict,
+        Verdict::Down {
+            cause: DownCause::OsProblem
+        }
+    );
+    assert!(
+        j.reasons.iter().any(|r| r.contains("/var 99%")),
+        "{:?}",
+        j.reasons
+    );
 }

@@ -15,6 +15,81 @@ pub(super) const HEALTH_CHECK_EVERY: u64 = 30_000;
 const HEALTH_CHECK_SINCE: &str = "-15min";
 
 impl Executor {
+    /// The runbook's host checks for the verdict (confirming an OS problem while SSH
+    /// answers); `Err` says why they could not be run.
+    pub async fn host_look(
+        &self,
+        m: &crate::config::Machine,
+        node: &crate::k8s::NodeInfo,
+    ) -> Result<crate::verdict::HostLook, String> {
+        let host = crate::gather::host_address(m, Some(node))
+            .filter(|_| m.ssh.is_some())
+            .ok_or("no SSH settings or address for the host")?;
+        let checks = self
+            .hosts
+            .checks(m, &host.to_string(), HEALTH_CHECK_SINCE)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(checks.look(i64::try_from(self.now_ms() / 1000).unwrap_or(i64::MAX)))
+    }
+
+    /// The repair rung: restart the unit the host checks name now (the kubelet, or the
+    /// runtime first), journaled like a power step: after a crash it is never sent again.
+    /// Skipped (the soft reboot follows at once) when the host cannot be asked or names
+    /// nothing a restart fixes.
+    pub(super) async fn repair(&self, s: &Subject<'_>) -> Done {
+        let node = s.machine.name.as_str();
+        let (Some(host), Some(ssh)) = (Self::ssh_host(s), s.machine.ssh.as_ref()) else {
+            return Done::Skip("no SSH to the host".into());
+        };
+        let checks = match self
+            .hosts
+            .checks(s.machine, &host, HEALTH_CHECK_SINCE)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return Done::Skip(format!("the host checks could not run: {e}")),
+        };
+        let Some(repair) = checks.repair() else {
+            return Done::Skip("the host checks name nothing a restart fixes".into());
+        };
+        let unit = repair.unit(&ssh.checks).to_owned();
+        if self.dry_run {
+            let d = format!("dry run: would run `systemctl restart {unit}` over SSH");
+            self.note(node, d.clone());
+            return Done::Ok(d);
+        }
+        let key = s.key("repair");
+        let before = Before {
+            boot_id: s.node.boot_id.clone(),
+            power: None,
+        };
+        match self.intent(&key, node, &format!("restart {unit}"), &before) {
+            Err(done) => return done,
+            Ok(Intent::Seen(e)) => {
+                let d = format!(
+                    "{} journaled at {}; not sent again, Ready tells",
+                    e.action,
+                    rfc3339(e.intent_ms)
+                );
+                self.note(node, d.clone());
+                return Done::Ok(d);
+            }
+            Ok(Intent::New) => {}
+        }
+        self.note(node, format!("repair: `systemctl restart {unit}` over SSH"));
+        let sent = self
+            .locked(node, self.hosts.restart(s.machine, &host, &unit))
+            .await;
+        let done = match sent {
+            Ok(Ok(())) => Done::Ok(format!("{unit} restarted; waiting for Ready")),
+            Ok(Err(e)) => Done::Failed(format!("`systemctl restart {unit}`: {e}")),
+            Err(busy) => return busy,
+        };
+        self.outcome(&key, &done);
+        done
+    }
+
     /// The host's address when it can be reached over SSH (settings and an address).
     fn ssh_host(s: &Subject<'_>) -> Option<String> {
         s.machine.ssh.as_ref()?;

@@ -222,10 +222,10 @@ impl Executor {
 
     /// Carry out `remedy` for `s`; `None` for the remedies that are not actions.
     pub async fn execute(&self, remedy: Remedy, s: &Subject<'_>) -> Option<Done> {
-        // Cordon first: no reboot of a node the scheduler still places pods on.
+        // Cordon first: no repair or reboot of a node the scheduler still places pods on.
         if matches!(
             remedy,
-            Remedy::SoftReboot | Remedy::HardReboot | Remedy::PowerOn
+            Remedy::Repair | Remedy::SoftReboot | Remedy::HardReboot | Remedy::PowerOn
         ) && !self.dry_run
         {
             if let Err(e) = self.cordon(s).await {
@@ -234,6 +234,7 @@ impl Executor {
         }
         Some(match remedy {
             Remedy::Nothing => return None,
+            Remedy::Repair => self.repair(s).await,
             Remedy::SoftReboot => self.soft_reboot(s).await,
             Remedy::HardReboot => self.hard_reboot(s).await,
             Remedy::PowerOn => self.power_on(s).await,

@@ -7,6 +7,7 @@ use crate::verdict::DownCause;
 const UNITS_AS_SECONDS: Policy = Policy {
     suspect_after: 3,
     confirm_timeout: 60,
+    repair_timeout: 120,
     soft_reboot_timeout: 300,
     hard_reboot_timeout: 600,
 };
@@ -26,6 +27,9 @@ const OFF: Verdict = Verdict::Down {
 };
 const OS: Verdict = Verdict::Down {
     cause: DownCause::OsProblem,
+};
+const UNIT: Verdict = Verdict::Down {
+    cause: DownCause::UnitDown,
 };
 
 #[test]
@@ -318,6 +322,7 @@ fn after_folds_every_outcome_into_every_stage() {
             failures: 2,
         },
         Stage::Confirm { since: 5 },
+        Stage::Repair { since: 5 },
         Stage::SoftReboot { since: 5 },
         Stage::HardReboot { since: 5 },
         Stage::Fenced { since: 5 },
@@ -333,6 +338,9 @@ fn after_folds_every_outcome_into_every_stage() {
                 (O::Refused, _) => Stage::AwaitReplacement { since: now },
                 (O::Skipped, Stage::SoftReboot { .. }) => Stage::SoftReboot {
                     since: now - p.soft_reboot_timeout,
+                },
+                (O::Skipped, Stage::Repair { .. }) => Stage::Repair {
+                    since: now - p.repair_timeout,
                 },
                 (_, Stage::Healthy) => Stage::Healthy,
                 (_, Stage::Suspect { .. }) => Stage::Suspect {
@@ -361,4 +369,41 @@ fn a_skipped_soft_reboot_escalates_on_the_next_round() {
     );
     let step = soft.step(&HUNG, 500, &p);
     assert_eq!(step.remedy, Remedy::HardReboot);
+}
+
+#[test]
+fn a_unit_down_is_repaired_then_soft_rebooted_when_ready_does_not_come() {
+    use Remedy as R;
+    use Stage as S;
+    let p = UNITS_AS_SECONDS;
+    let confirm = S::Confirm { since: 0 };
+    assert_eq!(
+        confirm.step(&UNIT, 10, &p),
+        Step {
+            next: S::Repair { since: 10 },
+            remedy: R::Repair
+        }
+    );
+    assert_eq!(
+        confirm.step(&OS, 10, &p).remedy,
+        R::SoftReboot,
+        "no unit named: reboot"
+    );
+    let repair = S::Repair { since: 10 };
+    for (verdict, at, next, remedy) in [
+        (OS, 50, repair, R::Nothing),
+        (UNIT, 129, repair, R::Nothing),
+        (HEALTHY, 50, S::Healthy, R::Recovered),
+        (FAULTY, 50, S::Fenced { since: 50 }, R::Fence),
+        (OS, 130, S::SoftReboot { since: 130 }, R::SoftReboot),
+    ] {
+        assert_eq!(
+            repair.step(&verdict, at, &p),
+            Step { next, remedy },
+            "{verdict:?} at {at}"
+        );
+    }
+    // Nothing to restart after all: the soft reboot on the next round.
+    let skipped = S::Repair { since: 0 }.after(confirm, Outcome::Skipped, 500, &p);
+    assert_eq!(skipped.step(&OS, 500, &p).remedy, R::SoftReboot);
 }
