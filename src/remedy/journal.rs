@@ -147,6 +147,14 @@ impl Journal {
         Ok(())
     }
 
+    /// The action journaled under `key`, if any.
+    pub fn entry(&self, key: &str) -> Result<Option<Entry>, JournalError> {
+        Ok(self
+            .select("WHERE key = ?1", params![key])?
+            .into_iter()
+            .next())
+    }
+
     /// Actions started and not finished (after a crash), oldest first.
     pub fn in_flight(&self) -> Result<Vec<Entry>, JournalError> {
         self.select("WHERE outcome IS NULL ORDER BY intent_ms", params![])

@@ -102,6 +102,16 @@ impl World {
     /// Two hosts behind sushy's powered-on systems: host 0 runs sshd, host 1 runs none.
     /// `service` is added to the config's `[service]` table (intervals; empty for defaults).
     pub async fn start(service: &str) -> Self {
+        Self::start_with(service, None).await
+    }
+
+    /// The same, with host 0's sshd finding stand-in commands in `bin` first on its PATH,
+    /// and host 0's machine given SSH settings (key, known host): the in-band rungs.
+    pub async fn start_with_ssh(service: &str, bin: &std::path::Path) -> Self {
+        Self::start_with(service, Some(bin)).await
+    }
+
+    async fn start_with(service: &str, bin: Option<&std::path::Path>) -> Self {
         let lan = Lan::new(2);
         let ns = NsRuntime::enter(&lan.monitor.name);
         let sushy = NsSushy::start(&lan.monitor.name);
@@ -121,7 +131,7 @@ impl World {
                     .expect("fake API server")
             })
             .await;
-        let sshd = Sshd::start(Some(&lan.hosts[0].0.name), 22);
+        let sshd = Sshd::start_with_path(Some(&lan.hosts[0].0.name), 22, bin);
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(
@@ -149,12 +159,19 @@ cooldown_s = 0
 "#,
             d = d.display()
         );
-        for (name, uuid) in &nodes {
+        for (i, (name, uuid)) in nodes.iter().enumerate() {
             config.push_str(&format!(
                 "\n[[machines]]\nname = \"{name}\"\nbmc = \"redfish+http://127.0.0.1:{port}/redfish/v1/Systems/{uuid}\"\ncredentials = {{ user = \"admin\", password_file = \"{d}/bmc-password\" }}\n",
                 port = sushy.port,
                 d = d.display()
             ));
+            if i == 0 && bin.is_some() {
+                config.push_str(&format!(
+                    "ssh = {{ user = \"root\", key = \"{}\", host_key = \"{}\", poll_hardware = false }}\n",
+                    sshd.user_key.display(),
+                    sshd.host_key_pub
+                ));
+            }
         }
         let config_path = d.join("oob.toml");
         std::fs::write(&config_path, config).unwrap();

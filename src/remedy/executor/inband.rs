@@ -11,6 +11,16 @@ use crate::remedy::journal::{Before, Intent};
 /// A node whose health check failed is checked again after this long (ms), not every round.
 pub(super) const HEALTH_CHECK_EVERY: u64 = 30_000;
 
+/// An in-band action in the journal.
+enum Journaled {
+    /// Never journaled: it may be sent.
+    Not,
+    /// Sent, or maybe sent before a crash: never again (the step's end says so).
+    Sent(Done),
+    /// Tried and failed: the next way (the BMC, the soft reboot).
+    Failed,
+}
+
 /// How far back a health check reads the kernel's and the kubelet's logs.
 const HEALTH_CHECK_SINCE: &str = "-15min";
 
@@ -39,6 +49,14 @@ impl Executor {
     /// nothing a restart fixes.
     pub(super) async fn repair(&self, s: &Subject<'_>) -> Done {
         let node = s.machine.name.as_str();
+        let key = s.key("repair");
+        // Sent before a crash: the unit may be up already, its checks say nothing now;
+        // the restart is not sent again and not judged again, Ready tells.
+        match self.journaled(node, &key) {
+            Journaled::Sent(done) => return done,
+            Journaled::Failed => return Done::Skip("the restart failed before".into()),
+            Journaled::Not => {}
+        }
         let (Some(host), Some(ssh)) = (Self::ssh_host(s), s.machine.ssh.as_ref()) else {
             return Done::Skip("no SSH to the host".into());
         };
@@ -59,21 +77,19 @@ impl Executor {
             self.note(node, d.clone());
             return Done::Ok(d);
         }
-        let key = s.key("repair");
         let before = Before {
             boot_id: s.node.boot_id.clone(),
             power: None,
         };
         match self.intent(&key, node, &format!("restart {unit}"), &before) {
             Err(done) => return done,
-            Ok(Intent::Seen(e)) => {
-                let d = format!(
-                    "{} journaled at {}; not sent again, Ready tells",
-                    e.action,
-                    rfc3339(e.intent_ms)
-                );
-                self.note(node, d.clone());
-                return Done::Ok(d);
+            Ok(Intent::Seen(_)) => {
+                return match self.journaled(node, &key) {
+                    Journaled::Sent(done) => done,
+                    Journaled::Failed | Journaled::Not => {
+                        Done::Skip("the restart failed before".into())
+                    }
+                }
             }
             Ok(Intent::New) => {}
         }
@@ -100,8 +116,15 @@ impl Executor {
     /// no address, the port did not answer, or it was tried and failed): the BMC then.
     pub(super) async fn soft_reboot_over_ssh(&self, s: &Subject<'_>) -> Option<Done> {
         let node = s.machine.name.as_str();
-        let host = Self::ssh_host(s).filter(|_| s.ssh_up)?;
         let key = s.key("soft-reboot-ssh");
+        // Journaled before (a crash, a second round): never sent again, whatever SSH says
+        // now; the BMC is not asked either. Failed before: the BMC's turn.
+        match self.journaled(node, &key) {
+            Journaled::Sent(done) => return Some(done),
+            Journaled::Failed => return None,
+            Journaled::Not => {}
+        }
+        let host = Self::ssh_host(s).filter(|_| s.ssh_up)?;
         if self.dry_run {
             let d = "dry run: would run `systemctl reboot` over SSH".to_owned();
             self.note(node, d.clone());
@@ -113,16 +136,11 @@ impl Executor {
         };
         match self.intent(&key, node, "systemctl-reboot", &before) {
             Err(done) => return Some(done),
-            // Failed before (recorded): the BMC's graceful restart is next.
-            Ok(Intent::Seen(e)) if e.outcome.as_deref() == Some("failed") => return None,
-            Ok(Intent::Seen(e)) => {
-                // Sent, or maybe sent before a crash: a second reboot is never sent.
-                let d = format!(
-                    "systemctl reboot journaled at {}; not sent again, the bootID tells",
-                    rfc3339(e.intent_ms)
-                );
-                self.note(node, d.clone());
-                return Some(Done::Ok(d));
+            Ok(Intent::Seen(_)) => {
+                return match self.journaled(node, &key) {
+                    Journaled::Sent(done) => Some(done),
+                    Journaled::Failed | Journaled::Not => None,
+                }
             }
             Ok(Intent::New) => {}
         }
@@ -141,6 +159,23 @@ impl Executor {
             }
             done => Some(done),
         }
+    }
+
+    /// What the journal holds for an in-band action under `key`.
+    fn journaled(&self, node: &str, key: &str) -> Journaled {
+        let Ok(Some(e)) = self.journal.entry(key) else {
+            return Journaled::Not;
+        };
+        if e.outcome.as_deref() == Some("failed") {
+            return Journaled::Failed;
+        }
+        let d = format!(
+            "{} journaled at {}; not sent again",
+            e.action,
+            rfc3339(e.intent_ms)
+        );
+        self.note(node, d.clone());
+        Journaled::Sent(Done::Ok(d))
     }
 
     /// The runbook's host checks before uncordoning: `Err` (the step's end) when they ran

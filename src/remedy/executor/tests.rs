@@ -386,3 +386,70 @@ async fn a_cordon_someone_else_made_is_left_and_never_claimed() {
         said(&w.log)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_in_band_step_journaled_before_a_crash_is_never_sent_again_by_any_path() {
+    use crate::remedy::journal::Before;
+    let w = world(false, 0);
+    let before = Before {
+        boot_id: Some("boot-a".into()),
+        power: None,
+    };
+    // `systemctl reboot` went out over SSH, then the process died before its outcome.
+    w.exec
+        .journal()
+        .intent(
+            "node-1/1/soft-reboot-ssh",
+            "node-1",
+            "systemctl-reboot",
+            &before,
+            1,
+        )
+        .unwrap();
+    // Resumed while the host reboots (SSH down): neither SSH nor the BMC is asked.
+    let done = w.exec.execute(Remedy::SoftReboot, &w.subject()).await;
+    assert!(
+        matches!(&done, Some(Done::Ok(d)) if d.contains("not sent again")),
+        "{done:?}"
+    );
+    assert!(w.requests().is_empty(), "{:?}", said(&w.log));
+    // The same for a unit restart: not sent again, not judged again.
+    w.exec
+        .journal()
+        .intent(
+            "node-1/1/repair",
+            "node-1",
+            "restart kubelet.service",
+            &before,
+            1,
+        )
+        .unwrap();
+    let done = w.exec.execute(Remedy::Repair, &w.subject()).await;
+    assert!(
+        matches!(&done, Some(Done::Ok(d)) if d.contains("not sent again")),
+        "{done:?}"
+    );
+    // A failed SSH reboot hands over to the BMC's graceful restart.
+    let w = world(false, 0);
+    w.exec
+        .journal()
+        .intent(
+            "node-1/1/soft-reboot-ssh",
+            "node-1",
+            "systemctl-reboot",
+            &before,
+            1,
+        )
+        .unwrap();
+    w.exec
+        .journal()
+        .outcome(
+            "node-1/1/soft-reboot-ssh",
+            "failed",
+            "connection refused",
+            2,
+        )
+        .unwrap();
+    let _ = w.exec.execute(Remedy::SoftReboot, &w.subject()).await;
+    assert_eq!(w.requests(), ["bmc GracefulRestart"]);
+}
