@@ -14,6 +14,7 @@ mod cli;
 mod fleet;
 mod hardware_poll;
 mod health_corpus;
+mod inband_e2e;
 mod ipmi_mock;
 mod ipmi_sim;
 mod k8s;
