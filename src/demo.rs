@@ -8,7 +8,11 @@
 //!    the power action is refused and reported, never sent;
 //! 4. `node-4`'s link flaps (down 0.4 s of every 2 s): never remediated;
 //! 5. `node-5`'s own drive fails SMART between two polls over SSH (the BMC knows nothing):
-//!    cordoned, drained, reported with the SMART finding, never power-cycled.
+//!    cordoned, drained, reported with the SMART finding, never power-cycled;
+//! 6. `node-6`'s kubelet stops: the host checks over SSH name it, it is restarted over SSH,
+//!    no reboot, uncordoned after the health check;
+//! 7. node-problem-detector reports KernelDeadlock on `node-7` (its kubelet still Ready):
+//!    cordon, soft reboot over SSH, verified by a new bootID, health check, uncordon.
 //!
 //! Plus healthy nodes as the control group. Whether a scenario passed is judged from what
 //! the peers observed (the mock BMC's received resets, the fake API server's Node and pods,
@@ -72,7 +76,7 @@ pub struct DemoOptions {
 }
 
 /// Nodes that play a scenario (the rest are the control group).
-pub const SCENARIO_NODES: usize = 5;
+pub const SCENARIO_NODES: usize = 7;
 
 const SCENARIOS: [(&str, &str, &str); SCENARIO_NODES] = [
     (
@@ -99,6 +103,16 @@ const SCENARIOS: [(&str, &str, &str); SCENARIO_NODES] = [
         "drive failing SMART over SSH is fenced and reported",
         "node-5",
         "cordoned, drained, fault report naming /dev/sda, never power-cycled",
+    ),
+    (
+        "stopped kubelet is restarted over SSH",
+        "node-6",
+        "cordoned, kubelet restarted over SSH, no reboot, health check, uncordoned",
+    ),
+    (
+        "kernel deadlock: soft reboot over SSH",
+        "node-7",
+        "cordoned, systemctl reboot over SSH, new bootID, health check, uncordoned, no BMC action",
     ),
 ];
 
@@ -246,6 +260,8 @@ pub async fn run(
     host("node-1")?.hang();
     host("node-2")?.fail_disk();
     host("node-3")?.hang();
+    host("node-6")?.stop_kubelet();
+    host("node-7")?.kernel_deadlock();
     // After the first poll has set node-5's baseline (the hardware interval is 1 s).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     host("node-5")?.fail_smart();
@@ -259,6 +275,10 @@ pub async fn run(
             && matches!(stages.get("node-2"), Some(Stage::AwaitReplacement { .. }))
             && matches!(stages.get("node-3"), Some(Stage::AwaitReplacement { .. }))
             && matches!(stages.get("node-5"), Some(Stage::AwaitReplacement { .. }))
+            && matches!(stages.get("node-6"), Some(Stage::Healthy))
+            && host("node-6")?.os().restarts > 0
+            && matches!(stages.get("node-7"), Some(Stage::Healthy))
+            && host("node-7")?.boots() > 0
             && started.elapsed() >= Duration::from_secs(15);
         if settled || started.elapsed() >= o.deadline {
             break;

@@ -128,7 +128,9 @@ async fn a_stopped_kubelet_is_restarted_once_across_a_sigkill_and_nothing_is_reb
     tokio::time::sleep(Duration::from_secs(2)).await;
     set_ready(&w.api, &node, "True", None);
     wait_for("the recovery", Duration::from_secs(60), &w, || {
-        w.timeline(&node).iter().any(|l| l.starts_with("recovered:"))
+        w.timeline(&node)
+            .iter()
+            .any(|l| l.starts_with("recovered:"))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -193,7 +195,9 @@ async fn an_os_problem_is_rebooted_over_ssh_once_and_uncordoned_only_when_the_ku
     );
     host.set("kubelet.service", "running");
     wait_for("the recovery", Duration::from_secs(60), &w, || {
-        w.timeline(&node).iter().any(|l| l.starts_with("recovered:"))
+        w.timeline(&node)
+            .iter()
+            .any(|l| l.starts_with("recovered:"))
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;

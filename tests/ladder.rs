@@ -17,14 +17,14 @@ use tokio::sync::{broadcast, watch};
 use crate::common::oob;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_five_demo_scenarios_pass_with_their_steps_in_order() {
+async fn the_seven_demo_scenarios_pass_with_their_steps_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let run = oob(&["demo", "-o", "json", "--dir", d, "--healthy", "2"], &[]).await;
     let v = run.json();
     assert_eq!(run.code, 0, "{}", run.all());
     let scenarios = v["scenarios"].as_array().unwrap();
-    assert_eq!(scenarios.len(), 5, "{v:#}");
+    assert_eq!(scenarios.len(), 7, "{v:#}");
     for s in scenarios {
         for field in ["name", "node", "expected", "outcome"] {
             assert!(s[field].is_string(), "{field} in {s}");
@@ -35,8 +35,15 @@ async fn the_five_demo_scenarios_pass_with_their_steps_in_order() {
     let by_node = |n: &str| scenarios.iter().find(|s| s["node"] == n).unwrap();
     assert_eq!(by_node("node-1")["power_cycles"], 1);
     assert_eq!(by_node("node-1")["soft_reboots"], 1);
-    for n in ["node-2", "node-3", "node-4", "node-5"] {
+    for n in ["node-2", "node-3", "node-4", "node-5", "node-6", "node-7"] {
         assert_eq!(by_node(n)["power_cycles"], 0, "{n}");
+    }
+    for n in ["node-6", "node-7"] {
+        assert_eq!(
+            by_node(n)["soft_reboots"],
+            0,
+            "{n}: in band, not through the BMC"
+        );
     }
     let reports = v["reports"].as_array().unwrap();
     assert!(
@@ -66,47 +73,79 @@ async fn the_five_demo_scenarios_pass_with_their_steps_in_order() {
         "location in the report"
     );
 
-    // The journal proves the order of node-1's ladder and that each step ran once.
+    // The journal proves the order of each ladder and that each step ran once.
     let j = Journal::open(&dir.path().join("journal.sqlite")).unwrap();
-    let timeline: Vec<String> = j
-        .timeline("node-1", 0)
-        .unwrap()
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect();
-    // The steps, in this order (other lines may come between).
-    let steps = [
-        "suspect",
-        "verdict down (host-hung)",
-        "identity verified",
-        "soft-reboot: graceful restart requested",
-        "hard reboot: power cycle",
-        "identity verified",
-        "power cycle verified",
-        "recovered: reboot verified",
-    ];
-    let mut at = 0;
-    for step in steps {
-        let found = timeline[at..]
-            .iter()
-            .position(|t| t.contains(step))
-            .unwrap_or_else(|| panic!("{step:?} missing or out of order: {timeline:#?}"));
-        at += found + 1;
-    }
-    let actions: Vec<(String, Option<String>)> = j
-        .entries(Some("node-1"))
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.action, e.outcome))
-        .collect();
-    assert_eq!(
-        actions,
-        vec![
-            ("graceful-restart".to_owned(), Some("done".to_owned())),
-            ("cycle".to_owned(), Some("done".to_owned())),
-        ]
+    let in_order = |node: &str, steps: &[&str]| {
+        let timeline: Vec<String> = j
+            .timeline(node, 0)
+            .unwrap()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        // The steps, in this order (other lines may come between).
+        let mut at = 0;
+        for step in steps {
+            let found = timeline[at..]
+                .iter()
+                .position(|t| t.contains(step))
+                .unwrap_or_else(|| {
+                    panic!("{node}: {step:?} missing or out of order: {timeline:#?}")
+                });
+            at += found + 1;
+        }
+    };
+    let actions = |node: &str| -> Vec<(String, Option<String>)> {
+        j.entries(Some(node))
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.action, e.outcome))
+            .collect()
+    };
+    let done = |a: &str| (a.to_owned(), Some("done".to_owned()));
+    in_order(
+        "node-1",
+        &[
+            "suspect",
+            "verdict down (host-hung)",
+            "cordoned",
+            "identity verified",
+            "soft-reboot: graceful restart requested",
+            "hard reboot: power cycle",
+            "identity verified",
+            "power cycle verified",
+            "recovered: reboot verified",
+            "uncordoned",
+        ],
     );
-    assert!(j.entries(Some("node-4")).unwrap().is_empty());
+    assert_eq!(actions("node-1"), [done("graceful-restart"), done("cycle")]);
+    assert!(actions("node-4").is_empty());
+    // The in-band rungs: the runbook's order, each action once.
+    in_order(
+        "node-6",
+        &[
+            "suspect: ssh up, Ready=False",
+            "verdict down (unit-down)",
+            "cordoned",
+            "repair: `systemctl restart kubelet.service` over SSH",
+            "health check passed",
+            "recovered",
+            "uncordoned",
+        ],
+    );
+    assert_eq!(actions("node-6"), [done("restart kubelet.service")]);
+    in_order(
+        "node-7",
+        &[
+            "KernelDeadlock=True",
+            "verdict down (os-problem)",
+            "cordoned",
+            "soft reboot: `systemctl reboot` over SSH",
+            "health check passed",
+            "recovered: reboot verified (bootID",
+            "uncordoned",
+        ],
+    );
+    assert_eq!(actions("node-7"), [done("systemctl-reboot")]);
 }
 
 /// The simulated fleet (`oob sim-fleet`, as `oob-mocks fleet`) in its own process, so that killing `oob serve` leaves the BMCs' memory

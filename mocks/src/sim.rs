@@ -83,8 +83,10 @@ struct HostState {
     flap: Option<(Duration, Duration)>,
     flap_start: Instant,
     down_since: Option<Instant>,
-    /// What the Node says now (`True` / `Unknown`), to patch only changes.
+    /// What the Node says now (`True` / `False` / `Unknown`), to patch only changes.
     ready: String,
+    /// Whether the Node shows KernelDeadlock=True now.
+    deadlock_shown: bool,
     boots: u32,
 }
 
@@ -157,6 +159,30 @@ impl SimHost {
             "Drive Slot / Bay",
             "Drive Fault asserted on Drive 3",
         );
+    }
+
+    /// The kubelet stops (the Node turns NotReady); SSH and ping still answer.
+    pub fn stop_kubelet(&self) {
+        self.ssh_host
+            .os
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .kubelet_stopped = true;
+    }
+
+    /// node-problem-detector reports KernelDeadlock on the Node; the kubelet stays Ready.
+    /// A reboot clears it.
+    pub fn kernel_deadlock(&self) {
+        self.ssh_host
+            .os
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .deadlock = true;
+    }
+
+    /// The host's simulated OS (restarts and reboots asked over SSH).
+    pub fn os(&self) -> crate::ssh::Os {
+        *self.ssh_host.os.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The link flaps: down for `down` out of every `period`.
@@ -281,6 +307,7 @@ impl SimFleet {
                 flap_start: Instant::now(),
                 down_since: None,
                 ready: "True".into(),
+                deadlock_shown: false,
                 boots: 0,
             }));
             hosts.push(SimHost {
@@ -329,7 +356,12 @@ impl SimFleet {
         }
         let followed = hosts
             .iter()
-            .map(|h| (h.name.clone(), h.bmc.mock.clone(), h.state.clone()))
+            .map(|h| Followed {
+                name: h.name.clone(),
+                bmc: h.bmc.mock.clone(),
+                state: h.state.clone(),
+                os: h.ssh_host.os.clone(),
+            })
             .collect();
         let mut follower = vec![tokio::spawn(follow(followed, api.api.clone(), timing))];
         follower.extend(shared);
@@ -384,9 +416,30 @@ fn pod(node: &str, i: usize) -> Value {
     })
 }
 
+/// node-problem-detector's KernelDeadlock condition (its kernel monitor's wording).
+fn kernel_deadlock_condition(deadlocked: bool) -> Value {
+    let (status, reason, message) = if deadlocked {
+        (
+            "True",
+            "DockerHung",
+            "kernel: INFO: task docker:20744 blocked for more than 120 seconds.",
+        )
+    } else {
+        ("False", "KernelHasNoDeadlock", "kernel has no deadlock")
+    };
+    json!({
+        "type": "KernelDeadlock", "status": status, "reason": reason, "message": message,
+        "lastHeartbeatTime": "2026-11-22T10:00:00Z", "lastTransitionTime": "2026-11-22T10:00:00Z",
+    })
+}
+
 fn ready_condition(status: &str) -> Value {
     let (reason, message) = match status {
         "True" => ("KubeletReady", "kubelet is posting ready status"),
+        "False" => (
+            "KubeletNotReady",
+            "container runtime status check may not have completed yet",
+        ),
         _ => ("NodeStatusUnknown", "Kubelet stopped posting node status."),
     };
     json!({
@@ -421,24 +474,40 @@ async fn answer(
     }
 }
 
+/// What the follower keeps in step for one host.
+struct Followed {
+    name: String,
+    bmc: Mock,
+    state: Arc<Mutex<HostState>>,
+    os: Arc<Mutex<crate::ssh::Os>>,
+}
+
 /// Follow every BMC's power state and keep each Node in step: one task for the fleet (a
 /// task per host waking twenty times a second costs a 10,000-host benchmark a core).
-async fn follow(hosts: Vec<(String, Mock, Arc<Mutex<HostState>>)>, api: FakeApi, timing: Timing) {
+async fn follow(hosts: Vec<Followed>, api: FakeApi, timing: Timing) {
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
         tick.tick().await;
-        for (name, bmc, state) in &hosts {
-            follow_one(name, bmc, &api, state, timing);
+        for h in &hosts {
+            follow_one(h, &api, timing);
         }
     }
 }
 
-fn follow_one(name: &str, bmc: &Mock, api: &FakeApi, state: &Mutex<HostState>, timing: Timing) {
+fn follow_one(h: &Followed, api: &FakeApi, timing: Timing) {
+    let (name, bmc) = (h.name.as_str(), &h.bmc);
     let powered = bmc.power_state(SYSTEM).as_deref() == Some("On");
     let now = Instant::now();
     let mut booted = None;
+    let mut os = h.os.lock().unwrap_or_else(|p| p.into_inner());
     let ready = {
-        let mut s = lock(state);
+        let mut s = lock(&h.state);
+        // `systemctl reboot` over SSH: the OS goes down and boots again.
+        if os.reboot_requested && s.powered {
+            os.reboot_requested = false;
+            s.hung = false;
+            s.booting_until = Some(now + timing.boot_delay);
+        }
         if !powered {
             s.powered = false;
             s.hung = false;
@@ -453,6 +522,9 @@ fn follow_one(name: &str, bmc: &Mock, api: &FakeApi, state: &Mutex<HostState>, t
             s.boots += 1;
             bmc.faults(|f| f.ignore_graceful = false);
             booted = Some(s.boot_id);
+            // A fresh boot: the kubelet runs, node-problem-detector starts clean.
+            os.kubelet_stopped = false;
+            os.deadlock = false;
         }
         if s.up(now) {
             s.down_since = None;
@@ -461,24 +533,30 @@ fn follow_one(name: &str, bmc: &Mock, api: &FakeApi, state: &Mutex<HostState>, t
         }
         let want = match s.down_since {
             Some(t) if now.duration_since(t) >= timing.ready_grace => "Unknown",
+            _ if os.kubelet_stopped => "False",
             _ => "True",
         };
-        (want != s.ready || booted.is_some()).then(|| {
+        let deadlock = os.deadlock;
+        (want != s.ready || booted.is_some() || deadlock != s.deadlock_shown).then(|| {
             s.ready = want.to_owned();
-            want
+            s.deadlock_shown = deadlock;
+            (want, deadlock)
         })
     };
-    if let Some(ready) = ready {
+    drop(os);
+    if let Some((ready, deadlock)) = ready {
         api.touch(name, |n| {
-            // Replace Ready only: other controllers' conditions (oob's) stay.
+            // Replace Ready (and node-problem-detector's KernelDeadlock) only: other
+            // controllers' conditions (oob's) stay.
             let mut conditions: Vec<Value> = n["status"]["conditions"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|c| c["type"] != "Ready")
+                .filter(|c| c["type"] != "Ready" && c["type"] != "KernelDeadlock")
                 .collect();
             conditions.insert(0, ready_condition(ready));
+            conditions.push(kernel_deadlock_condition(deadlock));
             n["status"]["conditions"] = Value::Array(conditions);
             if let Some(id) = booted {
                 n["status"]["nodeInfo"]["bootID"] = json!(boot_id(name, id));

@@ -2,7 +2,10 @@
 //! authentication for exactly one client key (anything else is refused, as sshd refuses an
 //! unknown key), and the read-only commands `oob` runs for hardware health answered from the
 //! host's simulated drive and NIC: `smartctl --scan-open -j`, `smartctl -j -x DEVICE` and
-//! the sysfs counter script. Any other command exits 127, like a shell that lacks it.
+//! the sysfs counter script; and for the in-band rungs `oob`'s host-check script (the
+//! kubelet's and the runtime's unit state, `systemctl show` style; the other checks are left
+//! unanswered, as on a host without those tools), `systemctl restart kubelet.service` and
+//! `systemctl reboot`. Any other command exits 127, like a shell that lacks it.
 //!
 //! The smartctl output is written here from the host's state (one SATA drive, `/dev/sda`),
 //! in the shape smartctl 7 prints with `-j`; it is not a copy of any real drive's output.
@@ -24,6 +27,21 @@ pub struct Disk {
     pub reallocated: u64,
 }
 
+/// The simulated operating system, as far as `oob`'s in-band rungs see it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Os {
+    /// The kubelet unit is stopped (the Node goes NotReady).
+    pub kubelet_stopped: bool,
+    /// node-problem-detector reports KernelDeadlock (cleared by a reboot).
+    pub deadlock: bool,
+    /// `systemctl reboot` was asked and the simulation has not rebooted yet.
+    pub reboot_requested: bool,
+    /// `systemctl restart kubelet.service` calls received.
+    pub restarts: u32,
+    /// `systemctl reboot` calls received.
+    pub reboots: u32,
+}
+
 /// A fresh ed25519 key.
 pub fn new_key() -> PrivateKey {
     let mut seed = [0u8; 32];
@@ -38,6 +56,7 @@ pub struct SshHost {
     /// The one key allowed to log in.
     pub client: PublicKey,
     pub disk: Arc<Mutex<Disk>>,
+    pub os: Arc<Mutex<Os>>,
     pub serial: String,
 }
 
@@ -54,6 +73,7 @@ impl SshHost {
             config: Arc::new(config),
             client,
             disk: Arc::default(),
+            os: Arc::default(),
             serial: serial.to_owned(),
         }
     }
@@ -70,8 +90,42 @@ impl SshHost {
         *self.disk.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn os(&self) -> std::sync::MutexGuard<'_, Os> {
+        self.os.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// (stdout, exit status) of `command`.
     fn run(&self, command: &str) -> (String, u32) {
+        if command.contains("@@oob") {
+            // oob's host-check script: the two unit sections, `systemctl show` style.
+            let unit = |running: bool| {
+                let (active, sub) = if running {
+                    ("active", "running")
+                } else {
+                    ("inactive", "dead")
+                };
+                format!("Result=success\nNRestarts=0\nExecMainStatus=0\nLoadState=loaded\nActiveState={active}\nSubState={sub}\n")
+            };
+            let kubelet = !self.os().kubelet_stopped;
+            let text = format!(
+                "@@oob kubelet\n{}@@rc 0\n@@oob runtime\n{}@@rc 0\n",
+                unit(kubelet),
+                unit(true)
+            );
+            return (text, 0);
+        }
+        if command.contains("systemctl restart") && command.contains("kubelet.service") {
+            let mut os = self.os();
+            os.kubelet_stopped = false;
+            os.restarts += 1;
+            return (String::new(), 0);
+        }
+        if command.contains("systemctl reboot") {
+            let mut os = self.os();
+            os.reboot_requested = true;
+            os.reboots += 1;
+            return (String::new(), 0);
+        }
         if command.contains("smartctl") && command.contains("--scan-open") {
             let scan = json!({
                 "json_format_version": [1, 0],

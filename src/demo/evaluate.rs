@@ -124,6 +124,18 @@ pub(super) fn evaluate(
                     && all_resets == 0;
                 (ok, format!("stage {}, cordoned {}, pods left {}, report component {}, SMART finding in the report {smart}, power requests {all_resets}", stage.name(), unschedulable(n), pods_left(n), component.unwrap_or_else(|| "none".into())))
             }
+            "node-6" | "node-7" => {
+                let boots = fleet.host(n).map_or(0, |h| h.boots());
+                let os = fleet.host(n).map(|h| h.os()).unwrap_or_default();
+                let (restarts, reboots) = if n == "node-6" { (1, 0) } else { (0, 1) };
+                let ok = matches!(stage, Stage::Healthy)
+                    && os.restarts == restarts
+                    && os.reboots == reboots
+                    && boots == reboots
+                    && all_resets == 0
+                    && !unschedulable(n);
+                (ok, format!("stage {}, restarts over SSH {}, reboots over SSH {}, boots {boots}, BMC requests {all_resets}, unschedulable {}", stage.name(), os.restarts, os.reboots, unschedulable(n)))
+            }
             _ => {
                 let acted = journal_entries.iter().any(|e| e.node == n);
                 let ok = all_resets == 0 && !acted && !unschedulable(n);

@@ -112,6 +112,13 @@ pub fn decide(position: &Position, evidence: &Evidence, now: u64, policy: &Polic
                 note: entering.then(|| {
                     if is_dark {
                         format!("suspect: {reasons}; confirming out of band")
+                    } else if position.findings.is_empty() {
+                        let inside = if os_problem && e.ssh_reachable == Some(true) {
+                            " and over SSH"
+                        } else {
+                            ""
+                        };
+                        format!("answering, but {reasons}; confirming out of band{inside}")
                     } else {
                         format!(
                             "hardware: {} new finding(s) while {reasons}; confirming out of band",
