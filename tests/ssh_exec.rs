@@ -314,4 +314,21 @@ async fn diagnose_runs_the_runbook_checks_over_ssh_and_changes_nothing() {
         "{}",
         run.all()
     );
+    // `oob check` shows them with the rest of the evidence (no BMC here, no cluster).
+    let run = crate::common::oob(&["--config", config, "-o", "json", "check", "node-1"], &[]).await;
+    let doc = run.json();
+    let host: Vec<&str> = doc["host"]["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", run.all()))
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(host.contains(&"kubelet_inactive"), "{host:?}");
+    assert_eq!(doc["host"]["repair"], "restart-runtime");
+    // Still read-only: only `systemctl show` was asked.
+    let asked = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        asked.lines().all(|l| l.starts_with("systemctl show -p ")),
+        "{asked}"
+    );
 }

@@ -135,6 +135,28 @@ pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
             identity_line = format!("BMC not reachable: {e}");
         }
     }
+    // The host's own checks over SSH when it answers there (what `oob diagnose` shows).
+    let mut host = json!(null);
+    let mut host_rows = Vec::new();
+    if machine.ssh.is_some() && evidence.ssh_reachable == Some(true) {
+        match exec.host_checks(&machine, node.as_deref()).await {
+            Ok(c) => {
+                let findings = c.findings(exec.epoch());
+                host_rows.extend(findings.iter().map(|f| {
+                    vec![format!(
+                        "  [host {}] {}: {} (fix: {})",
+                        f.severity.name(),
+                        f.code,
+                        f.detail,
+                        f.fix.as_deref().unwrap_or("-")
+                    )]
+                }));
+                evidence.host = Some(c.look(exec.epoch()));
+                host = json!({"checks": c, "findings": findings, "repair": c.repair()});
+            }
+            Err(e) => host_rows.push(vec![format!("  host checks not run: {e}")]),
+        }
+    }
     // The same decision as the service's round, from the journaled position (the SEL's
     // entries count as findings here: a person asked to see them).
     let mut position = exec.journal().position(&machine.name)?.unwrap_or_default();
@@ -178,9 +200,11 @@ pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
         let level = format!("{:?}", f.severity).to_lowercase();
         vec![format!("  [{level}] {}: {}", f.code, f.detail)]
     }));
+    rows.extend(host_rows);
     let value = json!({
         "node": machine.name,
         "judgement": j,
+        "host": host,
         "identity": identity,
         "location": machine.location,
         "stage": position.stage.name(),

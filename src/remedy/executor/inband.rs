@@ -32,15 +32,28 @@ impl Executor {
         m: &crate::config::Machine,
         node: &crate::k8s::NodeInfo,
     ) -> Result<crate::verdict::HostLook, String> {
-        let host = crate::gather::host_address(m, Some(node))
+        let checks = self.host_checks(m, Some(node)).await?;
+        Ok(checks.look(self.epoch()))
+    }
+
+    /// The runbook's host checks over SSH (`oob check`, the look above).
+    pub async fn host_checks(
+        &self,
+        m: &crate::config::Machine,
+        node: Option<&crate::k8s::NodeInfo>,
+    ) -> Result<crate::health::host::HostChecks, String> {
+        let host = crate::gather::host_address(m, node)
             .filter(|_| m.ssh.is_some())
             .ok_or("no SSH settings or address for the host")?;
-        let checks = self
-            .hosts
+        self.hosts
             .checks(m, &host.to_string(), HEALTH_CHECK_SINCE)
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(checks.look(i64::try_from(self.now_ms() / 1000).unwrap_or(i64::MAX)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Now in seconds since the epoch (certificates are judged by it).
+    pub fn epoch(&self) -> i64 {
+        i64::try_from(self.now_ms() / 1000).unwrap_or(i64::MAX)
     }
 
     /// The repair rung: restart the unit the host checks name now (the kubelet, or the
@@ -230,7 +243,7 @@ impl Executor {
                 return Ok(());
             }
         };
-        let epoch = i64::try_from(now / 1000).unwrap_or(i64::MAX);
+        let epoch = self.epoch();
         let mut failed_map = self.health_failed.lock().unwrap_or_else(|p| p.into_inner());
         if checks.healthy(epoch) {
             failed_map.remove(node);
