@@ -579,10 +579,21 @@ impl HostChecks {
                 .any(|f| f.severity == Level::Critical)
     }
 
+    /// The critical findings no restart or reboot fixes ([`NO_RESTART_FIXES`]).
+    pub fn blocking(&self, now_epoch: i64) -> Vec<Finding> {
+        self.findings(now_epoch)
+            .into_iter()
+            .filter(|f| {
+                f.severity == Level::Critical && NO_RESTART_FIXES.contains(&f.code.as_str())
+            })
+            .collect()
+    }
+
     /// What the verdict needs of the checks.
     pub fn look(&self, now_epoch: i64) -> crate::verdict::HostLook {
         crate::verdict::HostLook {
             repair: self.repair(),
+            blocking: self.blocking(now_epoch),
             critical: self
                 .findings(now_epoch)
                 .into_iter()
@@ -777,6 +788,15 @@ impl HostChecks {
         out
     }
 }
+
+/// Findings no restart or reboot fixes: a person must free the disk, find the leak or
+/// replace the drive, so the node is drained and reported rather than rebooted.
+pub const NO_RESTART_FIXES: [&str; 4] = [
+    "disk_full",
+    "inodes_full",
+    "pids_exhausted",
+    "filesystem_read_only",
+];
 
 /// Use at or above which a disk, inode table or PID space counts as full.
 const CRITICAL_PCT: u64 = 95;

@@ -10,6 +10,14 @@ pub enum Cause {
         code: String,
         detail: String,
     },
+    /// The host's own checks found what no restart fixes (a full disk or inode table, PID
+    /// exhaustion, a read-only filesystem): drained, not rebooted.
+    Host {
+        component: Option<String>,
+        code: String,
+        detail: String,
+        fix: Option<String>,
+    },
     /// Did not come back after a soft reboot and a verified hard power cycle; fenced.
     NoRecovery { reasons: String },
     /// The BMC did not confirm the machine's state in time: nothing was done to it.
@@ -28,6 +36,9 @@ impl Cause {
                 "critical hardware finding on {}: {detail}",
                 component.as_deref().unwrap_or("the machine")
             ),
+            Self::Host { detail, .. } => format!(
+                "the host cannot run workloads and no restart fixes it: {detail}"
+            ),
             Self::NoRecovery { reasons } => format!(
                 "did not come back after a soft reboot and a verified hard power cycle; fenced ({reasons})"
             ),
@@ -42,6 +53,9 @@ impl Cause {
     pub fn component(&self) -> Option<String> {
         match self {
             Self::Hardware { component, .. } => component.clone(),
+            Self::Host { component, .. } => {
+                Some(component.clone().unwrap_or_else(|| "host OS".into()))
+            }
             Self::NoRecovery { .. } => Some("host (no answer after reboots)".into()),
             Self::Unconfirmed { .. } => Some("BMC (no answer)".into()),
             Self::IdentityMismatch { .. } => Some("BMC mapping (inventory or cabling)".into()),
@@ -56,6 +70,10 @@ impl Cause {
             } => format!(
                 "Replace or reseat {} ({code}); then power on, let the node join, and remove the {condition} condition by uncordoning (oob node uncordon {node}).",
                 component.as_deref().unwrap_or("the failed part")
+            ),
+            Self::Host { code, fix, .. } => format!(
+                "{} ({code}); then uncordon {node} (oob node uncordon {node}), which also clears the {condition} condition. No reboot was done: it would not fix this.",
+                fix.as_deref().unwrap_or("Fix the host")
             ),
             Self::NoRecovery { .. } => format!(
                 "Attach a console (BMC KVM/SOL) to {node}: it did not come back after a soft and a verified hard reboot. Check POST, disks and NICs; replace the machine if it stays down."
@@ -100,6 +118,17 @@ mod tests {
             reasons: "ping 0/3".into(),
         };
         assert!(un.recommended("n1", "C").contains("did nothing to it"));
+        let host = Cause::Host {
+            component: Some("/var".into()),
+            code: "disk_full".into(),
+            detail: "/var 100% of space used".into(),
+            fix: Some("free space".into()),
+        };
+        assert!(host.summary().contains("no restart fixes it"));
+        assert_eq!(host.component().as_deref(), Some("/var"));
+        let what = host.recommended("n1", "C");
+        assert!(what.starts_with("free space (disk_full)"), "{what}");
+        assert!(what.contains("No reboot was done"), "{what}");
         assert_ne!(
             un.component(),
             Cause::NoRecovery {

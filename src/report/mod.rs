@@ -71,6 +71,9 @@ impl FaultReport {
             out.push_str("\nfindings:\n");
             for f in &self.findings {
                 out.push_str(&format!("  [{:?}] {}: {}\n", f.severity, f.code, f.detail));
+                if let Some(fix) = &f.fix {
+                    out.push_str(&format!("      fix: {fix}\n"));
+                }
             }
         }
         if !self.evidence.is_empty() {
@@ -111,6 +114,9 @@ impl FaultReport {
                     "- **{:?}** `{}`: {}\n",
                     f.severity, f.code, f.detail
                 ));
+                if let Some(fix) = &f.fix {
+                    out.push_str(&format!("  - fix: {fix}\n"));
+                }
             }
         }
         if !self.evidence.is_empty() {

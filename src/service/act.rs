@@ -279,6 +279,14 @@ impl Service {
             .iter()
             .find(|f| f.severity == Level::Critical)
         {
+            if crate::health::host::NO_RESTART_FIXES.contains(&f.code.as_str()) {
+                return Cause::Host {
+                    component: f.component.clone(),
+                    code: f.code.clone(),
+                    detail: f.detail.clone(),
+                    fix: f.fix.clone(),
+                };
+            }
             return Cause::Hardware {
                 component: f.component.clone(),
                 code: f.code.clone(),

@@ -290,7 +290,23 @@ impl Service {
             }
             if needs.host_look && m.ssh.is_some() {
                 match self.exec.host_look(m, &node).await {
-                    Ok(look) => evidence.host = Some(look),
+                    Ok(look) => {
+                        for f in &look.blocking {
+                            let known = st
+                                .position
+                                .findings
+                                .iter()
+                                .any(|k| k.code == f.code && k.component == f.component);
+                            if !known {
+                                self.exec.note(
+                                    name,
+                                    format!("new critical finding: {} ({})", f.code, f.detail),
+                                );
+                                st.position.findings.push(f.clone());
+                            }
+                        }
+                        evidence.host = Some(look);
+                    }
                     Err(e) => self.exec.note(name, format!("host checks not run: {e}")),
                 }
             }

@@ -368,10 +368,10 @@ async fn a_stopped_kubelet_is_restarted_over_ssh_and_nothing_is_rebooted() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_full_var_is_not_restarted_the_ladder_goes_on_with_the_findings_said() {
+async fn a_full_var_is_never_restarted_or_rebooted_but_drained_and_reported_with_the_fix() {
     use crate::health::host::Usage;
     use crate::testing::{healthy_host, unit};
-    let f = fleet(5, "suspect_after = 2");
+    let f = fleet(4, "suspect_after = 2");
     f.rounds(2).await;
     let mut full = healthy_host();
     full.kubelet = Some(unit("failed", "failed"));
@@ -380,18 +380,31 @@ async fn a_full_var_is_not_restarted_the_ladder_goes_on_with_the_findings_said()
     );
     f.hosts.set_os("127.0.0.11", full);
     f.cluster.edit("node-1", |n| n.ready = Some("False".into()));
-    f.rounds(2).await;
+    f.rounds(4).await;
+    let actions = f.hosts.actions();
     assert!(
-        !f.hosts.actions().iter().any(|a| a.starts_with("restart")),
-        "{:?}",
-        f.hosts.actions()
+        !actions
+            .iter()
+            .any(|a| a.starts_with("restart") || a.starts_with("reboot")),
+        "{actions:?}"
+    );
+    f.only_node_1_fenced_for_hardware();
+    assert!(
+        matches!(f.stage(1), Stage::AwaitReplacement { .. }),
+        "{:?}\n{}",
+        f.stage(1),
+        f.timeline(1)
     );
     let t = f.timeline(1);
-    assert!(t.contains("host: /var 100% of space used"), "{t}");
     assert!(
-        matches!(f.stage(1), Stage::SoftReboot { .. }),
-        "{:?}\n{t}",
-        f.stage(1)
+        t.contains("new critical finding: disk_full (/var 100% of space used"),
+        "{t}"
+    );
+    let report = f.reports();
+    assert!(report.contains("no restart fixes it"), "{report}");
+    assert!(
+        report.contains("disk_full") && report.contains("fix: free space"),
+        "{report}"
     );
 }
 

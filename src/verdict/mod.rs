@@ -30,11 +30,15 @@ pub struct Evidence {
 }
 
 /// What the host checks said, as the verdict needs it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostLook {
     /// The unit a restart would fix (none when a full disk, PID exhaustion or a read-only
     /// filesystem is the cause: no restart helps).
     pub repair: Option<crate::health::host::Repair>,
+    /// The critical findings no restart fixes (full disk, PIDs, read-only filesystem): the
+    /// gatherer keeps them with the machine's findings, so the node is judged faulty, drained
+    /// and reported with the finding and its fix.
+    pub blocking: Vec<Finding>,
     /// The critical findings, one line each (for the timeline and the report).
     pub critical: Vec<String>,
 }

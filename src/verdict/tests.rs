@@ -240,6 +240,7 @@ fn host_checks_naming_a_unit_make_an_os_problem_a_unit_down() {
     );
     e.host = Some(HostLook {
         repair: Some(Repair::RestartKubelet),
+        blocking: Vec::new(),
         critical: vec!["kubelet is not running: ActiveState=inactive".into()],
     });
     let j = judge(&e, &Policy::default());
@@ -257,6 +258,7 @@ fn host_checks_naming_a_unit_make_an_os_problem_a_unit_down() {
     // A full disk: nothing to restart, still an OS problem (the reboot path), said why.
     e.host = Some(HostLook {
         repair: None,
+        blocking: Vec::new(),
         critical: vec!["/var 99% of space used".into()],
     });
     let j = judge(&e, &Policy::default());
