@@ -19,6 +19,11 @@ struct Host {
 
 impl Host {
     fn new() -> Self {
+        Self::with_df("df-P.txt", "df-iP.txt")
+    }
+
+    /// Stand-ins whose `df` prints these recordings (blocks, inodes).
+    fn with_df(blocks: &str, inodes: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("bin");
         let state = dir.path().join("state");
@@ -53,8 +58,8 @@ esac
         // The recorded df (87 % of /: a warning), whatever this machine's disk holds.
         let df = format!(
             "#!/bin/sh\ncase \"$1\" in\n  -iP) f='{}' ;;\n  *) f='{}' ;;\nesac\ngrep -v '^rc=' \"$f\"\nexit 1\n",
-            f("df-iP.txt"),
-            f("df-P.txt")
+            f(inodes),
+            f(blocks)
         );
         for (name, text) in [("systemctl", systemctl), ("df", df)] {
             let p = bin.join(name);
@@ -220,4 +225,93 @@ async fn an_os_problem_is_rebooted_over_ssh_once_and_uncordoned_only_when_the_ku
         t.iter().any(|l| l.contains("reboot verified (bootID")),
         "{t:#?}"
     );
+}
+
+/// The kubelet stopped because /var is full (a real `df` of a full filesystem): no restart
+/// and no reboot would fix that. The node is cordoned, drained and reported with the finding
+/// and its fix; nothing is sent to the host or the BMC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_var_is_drained_and_reported_never_restarted_or_rebooted() {
+    let host = Host::with_df("df-P-var-full.txt", "df-iP-var-full.txt");
+    let w = World::start_with_ssh(World::QUICK, &host.bin()).await;
+    let (node, uuid) = w.nodes[0].clone();
+    let mut serve = w.serve();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    host.set("kubelet.service", "stopped");
+    set_ready(&w.api, &node, "False", None);
+    wait_for("the report", Duration::from_secs(60), &w, || {
+        w.timeline(&node)
+            .iter()
+            .any(|l| l.starts_with("fault report written"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    serve.kill().await.unwrap();
+    assert!(
+        host.sent().is_empty(),
+        "nothing restarted or rebooted: {:?}",
+        host.sent()
+    );
+    assert_eq!(w.sushy.resets(&uuid), 0);
+    assert!(unschedulable(&w, &node), "cordoned");
+    let t = w.timeline(&node);
+    assert!(
+        t.iter()
+            .any(|l| l.starts_with("new critical finding: disk_full (/var 100% of space used")),
+        "{t:#?}"
+    );
+    let report: String = std::fs::read_dir(w.dir.path().join("reports"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".md"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(report.contains("no restart fixes it"), "{report}");
+    assert!(
+        report.contains("`disk_full`") && report.contains("fix: free space"),
+        "{report}"
+    );
+    let p = w.journal().position(&node).unwrap().unwrap();
+    assert!(
+        matches!(p.stage, Stage::AwaitReplacement { .. }),
+        "{:?}",
+        p.stage
+    );
+}
+
+/// A hung host whose SSH does not answer gets the BMC rungs although it has SSH settings:
+/// one reset in sushy's log, recovery verified by the new bootID, and nothing sent over SSH
+/// (the health check before uncordoning only asks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_host_whose_ssh_does_not_answer_gets_the_bmc_rungs() {
+    let host = Host::new();
+    let w = World::start_with_ssh(World::QUICK, &host.bin()).await;
+    let (node, uuid) = w.nodes[0].clone();
+    let mut serve = w.serve();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let follower = w.hang_host(0);
+    wait_for("the recovery", Duration::from_secs(90), &w, || {
+        w.timeline(&node)
+            .iter()
+            .any(|l| l.starts_with("recovered:"))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    serve.kill().await.unwrap();
+    follower.abort();
+    assert_eq!(w.sushy.resets(&uuid), 1, "exactly one reset");
+    assert!(host.sent().is_empty(), "{:?}", host.sent());
+    assert!(
+        !unschedulable(&w, &node),
+        "uncordoned after the health check"
+    );
+    let t = w.timeline(&node);
+    for expected in [
+        "verdict down (host-hung)",
+        "cordoned",
+        "health check passed",
+        "reboot verified (bootID",
+    ] {
+        assert!(t.iter().any(|l| l.contains(expected)), "{expected}: {t:#?}");
+    }
 }
