@@ -23,7 +23,16 @@ pub struct Fleet {
     /// Remediations in flight (admitted and not finished).
     pub in_flight: usize,
     pub breaker_open: bool,
+    /// The machine asking is a control-plane node (label
+    /// `node-role.kubernetes.io/control-plane`).
+    pub control_plane: bool,
+    /// Other control-plane nodes that are not Healthy (down, confirming, remediating, or
+    /// waiting for a person): each may be an etcd member that is not voting.
+    pub control_plane_unhealthy: usize,
 }
+
+/// The label kubeadm puts on control-plane nodes.
+pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "admission", rename_all = "kebab-case")]
@@ -64,6 +73,17 @@ pub fn admit(
             reason: format!(
                 "{} of {} machines ({share}%) are unhealthy, above the policy's {}%: the monitor may be the one cut off",
                 fleet.unhealthy, fleet.total, p.max_unhealthy_percent
+            ),
+        };
+    }
+    // etcd quorum: one control-plane node at a time, and only while every other one is
+    // healthy (with three members, a second one down loses the quorum). Without etcd's
+    // member list, the control-plane nodes stand for its members.
+    if fleet.control_plane && fleet.control_plane_unhealthy > 0 {
+        return Admission::Wait {
+            reason: format!(
+                "held back to keep etcd's quorum: {} other control-plane node(s) not healthy; one control-plane node at a time",
+                fleet.control_plane_unhealthy
             ),
         };
     }
@@ -160,7 +180,41 @@ mod tests {
             unhealthy,
             in_flight,
             breaker_open,
+            control_plane: false,
+            control_plane_unhealthy: 0,
         }
+    }
+
+    #[test]
+    fn a_control_plane_node_waits_while_another_one_is_not_healthy() {
+        let cp = |others: usize| Fleet {
+            control_plane: true,
+            control_plane_unhealthy: others,
+            ..fleet(20, 2, 0, false)
+        };
+        assert_eq!(admit(cp(0), &P, 100_000, None), Admission::Go);
+        let a = admit(cp(1), &P, 100_000, None);
+        assert!(
+            matches!(&a, Admission::Wait { reason } if reason.contains("etcd's quorum")),
+            "{a:?}"
+        );
+        // A worker is not held back by an unhealthy control-plane node.
+        let worker = Fleet {
+            control_plane_unhealthy: 1,
+            ..fleet(20, 2, 0, false)
+        };
+        assert_eq!(admit(worker, &P, 100_000, None), Admission::Go);
+        // The breaker still wins.
+        let blocked = admit(
+            Fleet {
+                breaker_open: true,
+                ..cp(1)
+            },
+            &P,
+            100_000,
+            None,
+        );
+        assert!(matches!(blocked, Admission::Blocked { .. }));
     }
 
     #[test]

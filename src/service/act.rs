@@ -10,7 +10,7 @@ use crate::config::Machine;
 use crate::health::Level;
 use crate::k8s::NodeInfo;
 use crate::remedy::executor::{Done, Subject};
-use crate::remedy::guard::{admit, Admission, Fleet, StormPolicy};
+use crate::remedy::guard::{admit, Admission, Fleet, StormPolicy, CONTROL_PLANE_LABEL};
 use crate::remedy::journal::Pending;
 use crate::remedy::stage::{Remedy, Stage, Step};
 use crate::report::Cause;
@@ -46,7 +46,13 @@ impl Service {
     async fn admit(&self, name: &str, next: Stage, recovered_ms: Option<u64>) -> Admission {
         let _turn = self.admission.lock().await;
         let breaker_open = self.exec.journal().breaker().ok().flatten().is_some();
-        let (total, unhealthy, in_flight) = {
+        let control_plane = |n: &str| {
+            self.node_cache
+                .get()
+                .and_then(|c| c.get(n))
+                .is_some_and(|info| info.labels.contains_key(CONTROL_PLANE_LABEL))
+        };
+        let (total, unhealthy, in_flight, control_plane_unhealthy) = {
             let s = self.lock();
             let total = s.len();
             // This machine counts as unhealthy whatever its recorded stage (a machine that
@@ -59,7 +65,15 @@ impl Service {
                 .iter()
                 .filter(|(n, m)| n.as_str() != name && remediating(&m.position.stage))
                 .count();
-            (total, unhealthy, in_flight)
+            let control_plane_unhealthy = s
+                .iter()
+                .filter(|(n, m)| {
+                    n.as_str() != name
+                        && !matches!(m.position.stage, Stage::Healthy)
+                        && control_plane(n)
+                })
+                .count();
+            (total, unhealthy, in_flight, control_plane_unhealthy)
         };
         let p = &self.config.policy;
         let storm = StormPolicy {
@@ -72,6 +86,8 @@ impl Service {
             unhealthy,
             in_flight,
             breaker_open,
+            control_plane: control_plane(name),
+            control_plane_unhealthy,
         };
         let a = admit(fleet, &storm, self.exec.now_ms(), recovered_ms);
         if let Admission::Go = a {
