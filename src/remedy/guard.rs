@@ -26,9 +26,14 @@ pub struct Fleet {
     /// The machine asking is a control-plane node (label
     /// `node-role.kubernetes.io/control-plane`).
     pub control_plane: bool,
+    /// The machine asking still answers on the network (an OS problem, a live fault): its
+    /// etcd member may still be voting. A dark one's is not.
+    pub answering: bool,
     /// Other control-plane nodes that are not Healthy (down, confirming, remediating, or
     /// waiting for a person): each may be an etcd member that is not voting.
     pub control_plane_unhealthy: usize,
+    /// Other control-plane nodes being remediated now.
+    pub control_plane_remediating: usize,
 }
 
 /// The label kubeadm puts on control-plane nodes.
@@ -48,6 +53,11 @@ pub enum Admission {
     },
     /// Open the breaker now, with this reason, and do nothing.
     Trip {
+        reason: String,
+    },
+    /// Held back for a safety reason the Node should show (etcd's quorum): waits like
+    /// `Wait`, and says so on the Node.
+    Hold {
         reason: String,
     },
 }
@@ -76,13 +86,22 @@ pub fn admit(
             ),
         };
     }
-    // etcd quorum: one control-plane node at a time, and only while every other one is
-    // healthy (with three members, a second one down loses the quorum). Without etcd's
-    // member list, the control-plane nodes stand for its members.
-    if fleet.control_plane && fleet.control_plane_unhealthy > 0 {
-        return Admission::Wait {
+    // etcd quorum (the control-plane nodes stand for its members until the member list is
+    // read): one control-plane node at a time; and a node that still answers may still be a
+    // voting member, so it is not taken down while another member is down (with three, that
+    // loses the quorum). A dark node votes no more: rebooting it takes nothing away.
+    if fleet.control_plane && fleet.control_plane_remediating > 0 {
+        return Admission::Hold {
             reason: format!(
-                "held back to keep etcd's quorum: {} other control-plane node(s) not healthy; one control-plane node at a time",
+                "held back to keep etcd's quorum: {} other control-plane node(s) being remediated; one at a time",
+                fleet.control_plane_remediating
+            ),
+        };
+    }
+    if fleet.control_plane && fleet.answering && fleet.control_plane_unhealthy > 0 {
+        return Admission::Hold {
+            reason: format!(
+                "held back to keep etcd's quorum: this node may still be a voting member and {} other control-plane node(s) are not healthy",
                 fleet.control_plane_unhealthy
             ),
         };
@@ -181,23 +200,29 @@ mod tests {
             in_flight,
             breaker_open,
             control_plane: false,
+            answering: false,
             control_plane_unhealthy: 0,
+            control_plane_remediating: 0,
         }
     }
 
     #[test]
     fn a_control_plane_node_waits_while_another_one_is_not_healthy() {
-        let cp = |others: usize| Fleet {
+        let cp = |answering: bool, unhealthy: usize, remediating: usize| Fleet {
             control_plane: true,
-            control_plane_unhealthy: others,
+            answering,
+            control_plane_unhealthy: unhealthy,
+            control_plane_remediating: remediating,
             ..fleet(20, 2, 0, false)
         };
-        assert_eq!(admit(cp(0), &P, 100_000, None), Admission::Go);
-        let a = admit(cp(1), &P, 100_000, None);
-        assert!(
-            matches!(&a, Admission::Wait { reason } if reason.contains("etcd's quorum")),
-            "{a:?}"
-        );
+        let hold = |a: &Admission| matches!(a, Admission::Hold { reason } if reason.contains("etcd's quorum"));
+        assert_eq!(admit(cp(true, 0, 0), &P, 100_000, None), Admission::Go);
+        // One at a time, dark or not.
+        assert!(hold(&admit(cp(false, 1, 1), &P, 100_000, None)));
+        // A node that answers may still vote: not while another member is down.
+        assert!(hold(&admit(cp(true, 1, 0), &P, 100_000, None)));
+        // A dark one votes no more: the first of two dark ones goes.
+        assert_eq!(admit(cp(false, 1, 0), &P, 100_000, None), Admission::Go);
         // A worker is not held back by an unhealthy control-plane node.
         let worker = Fleet {
             control_plane_unhealthy: 1,
@@ -208,7 +233,7 @@ mod tests {
         let blocked = admit(
             Fleet {
                 breaker_open: true,
-                ..cp(1)
+                ..cp(true, 1, 1)
             },
             &P,
             100_000,

@@ -42,17 +42,33 @@ fn mutating(r: Remedy) -> bool {
 }
 
 impl Service {
+    /// Whether the Node `name` carries the control-plane label (the watch cache, else the
+    /// cluster; offline: no).
+    async fn is_control_plane(&self, name: &str) -> bool {
+        let info = match self.node_cache.get().filter(|c| !c.is_empty()) {
+            Some(cache) => cache.get(name),
+            None => self
+                .exec
+                .nodes()
+                .get(name)
+                .await
+                .ok()
+                .map(std::sync::Arc::new),
+        };
+        info.is_some_and(|i| i.labels.contains_key(CONTROL_PLANE_LABEL))
+    }
+
     /// The storm guard, atomically with marking the node as remediating.
-    async fn admit(&self, name: &str, next: Stage, recovered_ms: Option<u64>) -> Admission {
+    async fn admit(
+        &self,
+        name: &str,
+        next: Stage,
+        recovered_ms: Option<u64>,
+        answering: bool,
+    ) -> Admission {
         let _turn = self.admission.lock().await;
         let breaker_open = self.exec.journal().breaker().ok().flatten().is_some();
-        let control_plane = |n: &str| {
-            self.node_cache
-                .get()
-                .and_then(|c| c.get(n))
-                .is_some_and(|info| info.labels.contains_key(CONTROL_PLANE_LABEL))
-        };
-        let (total, unhealthy, in_flight, control_plane_unhealthy) = {
+        let (total, unhealthy, in_flight, others) = {
             let s = self.lock();
             let total = s.len();
             // This machine counts as unhealthy whatever its recorded stage (a machine that
@@ -65,16 +81,25 @@ impl Service {
                 .iter()
                 .filter(|(n, m)| n.as_str() != name && remediating(&m.position.stage))
                 .count();
-            let control_plane_unhealthy = s
+            // The others not Healthy (few), and whether each is being remediated: which are
+            // control-plane nodes is asked below.
+            let others: Vec<(String, bool)> = s
                 .iter()
-                .filter(|(n, m)| {
-                    n.as_str() != name
-                        && !matches!(m.position.stage, Stage::Healthy)
-                        && control_plane(n)
-                })
-                .count();
-            (total, unhealthy, in_flight, control_plane_unhealthy)
+                .filter(|(n, m)| n.as_str() != name && !matches!(m.position.stage, Stage::Healthy))
+                .map(|(n, m)| (n.clone(), remediating(&m.position.stage)))
+                .collect();
+            (total, unhealthy, in_flight, others)
         };
+        let this_control_plane = self.is_control_plane(name).await;
+        let (mut control_plane_unhealthy, mut control_plane_remediating) = (0, 0);
+        if this_control_plane {
+            for (n, busy) in &others {
+                if self.is_control_plane(n).await {
+                    control_plane_unhealthy += 1;
+                    control_plane_remediating += usize::from(*busy);
+                }
+            }
+        }
         let p = &self.config.policy;
         let storm = StormPolicy {
             max_concurrent: p.max_concurrent,
@@ -86,8 +111,10 @@ impl Service {
             unhealthy,
             in_flight,
             breaker_open,
-            control_plane: control_plane(name),
+            control_plane: this_control_plane,
+            answering,
             control_plane_unhealthy,
+            control_plane_remediating,
         };
         let a = admit(fleet, &storm, self.exec.now_ms(), recovered_ms);
         if let Admission::Go = a {
@@ -115,7 +142,11 @@ impl Service {
         let from = resumed_from.unwrap_or(st.position.stage);
         let real = mutating(step.remedy) && !self.exec.dry_run();
         if real && resumed_from.is_none() {
-            match self.admit(name, step.next, st.position.recovered_ms).await {
+            let answering = !self.dark(evidence);
+            match self
+                .admit(name, step.next, st.position.recovered_ms, answering)
+                .await
+            {
                 Admission::Go => st.waiting = None,
                 Admission::Trip { reason } => {
                     if let Ok(true) = self
@@ -128,6 +159,17 @@ impl Service {
                     }
                     self.metrics.remedy(step.remedy.name(), "blocked");
                     self.wait(name, st, "breaker open".into());
+                    return;
+                }
+                Admission::Hold { reason } => {
+                    // Said on the Node once per reason, as the timeline says it once.
+                    if st.waiting.as_deref() != Some(reason.as_str()) {
+                        self.exec
+                            .event(name, "Warning", "RemediationHeldBack", &reason)
+                            .await;
+                    }
+                    self.metrics.remedy(step.remedy.name(), "deferred");
+                    self.wait(name, st, reason);
                     return;
                 }
                 Admission::Blocked { reason } | Admission::Wait { reason } => {

@@ -355,7 +355,7 @@ impl Service {
     }
 
     /// Whether a probe round found the host not answering (the verdict's own rule).
-    fn dark(&self, e: &Evidence) -> bool {
+    pub(super) fn dark(&self, e: &Evidence) -> bool {
         crate::verdict::dark(e, &self.config.policy.verdict()) == Some(true)
     }
 

@@ -11,6 +11,7 @@ use super::Service;
 use crate::bmc::{PowerRequest, SelEntry, Severity};
 use crate::config::Config;
 use crate::remedy::executor::{Deps, Executor, Settings, PAUSE_ANNOTATION};
+use crate::remedy::guard::CONTROL_PLANE_LABEL;
 use crate::remedy::journal::Journal;
 use crate::remedy::stage::Stage;
 use crate::testing::{
@@ -432,6 +433,43 @@ async fn a_read_only_filesystem_condition_is_fenced_as_a_fault_and_memory_pressu
         f.reports()
     );
     assert_eq!(f.stage(2), Stage::Healthy, "a warning is not a remediation");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_control_plane_nodes_down_at_once_are_remediated_one_at_a_time() {
+    // Seven machines: two dark are 28 %, under the storm guard's 30 %.
+    let f = fleet(
+        7,
+        "suspect_after = 2\nmax_concurrent = 4\nsoft_reboot_timeout_s = 600",
+    );
+    for n in ["node-1", "node-2", "node-3"] {
+        f.cluster.edit(n, |info| {
+            info.labels.insert(CONTROL_PLANE_LABEL, String::new());
+        });
+    }
+    f.rounds(2).await;
+    f.go_dark(1);
+    f.go_dark(2);
+    f.rounds(4).await;
+    let acted: Vec<usize> = [1, 2]
+        .into_iter()
+        .filter(|i| !f.requests(*i).is_empty())
+        .collect();
+    assert_eq!(
+        acted.len(),
+        1,
+        "one control-plane node at a time: {acted:?}"
+    );
+    let held = if acted == [1] { 2 } else { 1 };
+    let t = f.timeline(held);
+    assert!(t.contains("held back to keep etcd's quorum"), "{t}");
+    assert_eq!(t.matches("held back").count(), 1, "said once: {t}");
+    let l = said(&f.log);
+    let events = l
+        .iter()
+        .filter(|x| *x == &format!("event node-{held} Warning RemediationHeldBack"))
+        .count();
+    assert_eq!(events, 1, "{l:?}");
 }
 
 #[tokio::test(start_paused = true)]

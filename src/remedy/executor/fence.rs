@@ -122,6 +122,22 @@ impl Executor {
         Ok(())
     }
 
+    /// Publish an Event about `node` (best effort: the timeline holds the fact).
+    pub async fn event(&self, node: &str, type_: &str, reason: &str, note: &str) {
+        let e = NodeEvent {
+            type_: type_.into(),
+            reason: reason.into(),
+            action: "Remediate".into(),
+            note: note.chars().take(1024).collect(),
+        };
+        if self.dry_run {
+            return;
+        }
+        if let Err(e) = self.nodes.publish(node, e).await {
+            warn!(node, error = %e, "publishing the event failed");
+        }
+    }
+
     /// Set our condition (status, reason, message) and publish an Event (type, reason,
     /// action, note). Best effort: the timeline and the journal already hold the facts.
     pub(super) async fn mark(

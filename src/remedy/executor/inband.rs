@@ -1,6 +1,7 @@
-//! The executor's in-band steps, over the host's own SSH: `systemctl reboot` as the soft
-//! reboot when SSH answers (journaled like a power step: after a crash it is never sent
-//! again), and the runbook's host checks before a node is uncordoned.
+//! The executor's in-band steps, over the host's own SSH: the repair (`systemctl restart` of
+//! the unit the host checks name), `systemctl reboot` as the soft reboot when SSH answers
+//! (both journaled like a power step: after a crash never sent again), and the runbook's host
+//! checks for the verdict and before a node is uncordoned.
 
 use super::{Done, Executor, Subject};
 use crate::clock::rfc3339;
