@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Machine, SshSettings};
-use crate::health::host::{self as checks, HostChecks};
+use crate::health::host::{self as checks, q, HostChecks};
 use crate::health::nic::{self, Sample};
 use crate::health::smart::{self, Drive, Snapshot};
 use crate::health::{Finding, Limits};
@@ -187,11 +187,6 @@ struct ScanDevice {
     name: String,
     #[serde(rename = "type")]
     kind: Option<String>,
-}
-
-/// Shell-quote one argument.
-fn q(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Every drive smartctl finds on the host.

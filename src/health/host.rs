@@ -44,8 +44,8 @@ impl Default for Paths {
     }
 }
 
-/// Shell-quote one argument.
-fn q(s: &str) -> String {
+/// Shell-quote one argument (the SSH commands' one quoting rule).
+pub fn q(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
@@ -252,12 +252,7 @@ impl Usage {
                 continue;
             }
             // The mount point is everything after the fifth column.
-            let mount = line
-                .splitn(6, char::is_whitespace)
-                .last()
-                .map(str::trim)
-                .filter(|m| m.starts_with('/'))
-                .map_or_else(|| cols[5..].join(" "), str::to_owned);
+            let mount = cols[5..].join(" ");
             if out.iter().any(|u| u.mount == mount) {
                 continue;
             }
@@ -336,14 +331,6 @@ pub fn read_only_mounts(text: &str, watched: &[&str]) -> Vec<(String, String)> {
             out.push(((*mount).to_owned(), line.trim().to_owned()));
         }
     }
-    // A later read-write mount on the same point hid an earlier read-only one.
-    out.retain(|(m, _)| {
-        text.lines()
-            .rev()
-            .find(|l| l.split_whitespace().nth(1) == Some(m.as_str()))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .is_some_and(|o| o.split(',').any(|x| x == "ro"))
-    });
     out
 }
 

@@ -5,7 +5,6 @@
 
 use super::{Done, Executor, Subject};
 use crate::clock::rfc3339;
-use crate::gather::host::GatherError;
 use crate::health::Level;
 use crate::remedy::journal::{Before, Intent};
 
@@ -224,22 +223,11 @@ impl Executor {
             .await
         {
             Ok(c) => c,
-            Err(
-                e @ (GatherError::Ssh(_)
-                | GatherError::NoSsh { .. }
-                | GatherError::HostKey { .. }
-                | GatherError::HostKeyPolicy { .. }),
-            ) => {
-                self.note(
-                    node,
-                    format!("health check: the host cannot be asked ({e}); judged by Ready and the bootID"),
-                );
-                return Ok(());
-            }
+            // SSH refused, no settings, no answer: nothing to judge by but Ready and bootID.
             Err(e) => {
                 self.note(
                     node,
-                    format!("health check: {e}; judged by Ready and the bootID"),
+                    format!("health check: the host cannot be asked ({e}); judged by Ready and the bootID"),
                 );
                 return Ok(());
             }
