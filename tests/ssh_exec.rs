@@ -230,6 +230,14 @@ async fn diagnose_runs_the_runbook_checks_over_ssh_and_changes_nothing() {
         ],
         &log,
     );
+    // df as recorded on a real Debian 12 host (87 % used: a warning, not critical), so that
+    // the verdict does not depend on how full this machine's own disk happens to be.
+    stand_in(
+        bin.path(),
+        "df",
+        &[("-P*", "df-P.txt"), ("-iP*", "df-iP.txt")],
+        &bin.path().join("df-asked"),
+    );
     let sshd = Sshd::start_with_path(None, free_port(), Some(bin.path()));
     sshd.wait_ready();
     // A real certificate that expires within a day: a warning with its date.
@@ -286,15 +294,18 @@ async fn diagnose_runs_the_runbook_checks_over_ssh_and_changes_nothing() {
     assert!(codes.contains(&"kubelet_cert_expiring"), "{codes:?}");
     assert_eq!(doc["repair"], "restart-runtime", "the runtime first: {doc}");
     assert_eq!(doc["healthy"], false);
-    // Real commands ran on the host: df saw its real root filesystem, /proc its tasks.
+    // The commands ran on the host: df (the stand-in) for the kubelet's filesystems, the real
+    // /proc for its tasks.
     assert!(
         doc["checks"]["disk"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|u| u["mount"] == "/"),
+            .any(|u| u["mount"] == "/" && u["used"] == 82695848),
         "{doc}"
     );
+    let df = std::fs::read_to_string(bin.path().join("df-asked")).unwrap();
+    assert!(df.lines().any(|l| l.starts_with("df -P / /var")), "{df}");
     assert!(doc["checks"]["pids"][1].as_u64().unwrap() > 0);
     for f in doc["findings"].as_array().unwrap() {
         assert!(f["fix"].is_string(), "every finding says what to do: {f}");
