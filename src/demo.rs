@@ -177,6 +177,7 @@ pub fn demo_config(
             listen: "127.0.0.1:0".into(),
             leader_election: true,
         },
+        replacement: crate::config::ReplacementSettings::default(),
         policy: PolicySettings {
             suspect_after: 3,
             confirm_timeout_s: 10,

@@ -358,8 +358,11 @@ pub struct FakeHosts {
     pub asked: Mutex<Vec<(IpAddr, &'static str, tokio::time::Instant)>>,
     /// What the host checks find, by address (default: kubelet and runtime running).
     pub os: Mutex<BTreeMap<String, HostChecks>>,
-    /// In-band actions, in order: `reboot IP`, `restart IP UNIT`, `checks IP`.
+    /// In-band actions, in order: `reboot IP`, `restart IP UNIT`, `checks IP`, `run IP CMD`.
     pub actions: Mutex<Vec<String>>,
+    /// What a command run on a host prints, by a word it contains (first match); exit 0 and
+    /// no output unless set.
+    pub replies: Mutex<Vec<(String, crate::probe::exec::Output)>>,
 }
 
 /// A unit as `systemctl show` reports it.
@@ -402,6 +405,21 @@ impl FakeHosts {
     /// What the host at `ip` answers its checks with from now on.
     pub fn set_os(&self, ip: &str, checks: HostChecks) {
         self.os.lock().unwrap().insert(ip.to_owned(), checks);
+    }
+
+    /// A command containing `word` prints `stdout` and exits with `status` from now on.
+    pub fn reply(&self, word: &str, status: u32, stdout: &str) {
+        self.replies.lock().unwrap().insert(
+            0,
+            (
+                word.to_owned(),
+                crate::probe::exec::Output {
+                    stdout: stdout.as_bytes().to_vec(),
+                    stderr: Vec::new(),
+                    exit_status: Some(status),
+                },
+            ),
+        );
     }
 
     /// The in-band actions asked so far.
@@ -472,5 +490,24 @@ impl HostAccess for FakeHosts {
     async fn reboot(&self, _: &Machine, host: &str) -> Result<(), GatherError> {
         self.act(format!("reboot {host}"));
         self.down(host)
+    }
+    async fn run(
+        &self,
+        _: &Machine,
+        host: &str,
+        command: &str,
+        _: std::time::Duration,
+    ) -> Result<crate::probe::exec::Output, GatherError> {
+        self.act(format!("run {host} {command}"));
+        self.down(host)?;
+        let replies = self.replies.lock().unwrap();
+        Ok(replies
+            .iter()
+            .find(|(w, _)| command.contains(w.as_str()))
+            .map(|(_, o)| o.clone())
+            .unwrap_or(crate::probe::exec::Output {
+                exit_status: Some(0),
+                ..Default::default()
+            }))
     }
 }

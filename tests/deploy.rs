@@ -329,6 +329,22 @@ async fn the_code_makes_exactly_the_calls_in_the_table() {
     oob::k8s::join::join_command(&client, Duration::from_secs(600))
         .await
         .unwrap();
+    // The replacement: its token read back, labels restored, the control plane listed.
+    use oob::k8s::join::Rejoin as _;
+    let rejoin = oob::k8s::join::KubeRejoin(client.clone());
+    let token = rejoin.mint(Duration::from_secs(600)).await.unwrap();
+    assert!(rejoin.token(&token.id).await.unwrap().is_some());
+    rejoin
+        .restore(
+            "node-1",
+            &[("example.com/rack".to_owned(), "r1".to_owned())].into(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    oob::k8s::control_plane_not_ready(&client, "node-1")
+        .await
+        .unwrap();
     ops.delete("node-2").await.unwrap();
 
     let requests = api.api.requests();

@@ -24,6 +24,7 @@ mod probe_netns;
 mod redfish_faults;
 mod redfish_sushy;
 mod redfish_trees;
+mod replace_e2e;
 mod secrets;
 mod ssh_exec;
 mod tls;

@@ -24,6 +24,9 @@ pub struct NodeArgs {
     /// Drain: also evict pods with emptyDir volumes (their data is lost).
     #[arg(long)]
     pub delete_emptydir_data: bool,
+    /// Replace: the board was replaced; a new system UUID is accepted (and reported).
+    #[arg(long)]
+    pub new_board: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -31,6 +34,11 @@ pub enum NodeVerb {
     Cordon,
     Uncordon,
     Drain,
+    /// The kubeadm replacement workflow for a machine back from repair or reinstall:
+    /// record, identity, etcd member (control plane), delete the Node, token, `kubeadm reset`
+    /// and `join` over SSH (or the provisioning hook), wait for Ready, restore labels and
+    /// taints, health check, uncordon. Journaled and resumable; `--dry-run` prints each step.
+    Replace,
 }
 
 /// The cluster, found like kubectl finds it (also used by the ladder's commands).
@@ -43,6 +51,9 @@ pub(super) async fn client() -> anyhow::Result<kube::Client> {
 }
 
 pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<Status> {
+    if matches!(args.verb, NodeVerb::Replace) {
+        return super::person::replace(ctx, &args.node, args.new_board).await;
+    }
     let client = client().await?;
     let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "oob-cli".into());
     let ops = KubeNodeOps::new(client.clone(), "default", &instance);
@@ -76,6 +87,7 @@ pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<Status> {
             )?;
             Ok(Status::Ok)
         }
+        NodeVerb::Replace => super::person::replace(ctx, node, args.new_board).await,
         NodeVerb::Drain => {
             ops.set_unschedulable(node, true).await?;
             let options = DrainOptions {

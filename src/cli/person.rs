@@ -236,10 +236,10 @@ pub async fn plan(ctx: &Context) -> anyhow::Result<Status> {
             r.stage.clone(),
             r.verdict.clone(),
             r.next.clone(),
-            if r.paused {
-                format!("{} (paused)", r.remedy)
-            } else {
-                r.remedy.clone()
+            match (&r.held, r.paused) {
+                (_, true) => format!("{} (paused)", r.remedy),
+                (Some(why), false) => format!("{} (held: {why})", r.remedy),
+                (None, false) => r.remedy.clone(),
             },
             r.reasons.join(", "),
         ]
@@ -302,6 +302,30 @@ fn done_status(
     Ok(Status::problems_if(!ok))
 }
 
+/// etcd quorum, for a person's power action too: a control-plane node is not taken down
+/// while another control-plane node is not Ready (the service's storm guard holds the same
+/// line for the ladder). Refused with the names, before anything is sent.
+async fn quorum_guard(node: &crate::k8s::NodeInfo) -> anyhow::Result<()> {
+    use crate::remedy::guard::CONTROL_PLANE_LABEL;
+    if !node.labels.contains_key(CONTROL_PLANE_LABEL) {
+        return Ok(());
+    }
+    let client = kube_client().await?;
+    let down = crate::k8s::control_plane_not_ready(&client, &node.name)
+        .await
+        .context("listing the control-plane nodes (etcd quorum check)")?;
+    if !down.is_empty() {
+        anyhow::bail!(
+            "refused: {} is a control-plane node and {} {} not Ready; taking a second control-plane node down could cost etcd its quorum. Bring {} back first (or replace it: oob node replace)",
+            node.name,
+            down.join(", "),
+            if down.len() == 1 { "is" } else { "are" },
+            if down.len() == 1 { "it" } else { "them" }
+        );
+    }
+    Ok(())
+}
+
 /// `oob cycle NODE`: the guarded hard power cycle (lock, identity, journal, verified).
 pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
     let (_, machine, exec) = person(ctx, &args.node).await?;
@@ -310,6 +334,7 @@ pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
         Ok(n) => n,
         Err(_) => offline_node(&machine.name),
     };
+    quorum_guard(&node).await?;
     let episode = crate::clock::now_ms();
     let done = exec.hard_reboot(&subject(&machine, &node, episode)).await;
     flush_feed(&exec).await;
@@ -343,6 +368,7 @@ async fn reboot_ladder(
     let node = exec.nodes().get(&machine.name).await.context(
         "oob reboot verifies the reboot by the Node's bootID and needs cluster access (use oob cycle without one)",
     )?;
+    quorum_guard(&node).await?;
     if let Some(s) = args.soft_timeout {
         config.policy.soft_reboot_timeout_s = s;
     }
@@ -437,10 +463,62 @@ pub async fn power(ctx: &Context, node: &str, action: PowerAction) -> anyhow::Re
         Ok(n) => n,
         Err(_) => offline_node(&machine.name),
     };
+    if action != PowerAction::On {
+        quorum_guard(&node).await?;
+    }
     let episode = crate::clock::now_ms();
     let done = exec
         .power_action(&subject(&machine, &node, episode), action)
         .await;
     flush_feed(&exec).await;
     done_status(ctx, &machine.name, &done)
+}
+
+/// `oob node replace NODE`: the kubeadm replacement workflow, through the same executor
+/// (journal, lock, identity check) as the service. Resumable: run it again after any
+/// interruption and it goes on from the step it reached.
+pub async fn replace(ctx: &Context, node: &str, new_board: bool) -> anyhow::Result<Status> {
+    let mut config = config(ctx)?.clone();
+    let client = kube_client()
+        .await
+        .context("the replacement works on the cluster: it needs a kubeconfig")?;
+    crate::service::add_annotated(&mut config, &client).await?;
+    let machine = config.machine(node)?.clone();
+    let holder = format!("oob-cli-{}", holder(None));
+    let (feed, _) = broadcast::channel(256);
+    let exec = crate::service::executor(&config, Some(client.clone()), ctx.dry_run, &holder, feed)?;
+    // The other machines' Nodes: where a control-plane node's etcd member is removed.
+    let mut peers = Vec::new();
+    for m in config.machines.iter().filter(|m| m.name != node) {
+        match exec.nodes().get(&m.name).await {
+            Ok(n) => peers.push((m.clone(), n)),
+            Err(crate::k8s::NodeOpsError::NotFound { .. }) => {}
+            Err(e) => return Err(e).context(format!("reading Node {}", m.name)),
+        }
+    }
+    stderr_feed(&exec);
+    let request = crate::remedy::executor::replace::ReplaceRequest {
+        machine: &machine,
+        peers: &peers,
+        new_board,
+        settings: &config.replacement,
+    };
+    let rejoin = crate::k8s::join::KubeRejoin(client);
+    let result = exec.replace(&request, &rejoin).await;
+    flush_feed(&exec).await;
+    let done = result?;
+    let rows: Vec<Vec<String>> =
+        std::iter::once(vec!["STEP".into(), "HOW".into(), "DETAIL".into()])
+            .chain(
+                done.steps
+                    .iter()
+                    .map(|s| vec![s.step.to_owned(), s.how.to_owned(), s.detail.clone()]),
+            )
+            .collect();
+    emit(
+        ctx.format,
+        &json!({"dry_run": ctx.dry_run, "replaced": done}),
+        &rows,
+    )?;
+    Ok(Status::Ok)
 }

@@ -10,7 +10,7 @@ mod access;
 mod service;
 
 pub use access::{read_password, CredentialRef, SshSettings, TlsSettings};
-pub use service::{Liveness, PolicySettings, ServiceSettings};
+pub use service::{Liveness, PolicySettings, ReplacementSettings, ServiceSettings};
 
 /// Errors reading the configuration or resolving a credential.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,8 @@ pub struct Config {
     pub service: ServiceSettings,
     #[serde(default)]
     pub policy: PolicySettings,
+    #[serde(default)]
+    pub replacement: ReplacementSettings,
     #[serde(default)]
     pub machines: Vec<Machine>,
     /// Where the file was read from, for messages.

@@ -187,3 +187,40 @@ impl PolicySettings {
         }
     }
 }
+
+/// `[replacement]`: the kubeadm replacement workflow (`oob node replace`, started by a
+/// person; the service does not start it on its own yet).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplacementSettings {
+    /// How long the bootstrap token minted for the join lives.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub token_ttl_s: u64,
+    /// How long the join may take, and then the Node to register and be Ready.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub join_timeout_s: u64,
+    /// `etcdctl` and its connection flags as run over SSH on a healthy control-plane node
+    /// (kubeadm's certificate paths; e.g. `crictl exec $(crictl ps -q --name etcd) etcdctl …`
+    /// where etcdctl is only inside the etcd container).
+    pub etcdctl: String,
+    /// A provisioning system's hook (program and arguments, run by oob): instead of
+    /// `kubeadm reset` and `kubeadm join` over SSH, the join command is handed to it in the
+    /// environment (`OOB_JOIN_COMMAND`, `OOB_NODE`, `OOB_CONTROL_PLANE`); exit 0 means it took
+    /// it, and oob waits for the Node to register.
+    pub hook: Vec<String>,
+}
+
+impl Default for ReplacementSettings {
+    fn default() -> Self {
+        Self {
+            token_ttl_s: 1800,
+            join_timeout_s: 900,
+            etcdctl: "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 \
+                      --cacert=/etc/kubernetes/pki/etcd/ca.crt \
+                      --cert=/etc/kubernetes/pki/etcd/server.crt \
+                      --key=/etc/kubernetes/pki/etcd/server.key"
+                .into(),
+            hook: Vec::new(),
+        }
+    }
+}

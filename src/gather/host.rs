@@ -97,6 +97,15 @@ pub trait HostAccess: Send + Sync {
     async fn restart(&self, m: &Machine, host: &str, unit: &str) -> Result<(), GatherError>;
     /// `systemctl reboot`: `Ok` once sent (the session dropping under us counts as sent).
     async fn reboot(&self, m: &Machine, host: &str) -> Result<(), GatherError>;
+    /// Run `command` (the replacement's `kubeadm` and `etcdctl`) under the remote `timeout`
+    /// of `limit`; `Ok` with the exit status, whatever it is.
+    async fn run(
+        &self,
+        m: &Machine,
+        host: &str,
+        command: &str,
+        limit: Duration,
+    ) -> Result<exec::Output, GatherError>;
 }
 
 /// The real host access: one SSH session per call.
@@ -137,6 +146,17 @@ impl HostAccess for SshAccess {
         let (t, _) = ssh_target(m, host)?;
         exec::reboot(&t, "systemctl reboot").await?;
         Ok(())
+    }
+
+    async fn run(
+        &self,
+        m: &Machine,
+        host: &str,
+        command: &str,
+        limit: Duration,
+    ) -> Result<exec::Output, GatherError> {
+        let (t, _) = ssh_target(m, host)?;
+        Ok(exec::exec(&t, command, limit).await?)
     }
 }
 

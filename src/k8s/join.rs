@@ -230,3 +230,87 @@ pub async fn join_command(
         token,
     ))
 }
+
+/// The cluster's side of a replacement, behind a seam for fakes: discovery (endpoint and CA
+/// hashes), bootstrap tokens (minted, and found again by id after a crash: the secret half
+/// is never journaled), and the labels and annotations restored on the rejoined Node.
+#[async_trait::async_trait]
+pub trait Rejoin: Send + Sync {
+    /// The API endpoint and the `sha256:` hashes of the cluster's CA certificates.
+    async fn discovery(&self) -> Result<(String, Vec<String>), NodeOpsError>;
+    /// A fresh bootstrap token valid for `ttl`.
+    async fn mint(&self, ttl: Duration) -> Result<BootstrapToken, NodeOpsError>;
+    /// The token with this id, while its Secret exists.
+    async fn token(&self, id: &str) -> Result<Option<BootstrapToken>, NodeOpsError>;
+    /// Merge these labels and annotations into the Node (taints go through `NodeOps`).
+    async fn restore(
+        &self,
+        node: &str,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), NodeOpsError>;
+}
+
+/// [`Rejoin`] over the API server.
+pub struct KubeRejoin(pub kube::Client);
+
+#[async_trait::async_trait]
+impl Rejoin for KubeRejoin {
+    async fn discovery(&self) -> Result<(String, Vec<String>), NodeOpsError> {
+        let (endpoint, cas) = cluster_info(&self.0).await?;
+        let hashes: Vec<String> = cas.iter().filter_map(|c| ca_cert_hash(c)).collect();
+        if hashes.is_empty() {
+            return Err(NodeOpsError::Invalid {
+                node: "kube-public/cluster-info".into(),
+                message: "the CA certificate has no SubjectPublicKeyInfo".into(),
+            });
+        }
+        Ok((endpoint, hashes))
+    }
+
+    async fn mint(&self, ttl: Duration) -> Result<BootstrapToken, NodeOpsError> {
+        create_token(&self.0, ttl).await
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<BootstrapToken>, NodeOpsError> {
+        let api: Api<KubeSecret> = Api::namespaced(self.0.clone(), "kube-system");
+        let name = format!("bootstrap-token-{id}");
+        let found = api
+            .get_opt(&name)
+            .await
+            .map_err(|e| NodeOpsError::from_kube(&name, "read", e))?;
+        let Some(data) = found.and_then(|s| s.data) else {
+            return Ok(None);
+        };
+        let text = |k: &str| {
+            data.get(k)
+                .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        };
+        Ok(match (text("token-secret"), text("expiration")) {
+            (Some(secret), expiration) => Some(BootstrapToken {
+                id: id.to_owned(),
+                secret: Secret::new(secret),
+                expiration: expiration.unwrap_or_default(),
+            }),
+            _ => None,
+        })
+    }
+
+    async fn restore(
+        &self,
+        node: &str,
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(), NodeOpsError> {
+        let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.0.clone());
+        let patch = serde_json::json!({"metadata": {"labels": labels, "annotations": annotations}});
+        api.patch(
+            node,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|e| NodeOpsError::from_kube(node, "restore labels on", e))?;
+        Ok(())
+    }
+}

@@ -324,3 +324,38 @@ pub async fn secret_password(
     })?;
     Ok(crate::secret::Secret::new(text))
 }
+
+/// The control-plane nodes (label `node-role.kubernetes.io/control-plane`) other than
+/// `except` whose Ready condition is not True: a person's power action on a control-plane
+/// node is refused while there is one (etcd quorum).
+pub async fn control_plane_not_ready(
+    client: &kube::Client,
+    except: &str,
+) -> Result<Vec<String>, NodeOpsError> {
+    use k8s_openapi::api::core::v1::Node;
+    const LABEL: &str = crate::remedy::guard::CONTROL_PLANE_LABEL;
+    let api: kube::Api<Node> = kube::Api::all(client.clone());
+    let list = api
+        .list(&kube::api::ListParams::default().labels(LABEL))
+        .await
+        .map_err(|e| NodeOpsError::from_kube("nodes", "list", e))?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|n| {
+            let labelled = n
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(LABEL));
+            let ready = n
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                .is_some_and(|c| c.status == "True");
+            labelled && n.metadata.name.as_deref() != Some(except) && !ready
+        })
+        .filter_map(|n| n.metadata.name.clone())
+        .collect())
+}

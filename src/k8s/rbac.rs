@@ -84,6 +84,8 @@ pub const CALLS: &[Call] = &[
     ns(call("", "configmaps", "get"), "kube-public"),
     // join::create_token: the bootstrap token Secret (replacement workflow only)
     optional(ns(call("", "secrets", "create"), "kube-system")),
+    // KubeRejoin::token: a resumed replacement reads its bootstrap token back by id
+    optional(ns(call("", "secrets", "get"), "kube-system")),
     // KubeNodeOps::delete: the old Node object of a replaced machine
     optional(call("", "nodes", "delete")),
 ];

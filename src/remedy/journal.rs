@@ -147,6 +147,16 @@ impl Journal {
         Ok(())
     }
 
+    /// Forget the outcome of `key` (its intent stays): a step done again on purpose, e.g.
+    /// a bootstrap token minted anew because the first one expired before it was used.
+    pub fn reopen(&self, key: &str) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE actions SET outcome = NULL, detail = NULL, done_ms = NULL WHERE key = ?1",
+            params![key],
+        )?;
+        Ok(())
+    }
+
     /// The action journaled under `key`, if any.
     pub fn entry(&self, key: &str) -> Result<Option<Entry>, JournalError> {
         Ok(self

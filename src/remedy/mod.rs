@@ -8,4 +8,5 @@ pub mod executor;
 pub mod governor;
 pub mod guard;
 pub mod journal;
+pub mod replace;
 pub mod stage;

@@ -34,7 +34,7 @@ fn evidence_lines(st: &MachineState, j: &Judgement) -> Vec<String> {
 }
 
 /// Remedies that change the machine or the cluster (and pass the storm guard).
-fn mutating(r: Remedy) -> bool {
+pub(super) fn mutating(r: Remedy) -> bool {
     matches!(
         r,
         Remedy::Repair | Remedy::SoftReboot | Remedy::HardReboot | Remedy::PowerOn | Remedy::Fence
@@ -67,6 +67,18 @@ impl Service {
         answering: bool,
     ) -> Admission {
         let _turn = self.admission.lock().await;
+        let (fleet, storm) = self.fleet(name, answering).await;
+        let a = admit(fleet, &storm, self.exec.now_ms(), recovered_ms);
+        if let Admission::Go = a {
+            if let Some(m) = self.lock().get_mut(name) {
+                m.position.stage = next;
+            }
+        }
+        a
+    }
+
+    /// What the storm guard judges `name`'s next action by (`oob plan` asks it too).
+    pub(super) async fn fleet(&self, name: &str, answering: bool) -> (Fleet, StormPolicy) {
         let breaker_open = self.exec.journal().breaker().ok().flatten().is_some();
         let (total, unhealthy, in_flight, others) = {
             let s = self.lock();
@@ -116,13 +128,7 @@ impl Service {
             control_plane_unhealthy,
             control_plane_remediating,
         };
-        let a = admit(fleet, &storm, self.exec.now_ms(), recovered_ms);
-        if let Admission::Go = a {
-            if let Some(m) = self.lock().get_mut(name) {
-                m.position.stage = next;
-            }
-        }
-        a
+        (fleet, storm)
     }
 
     /// Carry out `step`. `resumed_from` is the stage before a pending remedy found after a

@@ -178,6 +178,8 @@ pub struct PlanRow {
     pub next: String,
     pub remedy: String,
     pub paused: bool,
+    /// Why the storm guard would hold the step back now (etcd quorum, breaker…).
+    pub held: Option<String>,
 }
 
 /// A running ladder over a fleet.

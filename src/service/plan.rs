@@ -1,6 +1,6 @@
 //! `oob plan`: what the service would do for each machine now, from the journaled
 //! positions, through the same probe, look, judgement and stage machine as a round; nothing
-//! is carried out (the storm guard is not asked).
+//! is carried out (the storm guard is asked what it would say, nothing is admitted).
 
 use super::{PlanRow, Service};
 
@@ -9,7 +9,8 @@ use crate::remedy::executor::PAUSE_ANNOTATION;
 
 impl Service {
     /// What the service would do for each machine now (`oob plan`): probe, judge and step
-    /// from the journaled position; nothing is carried out (the storm guard is not asked).
+    /// from the journaled position; nothing is carried out. A step the storm guard would
+    /// hold back (etcd quorum, the unhealthy share, the breaker) says so.
     pub async fn plan(&self) -> Vec<PlanRow> {
         let mut rows = Vec::new();
         for m in &self.machines {
@@ -37,6 +38,19 @@ impl Service {
                     .get(PAUSE_ANNOTATION)
                     .is_some_and(|v| v != "false")
             });
+            // What the storm guard would say now (asked, not marked: nothing is admitted).
+            let held = if super::act::mutating(step.remedy) {
+                let (fleet, storm) = self.fleet(&m.name, !self.dark(&evidence)).await;
+                match crate::remedy::guard::admit(fleet, &storm, now, st.position.recovered_ms) {
+                    crate::remedy::guard::Admission::Go => None,
+                    crate::remedy::guard::Admission::Hold { reason }
+                    | crate::remedy::guard::Admission::Blocked { reason }
+                    | crate::remedy::guard::Admission::Wait { reason }
+                    | crate::remedy::guard::Admission::Trip { reason } => Some(reason),
+                }
+            } else {
+                None
+            };
             rows.push(PlanRow {
                 node: m.name.clone(),
                 stage: st.position.stage.name().into(),
@@ -45,6 +59,7 @@ impl Service {
                 next: step.next.name().into(),
                 remedy: step.remedy.name().into(),
                 paused,
+                held,
             });
         }
         rows

@@ -470,6 +470,17 @@ async fn two_control_plane_nodes_down_at_once_are_remediated_one_at_a_time() {
         .filter(|x| *x == &format!("event node-{held} Warning RemediationHeldBack"))
         .count();
     assert_eq!(events, 1, "{l:?}");
+    // `oob plan` shows the hold (asked, not admitted: still one acted on).
+    let rows = f.svc.plan().await;
+    let row = rows
+        .iter()
+        .find(|r| r.node == format!("node-{held}"))
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert!(
+        row.held.as_deref().is_some_and(|h| h.contains("etcd")),
+        "{row:?}"
+    );
+    assert!(f.requests(held).is_empty());
 }
 
 #[tokio::test(start_paused = true)]

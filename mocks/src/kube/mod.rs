@@ -297,6 +297,7 @@ async fn handle(
                 &json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"resourceVersion": s.resource_version.to_string()}, "items": items}),
             )
         }
+        ("POST", ["api", "v1", "nodes"]) => writes::create_node(&mut s, parsed),
         ("GET", ["api", "v1", "nodes", name]) => match s.nodes.get(*name) {
             Some(n) => ok(n),
             None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),

@@ -162,3 +162,31 @@ pub(super) fn create_secret(s: &mut State, ns: &str, mut secret: Value) -> Respo
     s.secrets.insert(key, secret.clone());
     created(secret)
 }
+
+/// `POST /api/v1/nodes`: a kubelet registering (cluster-scoped: no namespace). A Node of
+/// that name already there is `409 AlreadyExists`, as the real server answers a second
+/// registration.
+pub(super) fn create_node(s: &mut State, mut node: Value) -> Response {
+    if !node.get("metadata").is_some_and(Value::is_object) {
+        node["metadata"] = json!({});
+    }
+    let name = node
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if let Some(r) = validate::rejection(
+        validate::NODE,
+        &name,
+        &meta::create(&node["metadata"], false),
+    ) {
+        return r;
+    }
+    if s.nodes.contains_key(&name) {
+        return already_exists(validate::NODE, &name);
+    }
+    stamp(s, &mut node, true);
+    s.nodes.insert(name, node.clone());
+    super::notify(s, "ADDED", &node);
+    created(node)
+}

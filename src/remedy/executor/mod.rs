@@ -12,6 +12,7 @@ mod fence;
 mod inband;
 mod look;
 mod power;
+pub mod replace;
 mod report;
 mod seams;
 #[cfg(test)]
