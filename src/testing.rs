@@ -511,3 +511,56 @@ impl HostAccess for FakeHosts {
             }))
     }
 }
+
+/// Tokens in memory, restores recorded.
+#[derive(Default)]
+pub struct FakeRejoin {
+    pub minted: Mutex<Vec<String>>,
+    pub restored: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl crate::k8s::join::Rejoin for FakeRejoin {
+    async fn discovery(&self) -> Result<(String, Vec<String>), NodeOpsError> {
+        Ok(("10.0.0.10:6443".into(), vec!["sha256:00".into()]))
+    }
+    async fn mint(
+        &self,
+        _: std::time::Duration,
+    ) -> Result<crate::k8s::join::BootstrapToken, NodeOpsError> {
+        let id = format!("tok{:03}", self.minted.lock().unwrap().len());
+        self.minted.lock().unwrap().push(id.clone());
+        Ok(crate::k8s::join::BootstrapToken {
+            id,
+            secret: crate::secret::Secret::new("0123456789abcdef"),
+            expiration: "2027-01-01T00:00:00Z".into(),
+        })
+    }
+    async fn token(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::k8s::join::BootstrapToken>, NodeOpsError> {
+        Ok(self
+            .minted
+            .lock()
+            .unwrap()
+            .contains(&id.to_owned())
+            .then(|| crate::k8s::join::BootstrapToken {
+                id: id.to_owned(),
+                secret: crate::secret::Secret::new("0123456789abcdef"),
+                expiration: "2027-01-01T00:00:00Z".into(),
+            }))
+    }
+    async fn restore(
+        &self,
+        node: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        _: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), NodeOpsError> {
+        self.restored
+            .lock()
+            .unwrap()
+            .push(format!("{node} {}", labels.len()));
+        Ok(())
+    }
+}

@@ -92,6 +92,9 @@ pub enum Command {
     Cycle(person::NodeTarget),
     /// Soft reboot verified by bootID and Ready; the guarded hard cycle when it is not.
     Reboot(person::RebootArgs),
+    /// End the hands-off of a node awaiting replacement (the technicians are done):
+    /// `--repaired` lets the service replace and rejoin it when `[replacement] enabled`.
+    Release(person::ReleaseArgs),
     /// The storm breaker: status, or reset by a person.
     Breaker(ladder::BreakerArgs),
     /// Validate the configuration and print it with defaults filled in (no secrets).
@@ -169,6 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Check(args) => person::check(&ctx, args).await,
         Command::Plan => person::plan(&ctx).await,
         Command::Cycle(args) => person::cycle(&ctx, args).await,
+        Command::Release(args) => person::release(&ctx, args).await,
         Command::Reboot(args) => person::reboot(&ctx, args).await,
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo_cmds::demo(&ctx, args).await,

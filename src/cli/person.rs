@@ -166,6 +166,7 @@ pub async fn check(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
     let policy = crate::remedy::decide::Policy {
         stages: (&svc.config.policy).into(),
         verdict: verdict_policy,
+        replace: svc.config.replacement.enabled,
     };
     let decision = crate::remedy::decide::decide(&position, &evidence, exec.now_ms(), &policy);
     let (j, next) = match decision {
@@ -519,6 +520,67 @@ pub async fn replace(ctx: &Context, node: &str, new_board: bool) -> anyhow::Resu
         ctx.format,
         &json!({"dry_run": ctx.dry_run, "replaced": done}),
         &rows,
+    )?;
+    Ok(Status::Ok)
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// Node name.
+    pub node: String,
+    /// The machine was repaired or reinstalled: with `[replacement] enabled` the service
+    /// replaces and rejoins it (`oob node replace` does it by hand).
+    #[arg(long)]
+    pub repaired: bool,
+}
+
+/// `oob release NODE [--repaired]`: a mark on the Node (`oob.dev/release`) that the service
+/// acts on when the node is awaiting replacement (and takes away), with an Event.
+pub async fn release(ctx: &Context, args: ReleaseArgs) -> anyhow::Result<Status> {
+    use crate::k8s::{KubeNodeOps, NodeEvent, NodeOps as _, NodeOpsError};
+    use crate::remedy::executor::RELEASE_ANNOTATION;
+    let client = kube_client()
+        .await
+        .context("a release is a mark on the Node: it needs a kubeconfig")?;
+    let ops = KubeNodeOps::new(client, "default", &format!("oob-cli-{}", holder(None)));
+    let node = args.node.as_str();
+    match ops.get(node).await {
+        Ok(_) => {}
+        Err(NodeOpsError::NotFound { .. }) => anyhow::bail!(
+            "Node {node} not found: there is no hands-off to end; a machine without a Node is rejoined with `oob node replace {node}`"
+        ),
+        Err(e) => return Err(e.into()),
+    }
+    let value = if args.repaired { "repaired" } else { "done" };
+    let line = if args.repaired {
+        format!("{node} released as repaired: the service replaces and rejoins it if [replacement] enabled, else its ladder goes on")
+    } else {
+        format!("{node} released: the service's ladder goes on")
+    };
+    if ctx.dry_run {
+        emit(
+            ctx.format,
+            &json!({"node": node, "dry_run": true, "release": value}),
+            &[vec![format!(
+                "dry run: would annotate {RELEASE_ANNOTATION}={value} on {node}"
+            )]],
+        )?;
+        return Ok(Status::Ok);
+    }
+    ops.annotate(node, RELEASE_ANNOTATION, Some(value)).await?;
+    let event = NodeEvent {
+        type_: "Normal".into(),
+        reason: "Released".into(),
+        action: "Release".into(),
+        note: line.clone(),
+    };
+    if let Err(e) = ops.publish(node, event).await {
+        tracing::warn!(node, error = %e, "publishing the release event failed");
+    }
+    emit(
+        ctx.format,
+        &json!({"node": node, "release": value}),
+        &[vec![line]],
     )?;
     Ok(Status::Ok)
 }

@@ -188,11 +188,15 @@ impl PolicySettings {
     }
 }
 
-/// `[replacement]`: the kubeadm replacement workflow (`oob node replace`, started by a
-/// person; the service does not start it on its own yet).
+/// `[replacement]`: the kubeadm replacement workflow (`oob node replace`, and the ladder's
+/// last rung when `enabled`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplacementSettings {
+    /// The ladder's last rung: a node awaiting replacement that a person released as
+    /// repaired (`oob release NODE --repaired`) is replaced by the service itself. Off by
+    /// default: then only a person's `oob node replace` does it.
+    pub enabled: bool,
     /// How long the bootstrap token minted for the join lives.
     #[serde(deserialize_with = "crate::duration::de_secs")]
     pub token_ttl_s: u64,
@@ -213,6 +217,7 @@ pub struct ReplacementSettings {
 impl Default for ReplacementSettings {
     fn default() -> Self {
         Self {
+            enabled: false,
             token_ttl_s: 1800,
             join_timeout_s: 900,
             etcdctl: "ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 \

@@ -18,6 +18,8 @@ use crate::verdict::{
 pub struct Policy {
     pub stages: StagePolicy,
     pub verdict: VerdictPolicy,
+    /// `[replacement] enabled`: a node released as repaired is replaced by the ladder.
+    pub replace: bool,
 }
 
 /// Evidence a stage asks for before it is judged.
@@ -91,6 +93,11 @@ pub fn decide(position: &Position, evidence: &Evidence, now: u64, policy: &Polic
         });
     }
     let before = position.stage;
+    if let (Stage::AwaitReplacement { .. }, Some(repaired)) = (before, e.released) {
+        if let Some(plan) = released(position, judgement.clone(), repaired, now, policy) {
+            return Decision::Act(plan);
+        }
+    }
     let first = before.step(&judgement.verdict, now, &policy.stages);
     let entering = first.next.needs_bmc_look() && !before.needs_bmc_look();
     let confirming = before.needs_bmc_look() && !healthy(&judgement.verdict);
@@ -154,6 +161,50 @@ pub fn decide(position: &Position, evidence: &Evidence, now: u64, policy: &Polic
         episode,
         resumed_from: None,
         notes,
+    })
+}
+
+/// A node awaiting replacement that a person released (`oob release`): repaired and the
+/// policy allows it, the replacement; else the hands-off ends and the ladder goes on from
+/// Healthy (a node that is Healthy already takes its usual recovery: `None`).
+fn released(
+    position: &Position,
+    judgement: Judgement,
+    repaired: bool,
+    now: u64,
+    policy: &Policy,
+) -> Option<Plan> {
+    use super::stage::Remedy;
+    let (step, note) = if repaired && policy.replace {
+        (
+            Step {
+                next: Stage::Replace { since: now },
+                remedy: Remedy::Replace,
+            },
+            "released as repaired by a person: the kubeadm replacement".to_owned(),
+        )
+    } else if matches!(judgement.verdict, Verdict::Healthy) {
+        return None;
+    } else {
+        let why = if repaired {
+            "released as repaired; the replacement is off ([replacement] enabled = false)"
+        } else {
+            "released by a person"
+        };
+        (
+            Step {
+                next: Stage::Healthy,
+                remedy: Remedy::Nothing,
+            },
+            format!("{why}: hands-off ended, the ladder goes on"),
+        )
+    };
+    Some(Plan {
+        judgement,
+        step,
+        episode: position.episode,
+        resumed_from: None,
+        notes: vec![note],
     })
 }
 

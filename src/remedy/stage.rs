@@ -71,6 +71,9 @@ pub enum Stage {
     Fenced { since: u64 },
     /// Reported to the machine room; hands off until the node is replaced and Ready.
     AwaitReplacement { since: u64 },
+    /// Released as repaired: the kubeadm replacement workflow ran (or is resumed after a
+    /// restart); Ready ends it.
+    Replace { since: u64 },
 }
 
 /// What the executor must do now.
@@ -91,6 +94,8 @@ pub enum Remedy {
     Report,
     /// Back to health: clear our conditions and taints, uncordon if we cordoned.
     Recovered,
+    /// The kubeadm replacement workflow (etcd member, Node, token, join, restore).
+    Replace,
 }
 
 impl Remedy {
@@ -105,6 +110,7 @@ impl Remedy {
             Self::Fence => "fence",
             Self::Report => "report",
             Self::Recovered => "recovered",
+            Self::Replace => "replace",
         }
     }
 }
@@ -202,6 +208,14 @@ impl Stage {
                 go(S::Healthy, R::Recovered)
             }
             S::AwaitReplacement { .. } => stay(*self),
+            S::Replace { .. } if matches!(verdict, Verdict::Healthy) => {
+                go(S::Healthy, R::Recovered)
+            }
+            // Rejoined but not Ready within the hard-reboot wait: hands off again.
+            S::Replace { since } if now.saturating_sub(since) >= p.hard_reboot_timeout => {
+                go(S::AwaitReplacement { since: now }, R::Report)
+            }
+            S::Replace { .. } => stay(*self),
         }
     }
 
@@ -223,6 +237,11 @@ impl Stage {
             Outcome::Busy => from,
             Outcome::Failed if self == Stage::Healthy => from,
             Outcome::Refused => Stage::AwaitReplacement { since: now },
+            // A replacement that stopped (quorum, a failed join): hands off again, the
+            // timeline says why; a person releases it once more after looking.
+            Outcome::Failed if matches!(self, Stage::Replace { .. }) => {
+                Stage::AwaitReplacement { since: now }
+            }
             Outcome::Skipped if matches!(self, Stage::SoftReboot { .. }) => Stage::SoftReboot {
                 since: now.saturating_sub(p.soft_reboot_timeout),
             },
@@ -248,6 +267,7 @@ impl Stage {
             Self::HardReboot { .. } => Self::HardReboot { since: now },
             Self::Fenced { .. } => Self::Fenced { since: now },
             Self::AwaitReplacement { .. } => Self::AwaitReplacement { since: now },
+            Self::Replace { .. } => Self::Replace { since: now },
         }
     }
 
@@ -268,6 +288,7 @@ impl Stage {
             Self::HardReboot { .. } => "hard-reboot",
             Self::Fenced { .. } => "fenced",
             Self::AwaitReplacement { .. } => "await-replacement",
+            Self::Replace { .. } => "replace",
         }
     }
 
@@ -281,7 +302,8 @@ impl Stage {
             | Self::SoftReboot { since }
             | Self::HardReboot { since }
             | Self::Fenced { since }
-            | Self::AwaitReplacement { since } => since,
+            | Self::AwaitReplacement { since }
+            | Self::Replace { since } => since,
         }
     }
 }

@@ -23,6 +23,7 @@ fn remediating(s: &Stage) -> bool {
             | Stage::SoftReboot { .. }
             | Stage::HardReboot { .. }
             | Stage::Fenced { .. }
+            | Stage::Replace { .. }
     )
 }
 
@@ -37,7 +38,12 @@ fn evidence_lines(st: &MachineState, j: &Judgement) -> Vec<String> {
 pub(super) fn mutating(r: Remedy) -> bool {
     matches!(
         r,
-        Remedy::Repair | Remedy::SoftReboot | Remedy::HardReboot | Remedy::PowerOn | Remedy::Fence
+        Remedy::Repair
+            | Remedy::SoftReboot
+            | Remedy::HardReboot
+            | Remedy::PowerOn
+            | Remedy::Fence
+            | Remedy::Replace
     )
 }
 
@@ -248,6 +254,13 @@ impl Service {
                 Done::Ok(_) => {}
             }
         }
+        // A release acted on (the hands-off ended, or the replacement ran): taken away.
+        if evidence.released.is_some()
+            && matches!(from, Stage::AwaitReplacement { .. })
+            && !matches!(position.stage, Stage::AwaitReplacement { .. })
+        {
+            self.consume_release(name).await;
+        }
         if position.stage.name() != from.name() {
             info!(
                 node = name,
@@ -286,6 +299,9 @@ impl Service {
             boot_before: st.position.boot_before.as_deref(),
             cause: Some(&cause),
         };
+        if step.remedy == Remedy::Replace {
+            return Some(self.replace(m).await);
+        }
         let done = self.exec.execute(step.remedy, &subject).await;
         // Recovery is over only when it was carried out (the health check passed).
         if step.remedy == Remedy::Recovered && matches!(done, Some(Done::Ok(_))) {
@@ -294,6 +310,53 @@ impl Service {
             st.position.recovered_ms = Some(self.exec.now_ms());
         }
         done
+    }
+
+    /// The replacement rung: the workflow with the inventory's other machines (where a
+    /// control-plane node's etcd member is removed) and the cluster's bootstrap tokens.
+    async fn replace(&self, m: &Machine) -> Done {
+        use crate::remedy::executor::replace::{ReplaceError, ReplaceRequest};
+        let Some(rejoin) = self.rejoin.clone() else {
+            return Done::Failed("the replacement needs the cluster (no kubeconfig)".into());
+        };
+        let mut peers = Vec::new();
+        for other in self.machines.iter().filter(|o| o.name != m.name) {
+            let node = match self.node_cache.get().filter(|c| !c.is_empty()) {
+                Some(cache) => cache.get(&other.name).map(|n| (*n).clone()),
+                None => self.exec.nodes().get(&other.name).await.ok(),
+            };
+            if let Some(n) = node {
+                peers.push(((**other).clone(), n));
+            }
+        }
+        let request = ReplaceRequest {
+            machine: m,
+            peers: &peers,
+            new_board: false,
+            settings: &self.config.replacement,
+        };
+        match self.exec.replace(&request, rejoin.as_ref()).await {
+            Ok(r) => Done::Ok(format!("replaced and rejoined in {} steps", r.steps.len())),
+            Err(ReplaceError::Busy { node }) => Done::Busy(format!("{node} is locked")),
+            Err(e @ ReplaceError::Identity { .. }) => Done::Refused(e.to_string()),
+            Err(e) => Done::Failed(e.to_string()),
+        }
+    }
+
+    /// Take the release annotation away (best effort: the timeline holds the fact).
+    pub(super) async fn consume_release(&self, name: &str) {
+        if self.exec.dry_run() {
+            return;
+        }
+        match self
+            .exec
+            .nodes()
+            .annotate(name, crate::remedy::executor::RELEASE_ANNOTATION, None)
+            .await
+        {
+            Ok(()) | Err(crate::k8s::NodeOpsError::NotFound { .. }) => {}
+            Err(e) => warn!(node = name, error = %e, "removing the release annotation failed"),
+        }
     }
 
     /// A power action refused by the identity check: the report says why, hands off.

@@ -199,6 +199,8 @@ pub struct Service {
     /// Every Node from one watch, once `run` has started it: rounds read their Node from
     /// here, not with a GET each.
     node_cache: std::sync::OnceLock<crate::k8s::cache::NodeCache>,
+    /// The cluster's side of the replacement rung (bootstrap tokens, restored labels).
+    rejoin: Option<Arc<dyn crate::k8s::join::Rejoin>>,
     /// Last completed round (ms since the epoch), for /healthz.
     pub heartbeat: AtomicU64,
     pub ready: AtomicBool,
@@ -271,7 +273,11 @@ impl Service {
             Liveness::SshPort => None,
         };
         let slots = Arc::new(tokio::sync::Semaphore::new(config.service.concurrency));
+        let rejoin = client.clone().map(|c| {
+            Arc::new(crate::k8s::join::KubeRejoin(c)) as Arc<dyn crate::k8s::join::Rejoin>
+        });
         Ok(Self {
+            rejoin,
             config,
             exec,
             client,
@@ -291,6 +297,12 @@ impl Service {
     /// Probe liveness through `liveness` instead of the network (tests: hosts that go dark
     /// on cue).
     #[must_use]
+    /// The cluster's side of the replacement rung (tests: a fake).
+    pub fn with_rejoin(mut self, rejoin: Arc<dyn crate::k8s::join::Rejoin>) -> Self {
+        self.rejoin = Some(rejoin);
+        self
+    }
+
     pub fn with_liveness(mut self, liveness: Arc<dyn liveness::Liveness>) -> Self {
         self.liveness = liveness;
         self

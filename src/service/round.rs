@@ -88,6 +88,11 @@ impl Service {
         let timeout = Duration::from_millis(self.config.service.probe_timeout_ms);
         let mut e = Evidence {
             node_ready: node.as_ref().and_then(|n| n.ready.clone()),
+            released: node.as_ref().and_then(|n| {
+                n.annotations
+                    .get(crate::remedy::executor::RELEASE_ANNOTATION)
+                    .map(|v| v == "repaired")
+            }),
             conditions: node.as_ref().map_or_else(Vec::new, |n| {
                 n.problems
                     .iter()
@@ -330,6 +335,17 @@ impl Service {
         if plan.resumed_from.is_none() {
             self.count_verdict(&plan.judgement.verdict);
         }
+        if evidence.released.is_some()
+            && !matches!(st.position.stage, Stage::AwaitReplacement { .. })
+        {
+            // A release is for a node awaiting replacement: a stale one would end a later
+            // hands-off nobody looked at.
+            self.exec.note(
+                name,
+                "release ignored: the node is not awaiting replacement",
+            );
+            self.consume_release(name).await;
+        }
         st.position.episode = plan.episode;
         self.put(name, &mut st);
         if slot.is_none() && plan.step.remedy != Remedy::Nothing {
@@ -364,6 +380,7 @@ impl Service {
         DecidePolicy {
             stages: (&self.config.policy).into(),
             verdict: self.config.policy.verdict(),
+            replace: self.config.replacement.enabled,
         }
     }
 

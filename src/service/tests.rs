@@ -31,9 +31,14 @@ struct Fleet {
 /// `n` machines `node-1..n` (host 127.0.0.1i, BMC port 900i, serial SN-i); `policy` is the
 /// body of a `[policy]` table.
 fn fleet(n: usize, policy: &str) -> Fleet {
+    fleet_with(n, policy, "")
+}
+
+/// The same, with more tables (`[replacement]`…) in the config.
+fn fleet_with(n: usize, policy: &str, tables: &str) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
-        "[service]\nliveness = \"ssh-port\"\nprobe_interval_ms = 2000\nprobe_timeout_ms = 500\nhardware_interval_ms = 10000\n\n[policy]\n{policy}\n"
+        "[service]\nliveness = \"ssh-port\"\nprobe_interval_ms = 2000\nprobe_timeout_ms = 500\nhardware_interval_ms = 10000\n\n[policy]\n{policy}\n\n{tables}\n"
     );
     for i in 1..=n {
         toml.push_str(&format!(
@@ -79,7 +84,8 @@ fn fleet(n: usize, policy: &str) -> Fleet {
     let svc = Service::new(config, exec, None)
         .unwrap()
         .with_liveness(hosts.clone())
-        .with_host_hardware(hardware.clone());
+        .with_host_hardware(hardware.clone())
+        .with_rejoin(Arc::new(crate::testing::FakeRejoin::default()));
     Fleet {
         svc: Arc::new(svc),
         hosts,
@@ -798,4 +804,119 @@ fn a_probe_round_is_kept_in_16_bytes_and_reads_like_the_verdicts_reasons() {
             crate::clock::rfc3339(1_800_000_000_000)
         )
     );
+}
+
+/// node-1 refused by the identity check (another board answered its BMC): awaiting
+/// replacement, hands off.
+async fn awaiting_replacement(f: &Fleet) {
+    f.bmcs[0].lock().unwrap().serial = "SN-OTHER".into();
+    f.go_dark(1);
+    f.rounds(3).await;
+    assert!(
+        matches!(f.stage(1), Stage::AwaitReplacement { .. }),
+        "{:?}",
+        f.stage(1)
+    );
+}
+
+fn release(f: &Fleet, i: usize, how: &str) {
+    f.cluster.edit(&format!("node-{i}"), |n| {
+        n.annotations
+            .insert(crate::remedy::executor::RELEASE_ANNOTATION, how.into());
+    });
+}
+
+fn released(f: &Fleet, i: usize) -> bool {
+    f.cluster
+        .nodes
+        .lock()
+        .unwrap()
+        .get(&format!("node-{i}"))
+        .is_some_and(|n| {
+            n.annotations
+                .contains_key(crate::remedy::executor::RELEASE_ANNOTATION)
+        })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_released_as_repaired_is_replaced_by_the_ladder_when_the_policy_allows() {
+    let f = fleet_with(
+        2,
+        "suspect_after = 1\nmax_unhealthy_percent = 50",
+        "[replacement]\nenabled = true\njoin_timeout_s = 60",
+    );
+    awaiting_replacement(&f).await;
+    f.rounds(3).await;
+    assert!(f.hosts.actions().iter().all(|a| !a.contains("kubeadm")));
+    // The technicians put the right board back, reinstall and boot it (it answers, its
+    // kubelet is not joined), and say so.
+    f.bmcs[0].lock().unwrap().serial = "SN-1".into();
+    f.hosts.set_dark("127.0.0.11", false);
+    release(&f, 1, "repaired");
+    // The kubelet's part: the machine registers once the join ran on it.
+    let (hosts, cluster) = (f.hosts.clone(), f.cluster.clone());
+    let kubelet = tokio::spawn(async move {
+        loop {
+            if hosts.actions().iter().any(|a| a.contains("kubeadm join")) {
+                let mut n = crate::testing::node("node-1");
+                n.boot_id = Some("boot-new".into());
+                cluster.nodes.lock().unwrap().insert("node-1".into(), n);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    f.rounds(4).await;
+    let t = f.timeline(1);
+    assert!(
+        kubelet.is_finished(),
+        "no join: {t}\n{:?}",
+        f.hosts.actions()
+    );
+    assert!(t.contains("released as repaired by a person"), "{t}");
+    let joins = f
+        .hosts
+        .actions()
+        .iter()
+        .filter(|a| a.contains("kubeadm join"))
+        .count();
+    assert_eq!(joins, 1, "{:?}", f.hosts.actions());
+    assert!(said(&f.log).contains(&"delete node-1".to_owned()));
+    assert_eq!(f.stage(1), Stage::Healthy, "{t}");
+    assert!(!released(&f, 1));
+    assert!(
+        f.requests(1).is_empty(),
+        "no power request: {:?}",
+        f.requests(1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_without_the_replacement_ends_the_hands_off_and_a_stale_one_is_dropped() {
+    let f = fleet(2, "suspect_after = 1\nmax_unhealthy_percent = 50");
+    awaiting_replacement(&f).await;
+    release(&f, 1, "repaired");
+    // A release for a node that is not awaiting replacement is not kept for later.
+    release(&f, 2, "done");
+    f.rounds(1).await;
+    let t = f.timeline(1);
+    assert!(
+        t.contains("the replacement is off ([replacement] enabled = false): hands-off ended"),
+        "{t}"
+    );
+    assert!(!released(&f, 1) && !released(&f, 2));
+    assert!(
+        f.timeline(2).contains("release ignored"),
+        "{}",
+        f.timeline(2)
+    );
+    assert!(f.hosts.actions().iter().all(|a| !a.contains("kubeadm")));
+    // The ladder goes on: still the wrong board, so refused and hands off again.
+    f.rounds(3).await;
+    assert!(
+        matches!(f.stage(1), Stage::AwaitReplacement { .. }),
+        "{:?}",
+        f.stage(1)
+    );
+    assert!(f.requests(1).is_empty());
 }

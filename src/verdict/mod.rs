@@ -27,6 +27,9 @@ pub struct Evidence {
     /// The host's own checks over SSH, when they were run (confirming an OS problem while
     /// SSH answers): what a restart would fix, if anything.
     pub host: Option<HostLook>,
+    /// A person released the node from hands-off (`oob release`, the Node annotation
+    /// `oob.dev/release`): `Some(true)` when they said the machine was repaired.
+    pub released: Option<bool>,
 }
 
 /// What the host checks said, as the verdict needs it.

@@ -19,6 +19,7 @@ fn ev(
         findings: Vec::new(),
         conditions: Vec::new(),
         host: None,
+        released: None,
     }
 }
 

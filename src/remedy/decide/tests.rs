@@ -209,3 +209,47 @@ fn the_stage_policy_is_the_one_passed_in() {
         Decision::Gather(_)
     ));
 }
+
+#[test]
+fn a_release_replaces_when_allowed_else_ends_the_hands_off_and_a_healthy_node_recovers() {
+    use crate::remedy::stage::Remedy;
+    let waiting = at(r#"{"stage":"await-replacement","since":5}"#);
+    let repaired = Evidence {
+        released: Some(true),
+        ..dark()
+    };
+    let allowed = Policy {
+        replace: true,
+        ..Policy::default()
+    };
+    let Decision::Act(p) = decide(&waiting, &repaired, NOW, &allowed) else {
+        panic!("a released node is acted on");
+    };
+    assert_eq!(p.step.remedy, Remedy::Replace);
+    assert_eq!(p.step.next, Stage::Replace { since: NOW });
+    assert!(p.notes[0].contains("released as repaired"), "{:?}", p.notes);
+    // The policy off: the hands-off ends and the ladder goes on from Healthy, no action.
+    let Decision::Act(p) = decide(&waiting, &repaired, NOW, &policy()) else {
+        panic!("acted on");
+    };
+    assert_eq!(
+        (p.step.next, p.step.remedy),
+        (Stage::Healthy, Remedy::Nothing)
+    );
+    assert!(p.notes[0].contains("enabled = false"), "{:?}", p.notes);
+    // Released but not repaired, and the node is Healthy already: its usual recovery.
+    let fine = Evidence {
+        released: Some(false),
+        ..answering()
+    };
+    let Decision::Act(p) = decide(&waiting, &fine, NOW, &allowed) else {
+        panic!("acted on");
+    };
+    assert_eq!(p.step.remedy, Remedy::Recovered);
+    // No release: hands off, whatever the policy.
+    let Decision::Act(p) = decide(&waiting, &dark(), NOW, &allowed) else {
+        panic!("acted on");
+    };
+    assert_eq!(p.step.remedy, Remedy::Nothing);
+    assert!(matches!(p.step.next, Stage::AwaitReplacement { .. }));
+}

@@ -49,6 +49,9 @@ pub const CONDITION: &str = "OobRemediation";
 pub const PAUSE_ANNOTATION: &str = "oob.dev/paused";
 /// Set when `oob` cordoned the node, so that recovery uncordons only what `oob` cordoned.
 pub const CORDONED_ANNOTATION: &str = "oob.dev/cordoned";
+/// Set by `oob release NODE` (`repaired` with `--repaired`, else `done`): a person ends the
+/// hands-off of a node awaiting replacement; the service takes it away once acted on.
+pub const RELEASE_ANNOTATION: &str = "oob.dev/release";
 
 /// One line of a node's timeline.
 #[derive(Debug, Clone, Serialize)]
@@ -247,6 +250,11 @@ impl Executor {
                 self.report(s, s.cause.unwrap_or(&unknown)).await.0
             }
             Remedy::Recovered => self.recovered(s).await,
+            // It needs the inventory's other machines and the cluster's bootstrap tokens:
+            // the service calls `Executor::replace` with them.
+            Remedy::Replace => Done::Failed(
+                "the replacement runs through Executor::replace, with the inventory".into(),
+            ),
         })
     }
 

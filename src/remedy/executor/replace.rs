@@ -1,6 +1,8 @@
 //! The last rung: replace a machine that came back from the technicians (repaired, new
 //! board, reinstalled) and rejoin it with kubeadm. Every step is journaled under
-//! `NODE/EPISODE/replace-STEP` with its intent before and its outcome after, so that a run
+//! `NODE/rID/replace-STEP` (ID: when the replacement started; a replacement stays open until
+//! its `close` step is done, and a run picks the open one up) with its intent before and its
+//! outcome after, so that a run
 //! killed at any point and started again does each step once: a step with an outcome is
 //! not done again (its result is read back from the journal), a step whose intent has no
 //! outcome (killed while it was being sent) is not sent again either, the state it left is
@@ -23,9 +25,8 @@ use crate::config::{Machine, ReplacementSettings};
 use crate::k8s::join::Rejoin;
 use crate::k8s::{NodeInfo, NodeOpsError, Taint};
 use crate::remedy::guard::{same_machine, Expected};
-use crate::remedy::journal::{Before, Intent, Position};
+use crate::remedy::journal::{Before, Intent};
 use crate::remedy::replace::{self, Join, Kept};
-use crate::remedy::stage::Stage;
 
 /// How often the Node is read while waiting for it to register and be Ready.
 const REGISTER_POLL: Duration = Duration::from_secs(2);
@@ -116,13 +117,14 @@ struct Board {
 struct Run<'a> {
     r: &'a ReplaceRequest<'a>,
     node: &'a str,
-    episode: u64,
+    /// `NODE/rID`: the replacement's journal keys start with it.
+    prefix: String,
     out: Replaced,
 }
 
 impl Run<'_> {
     fn key(&self, step: &str) -> String {
-        format!("{}/{}/replace-{step}", self.node, self.episode)
+        format!("{}/replace-{step}", self.prefix)
     }
 
     fn push(&mut self, step: &'static str, how: &'static str, detail: impl Into<String>) {
@@ -166,11 +168,10 @@ impl Executor {
         rejoin: &dyn Rejoin,
     ) -> Result<Replaced, ReplaceError> {
         let node = r.machine.name.as_str();
-        let position = self.journal.position(node)?.unwrap_or_default();
         let mut run = Run {
             r,
             node,
-            episode: position.episode,
+            prefix: self.open_replacement(node)?,
             out: Replaced {
                 node: node.to_owned(),
                 control_plane: false,
@@ -178,18 +179,39 @@ impl Executor {
                 steps: Vec::new(),
             },
         };
-        let result = self.replace_steps(&mut run, rejoin, position).await;
+        let result = self.replace_steps(&mut run, rejoin).await;
         if let Err(e) = &result {
             self.note(node, format!("replacement stopped: {e}"));
         }
         result.map(|()| run.out)
     }
 
+    /// The journal prefix of `node`'s open replacement (its `record` step journaled, its
+    /// `close` not done), else of a new one starting now.
+    fn open_replacement(&self, node: &str) -> Result<String, ReplaceError> {
+        let latest = self
+            .journal
+            .entries(Some(node))?
+            .into_iter()
+            .filter(|e| e.key.ends_with("/replace-record"))
+            .max_by_key(|e| e.intent_ms)
+            .map(|e| e.key.trim_end_matches("/replace-record").to_owned());
+        if let Some(prefix) = latest {
+            let closed = self
+                .journal
+                .entry(&format!("{prefix}/replace-close"))?
+                .is_some_and(|e| e.outcome.as_deref() == Some("done"));
+            if !closed {
+                return Ok(prefix);
+            }
+        }
+        Ok(format!("{node}/r{}", self.now_ms()))
+    }
+
     async fn replace_steps(
         &self,
         run: &mut Run<'_>,
         rejoin: &dyn Rejoin,
-        position: Position,
     ) -> Result<(), ReplaceError> {
         let node = run.node;
         let current = match self.nodes.get(node).await {
@@ -223,7 +245,7 @@ impl Executor {
         self.replace_health(run, &registered, host.as_deref())
             .await?;
         self.replace_uncordon(run, &kept).await?;
-        self.replace_close(run, position, &board)?;
+        self.replace_close(run, &board)?;
         Ok(())
     }
 
@@ -1018,7 +1040,7 @@ impl Executor {
         let s = Subject {
             machine: run.r.machine,
             node: &n,
-            episode: run.episode,
+            episode: 0,
             findings: &[],
             evidence: &[],
             verdict: "replaced",
@@ -1081,20 +1103,16 @@ impl Executor {
         Ok(())
     }
 
-    /// Step 8d: The episode closed: the ladder starts again from Healthy (a new episode, so a
-    /// later replacement has keys of its own), an Event, the end of the fault report.
-    fn replace_close(
-        &self,
-        run: &mut Run<'_>,
-        position: Position,
-        board: &Board,
-    ) -> Result<(), ReplaceError> {
+    /// Step 8d: The replacement closed: an Event, the end of the fault report. The ladder's
+    /// stage is the service's: a node awaiting replacement that is Ready goes back to Healthy
+    /// there (its recovery), as with any node repaired by hand.
+    fn replace_close(&self, run: &mut Run<'_>, board: &Board) -> Result<(), ReplaceError> {
         let node = run.node;
         if self.dry_run {
             run.push(
                 "close",
                 "dry-run",
-                "would close the episode and write the end of the fault report",
+                "would close the replacement and write the end of the fault report",
             );
             return Ok(());
         }
@@ -1112,22 +1130,8 @@ impl Executor {
             }
         );
         self.replace_intent(run, "close", "close")?;
-        self.note(node, format!("recovered: {what}"));
-        let now = self.now_ms();
-        self.journal.save_position(
-            node,
-            &Position {
-                stage: Stage::Healthy,
-                episode: position.episode + 1,
-                recovered_ms: Some(now),
-                findings: Vec::new(),
-                sel_seen: position.sel_seen,
-                boot_before: None,
-                pending: None,
-                host_baseline: None,
-            },
-        )?;
-        if let Err(e) = self.report_end(node, position.episode, &what) {
+        self.note(node, format!("replace: {what}"));
+        if let Err(e) = self.report_end(node, &run.prefix, &what) {
             tracing::warn!(node, error = %e, "writing the end of the fault report failed");
         }
         self.replace_outcome(run, "close", &what)?;
@@ -1137,11 +1141,10 @@ impl Executor {
 
     /// The end of the episode's fault report: a Markdown file next to it that says what was
     /// replaced and when the node came back.
-    fn report_end(&self, node: &str, episode: u64, what: &str) -> std::io::Result<()> {
+    fn report_end(&self, node: &str, prefix: &str, what: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.reports_dir)?;
-        let path = self
-            .reports_dir
-            .join(format!("{node}-episode-{episode}-closed.md"));
+        let id = prefix.rsplit('/').next().unwrap_or_default();
+        let path = self.reports_dir.join(format!("{node}-{id}-closed.md"));
         let text = format!(
             "# {node}: {what}\n\nClosed {} by oob.\n\n## Timeline\n\n{}",
             crate::clock::rfc3339(self.now_ms()),

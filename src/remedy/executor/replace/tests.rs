@@ -2,17 +2,17 @@
 //! on tokio's paused clock. The whole workflow against real sshd and the fake API server is
 //! `tests/replace_e2e.rs`.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 
 use super::*;
-use crate::k8s::join::BootstrapToken;
 use crate::remedy::executor::{Deps, Settings};
 use crate::remedy::journal::Journal;
-use crate::testing::{said, BmcState, FakeCluster, FakeConnector, FakeHosts, Log, TokioClock};
+use crate::testing::{
+    said, BmcState, FakeCluster, FakeConnector, FakeHosts, FakeRejoin, Log, TokioClock,
+};
 
 const CONFIG: &str = r#"
 [[machines]]
@@ -42,53 +42,6 @@ ssh = { user = "root", key = "/k", host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5A
 
 const MEMBERS: &str = r#"{"members":[{"ID":10276657743932975437,"name":"cp-1"},{"ID":2,"name":"cp-2"},{"ID":3,"name":"cp-3"}]}"#;
 const KEY: &str = "4b9e4f1c1c0a3e6f2b6d8a1e3f5c7d9b0a2c4e6f8a1b3c5d7e9f0a2b4c6d8e0f";
-
-/// Tokens in memory, restores recorded.
-#[derive(Default)]
-struct FakeRejoin {
-    minted: Mutex<Vec<String>>,
-    restored: Mutex<Vec<String>>,
-}
-
-#[async_trait::async_trait]
-impl Rejoin for FakeRejoin {
-    async fn discovery(&self) -> Result<(String, Vec<String>), NodeOpsError> {
-        Ok(("10.0.0.10:6443".into(), vec!["sha256:00".into()]))
-    }
-    async fn mint(&self, _: Duration) -> Result<BootstrapToken, NodeOpsError> {
-        let id = format!("tok{:03}", self.minted.lock().unwrap().len());
-        self.minted.lock().unwrap().push(id.clone());
-        Ok(BootstrapToken {
-            id,
-            secret: crate::secret::Secret::new("0123456789abcdef"),
-            expiration: "2027-01-01T00:00:00Z".into(),
-        })
-    }
-    async fn token(&self, id: &str) -> Result<Option<BootstrapToken>, NodeOpsError> {
-        Ok(self
-            .minted
-            .lock()
-            .unwrap()
-            .contains(&id.to_owned())
-            .then(|| BootstrapToken {
-                id: id.to_owned(),
-                secret: crate::secret::Secret::new("0123456789abcdef"),
-                expiration: "2027-01-01T00:00:00Z".into(),
-            }))
-    }
-    async fn restore(
-        &self,
-        node: &str,
-        labels: &BTreeMap<String, String>,
-        _: &BTreeMap<String, String>,
-    ) -> Result<(), NodeOpsError> {
-        self.restored
-            .lock()
-            .unwrap()
-            .push(format!("{node} {}", labels.len()));
-        Ok(())
-    }
-}
 
 struct World {
     exec: Executor,
@@ -287,7 +240,7 @@ impl World {
     /// Journal the intent of `step` as a run killed right after it would have.
     fn replace_intent_for_test(&self, step: &str) {
         // The record and identity steps first, as that run did them.
-        let key = |s: &str| format!("cp-1/0/replace-{s}");
+        let key = |s: &str| format!("cp-1/r1/replace-{s}");
         let j = self.exec.journal();
         let kept = Kept::of(&self.cluster.nodes.lock().unwrap()["cp-1"]);
         for (s, detail) in [
