@@ -23,6 +23,7 @@ use serde::Serialize;
 use super::{Executor, Subject, CORDONED_ANNOTATION};
 use crate::config::{Machine, ReplacementSettings};
 use crate::k8s::join::Rejoin;
+use crate::k8s::lease::node_lock_name;
 use crate::k8s::{NodeInfo, NodeOpsError, Taint};
 use crate::remedy::guard::{same_machine, Expected};
 use crate::remedy::journal::{Before, Intent};
@@ -144,6 +145,12 @@ impl Run<'_> {
     }
 }
 
+/// How long the per-node lock of a replacement lives without renewal: the join alone may
+/// take `join_timeout_s`.
+fn lock_ttl(s: &ReplacementSettings) -> Duration {
+    crate::timeouts::NODE_LOCK.max(Duration::from_secs(s.join_timeout_s.saturating_mul(2)))
+}
+
 /// A test hook: a debug build asked to (`OOB_CRASH_AFTER=STEP`) dies like a SIGKILL right
 /// after the step's outcome is journaled, or after its intent (`OOB_CRASH_AFTER=STEP-sent`).
 fn crash_point(at: &str) {
@@ -179,7 +186,28 @@ impl Executor {
                 steps: Vec::new(),
             },
         };
+        // The per-node lock (shared with the service and every CLI) for the whole
+        // replacement, renewed while the Node is awaited: no two replacements of one node,
+        // no power action in the middle of one.
+        let lease = node_lock_name(node);
+        let ttl = lock_ttl(r.settings);
+        if !self.dry_run {
+            match self.nodes.try_lock(&lease, &self.holder, ttl).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(ReplaceError::Busy {
+                        node: node.to_owned(),
+                    })
+                }
+                Err(e) => return Err(run.fail("record", format!("per-node lock: {e}"))),
+            }
+        }
         let result = self.replace_steps(&mut run, rejoin).await;
+        if !self.dry_run {
+            if let Err(e) = self.nodes.unlock(&lease, &self.holder).await {
+                tracing::warn!(node, error = %e, "releasing the per-node lock failed; it expires on its own");
+            }
+        }
         if let Err(e) = &result {
             self.note(node, format!("replacement stopped: {e}"));
         }
@@ -272,6 +300,19 @@ impl Executor {
         self.journal
             .outcome(&run.key(step), "done", detail, self.now_ms())?;
         crash_point(step);
+        Ok(())
+    }
+
+    /// `step` done: the timeline line, the outcome journaled, the step's row.
+    fn replace_finish(
+        &self,
+        run: &mut Run<'_>,
+        step: &'static str,
+        what: String,
+    ) -> Result<(), ReplaceError> {
+        self.note(run.node, format!("replace: {what}"));
+        self.replace_outcome(run, step, &what)?;
+        run.push(step, "done", what);
         Ok(())
     }
 
@@ -563,20 +604,12 @@ impl Executor {
             return Ok(());
         }
         self.replace_intent(run, "delete-node", "delete node")?;
-        let deleted = self
-            .locked(node, self.nodes.delete(node))
-            .await
-            .map_err(|_| ReplaceError::Busy {
-                node: node.to_owned(),
-            })?;
-        let what = match deleted {
+        let what = match self.nodes.delete(node).await {
             Ok(()) => format!("Node {node} deleted"),
             Err(NodeOpsError::NotFound { .. }) => format!("Node {node} already gone"),
             Err(e) => return Err(run.fail("delete-node", e.to_string())),
         };
-        self.note(node, format!("replace: {what}"));
-        self.replace_outcome(run, "delete-node", &what)?;
-        run.push("delete-node", "done", what);
+        self.replace_finish(run, "delete-node", what)?;
         Ok(())
     }
 
@@ -892,6 +925,7 @@ impl Executor {
         // Cordoned at first sight, once: a resumed run past this step finds it uncordoned
         // on purpose.
         let mut cordoned = done_before;
+        let mut polls: u64 = 0;
         loop {
             match self.nodes.get(node).await {
                 Ok(n) => {
@@ -938,6 +972,15 @@ impl Executor {
                 }
                 Err(NodeOpsError::NotFound { .. }) => {}
                 Err(e) => tracing::warn!(node, error = %e, "reading the Node while waiting for it"),
+            }
+            polls += 1;
+            if polls % 30 == 0 {
+                // Renew the per-node lock while waiting (a minute between renewals).
+                let lease = node_lock_name(node);
+                let ttl = lock_ttl(run.r.settings);
+                if let Err(e) = self.nodes.try_lock(&lease, &self.holder, ttl).await {
+                    tracing::warn!(node, error = %e, "renewing the per-node lock failed");
+                }
             }
             if start.elapsed() >= limit {
                 return Err(ReplaceError::NotRegistered {
@@ -1009,9 +1052,7 @@ impl Executor {
                 .await
                 .map_err(|e| run.fail("restore", e.to_string()))?;
         }
-        self.note(node, format!("replace: {what}"));
-        self.replace_outcome(run, "restore", &what)?;
-        run.push("restore", "done", what);
+        self.replace_finish(run, "restore", what)?;
         Ok(())
     }
 
@@ -1097,9 +1138,7 @@ impl Executor {
             .annotate(node, CORDONED_ANNOTATION, None)
             .await
             .map_err(|e| run.fail("uncordon", e.to_string()))?;
-        self.note(node, format!("replace: {what}"));
-        self.replace_outcome(run, "uncordon", &what)?;
-        run.push("uncordon", "done", what);
+        self.replace_finish(run, "uncordon", what)?;
         Ok(())
     }
 

@@ -254,3 +254,33 @@ impl World {
             .unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_node_locked_by_another_actor_is_not_replaced_and_the_lock_is_given_back() {
+    let w = world();
+    w.cluster
+        .leases
+        .lock()
+        .unwrap()
+        .insert("oob-node-cp-1".into(), "someone-else".into());
+    let err = w.replace(false).await.unwrap_err();
+    assert!(matches!(err, ReplaceError::Busy { .. }), "{err}");
+    assert!(w.ran().is_empty(), "{:?}", w.ran());
+    // Free: the whole replacement holds the lock and gives it back.
+    w.cluster.leases.lock().unwrap().clear();
+    let kubelet = w.kubelet();
+    w.replace(false).await.unwrap();
+    kubelet.await.unwrap();
+    let l = said(&w.log);
+    assert_eq!(
+        l.iter()
+            .filter(|x| x.starts_with("lock oob-node-cp-1"))
+            .count(),
+        1,
+        "{l:?}"
+    );
+    assert!(
+        l.last().is_some_and(|x| x == "unlock oob-node-cp-1"),
+        "{l:?}"
+    );
+}
