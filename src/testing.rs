@@ -185,6 +185,8 @@ pub struct FakeCluster {
     pub nodes: Mutex<BTreeMap<String, NodeInfo>>,
     /// Lease name → holder.
     pub leases: Mutex<BTreeMap<String, String>>,
+    /// Per-node lock name → another remediator holding the node's medik8s lease.
+    pub held: Mutex<BTreeMap<String, String>>,
     pub log: Log,
 }
 
@@ -209,6 +211,7 @@ impl FakeCluster {
         Self {
             nodes: Mutex::new(names.iter().map(|n| ((*n).to_owned(), node(n))).collect()),
             leases: Mutex::default(),
+            held: Mutex::default(),
             log: log.clone(),
         }
     }
@@ -288,6 +291,12 @@ impl NodeOps for FakeCluster {
         let mut leases = self.leases.lock().unwrap();
         if leases.get(lease).is_some_and(|h| h != holder) {
             return Ok(false);
+        }
+        if let Some(other) = self.held.lock().unwrap().get(lease) {
+            return Err(NodeOpsError::Held {
+                lease: format!("medik8s-leases/{lease}"),
+                holder: other.clone(),
+            });
         }
         leases.insert(lease.to_owned(), holder.to_owned());
         say(&self.log, format!("lock {lease}"));

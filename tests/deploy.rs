@@ -345,6 +345,19 @@ async fn the_code_makes_exactly_the_calls_in_the_table() {
     oob::k8s::control_plane_not_ready(&client, "node-1")
         .await
         .unwrap();
+    // The per-node lock with the node's medik8s lease: taken, renewed, given back.
+    let locks = KubeNodeOps::new(client.clone(), "default", "rbac-test")
+        .with_lease_namespace(oob::k8s::rbac::OOB_NAMESPACE);
+    let node_lock = oob::k8s::lease::node_lock_name("node-1");
+    assert!(locks
+        .try_lock(&node_lock, "rbac-test", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert!(locks
+        .try_lock(&node_lock, "rbac-test", Duration::from_secs(60))
+        .await
+        .unwrap());
+    locks.unlock(&node_lock, "rbac-test").await.unwrap();
     ops.delete("node-2").await.unwrap();
 
     let requests = api.api.requests();

@@ -832,3 +832,106 @@ async fn node_patches_and_leases_the_real_server_would_refuse_are_refused() {
         "leases.coordination.k8s.io \"l\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
     );
 }
+
+/// A Lease as a medik8s operator writes it for `node`: held by `holder`, renewed `age` ago.
+fn medik8s_lease(node: &str, holder: &str, age: std::time::Duration, seconds: i32) -> Value {
+    let renewed = std::time::SystemTime::now() - age;
+    let t = k8s_openapi::jiff::Timestamp::try_from(renewed).unwrap();
+    json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": format!("node-{node}"), "namespace": "medik8s-leases"},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds,
+                 "acquireTime": t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+                 "renewTime": t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+                 "leaseTransitions": 2}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_node_lock_takes_the_medik8s_lease_and_yields_to_another_remediator() {
+    use oob::k8s::lease::node_lock_name;
+    let (api, client) = start().await;
+    let ops = ops(&client);
+    let lock = node_lock_name("node-1");
+    let ttl = std::time::Duration::from_secs(600);
+    // Free: oob's lease and the medik8s one, owned by the Node as the operators make it.
+    assert!(ops.try_lock(&lock, "oob-a", ttl).await.unwrap());
+    let lease = api
+        .api
+        .lease("medik8s-leases", "node-node-1")
+        .expect("medik8s lease");
+    assert_eq!(lease["spec"]["holderIdentity"], "oob");
+    assert_eq!(lease["spec"]["leaseDurationSeconds"], 600);
+    let owner = &lease["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (owner["kind"].as_str(), owner["name"].as_str()),
+        (Some("Node"), Some("node-1"))
+    );
+    assert_eq!(
+        owner["uid"],
+        api.api.node("node-1").unwrap()["metadata"]["uid"]
+    );
+    // Renewed by the same holder; given back: the medik8s lease is deleted.
+    assert!(ops.try_lock(&lock, "oob-a", ttl).await.unwrap());
+    ops.unlock(&lock, "oob-a").await.unwrap();
+    assert!(api.api.lease("medik8s-leases", "node-node-1").is_none());
+
+    // Self Node Remediation holds node-1: oob yields, says who, and keeps no lock of its own.
+    api.api.put_lease(
+        "medik8s-leases",
+        medik8s_lease(
+            "node-1",
+            "self-node-remediation",
+            std::time::Duration::from_secs(5),
+            3600,
+        ),
+    );
+    let held = ops.try_lock(&lock, "oob-a", ttl).await.unwrap_err();
+    assert!(
+        held.to_string().contains("held by self-node-remediation"),
+        "{held}"
+    );
+    assert!(
+        api.api.lease("default", &lock).unwrap()["spec"]["holderIdentity"].is_null(),
+        "oob's own lease given back"
+    );
+    // Giving back what oob does not hold leaves the operator's lease alone.
+    ops.unlock(&lock, "oob-a").await.unwrap();
+    assert!(api.api.lease("medik8s-leases", "node-node-1").is_some());
+    // Expired: taken over, one more transition.
+    api.api.put_lease(
+        "medik8s-leases",
+        medik8s_lease(
+            "node-2",
+            "node-maintenance",
+            std::time::Duration::from_secs(120),
+            60,
+        ),
+    );
+    assert!(ops
+        .try_lock(&node_lock_name("node-2"), "oob-a", ttl)
+        .await
+        .unwrap());
+    let taken = api.api.lease("medik8s-leases", "node-node-2").unwrap();
+    assert_eq!(taken["spec"]["holderIdentity"], "oob");
+    assert_eq!(taken["spec"]["leaseTransitions"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_medik8s_namespace_the_lock_is_oobs_alone() {
+    let mut fixture: Value = serde_json::from_str(include_str!("fixtures/cluster.json")).unwrap();
+    fixture["namespaces"] = json!(["default", "oob-system", "kube-system", "kube-public"]);
+    let api = FakeApi::start(&fixture, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let client = oob::k8s::client(kube::Config::new(api.url().parse().unwrap())).unwrap();
+    let ops = ops(&client);
+    let lock = oob::k8s::lease::node_lock_name("node-1");
+    let ttl = std::time::Duration::from_secs(600);
+    assert!(ops.try_lock(&lock, "oob-a", ttl).await.unwrap());
+    assert!(api.api.lease("medik8s-leases", "node-node-1").is_none());
+    assert!(
+        !ops.try_lock(&lock, "oob-b", ttl).await.unwrap(),
+        "oob's own lease still excludes"
+    );
+}

@@ -316,16 +316,41 @@ impl NodeOps for KubeNodeOps {
         Ok(())
     }
 
+    /// oob's own lease; for a per-node lock also the node's medik8s lease (where Node
+    /// Healthcheck, Self Node Remediation and the other medik8s operators look): held by
+    /// another remediator, oob's lease is given back and `Err(Held)` says by whom.
     async fn try_lock(
         &self,
         name: &str,
         holder: &str,
         ttl: std::time::Duration,
     ) -> Result<bool, NodeOpsError> {
-        self.lease(name, holder, ttl).try_acquire().await
+        let lock = self.lease(name, holder, ttl);
+        if !lock.try_acquire().await? {
+            return Ok(false);
+        }
+        let Some(node) = super::lease::node_of_lock(name) else {
+            return Ok(true);
+        };
+        let uid = match self.node(node).await {
+            Ok(n) => n.metadata.uid,
+            Err(_) => None,
+        };
+        match super::lease::medik8s_acquire(&self.client, node, uid.as_deref(), ttl).await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                if let Err(release) = lock.release().await {
+                    tracing::warn!(lease = name, error = %release, "giving the lock back failed; it expires on its own");
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn unlock(&self, name: &str, holder: &str) -> Result<(), NodeOpsError> {
+        if let Some(node) = super::lease::node_of_lock(name) {
+            super::lease::medik8s_release(&self.client, node).await?;
+        }
         self.lease(name, holder, std::time::Duration::from_secs(1))
             .release()
             .await

@@ -43,6 +43,13 @@ pub fn node_lock_name(node: &str) -> String {
     format!("{head}-{hash}")
 }
 
+/// The node whose per-node lock `name` is (`None` for other leases, and for the hashed
+/// names of overlong node names).
+pub fn node_of_lock(name: &str) -> Option<&str> {
+    name.strip_prefix("oob-node-")
+        .filter(|node| node_lock_name(node) == name)
+}
+
 impl LeaseLock {
     pub fn new(
         client: kube::Client,
@@ -151,6 +158,162 @@ impl LeaseLock {
             Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
             Err(e) => Err(err(e)),
         }
+    }
+}
+
+/// Where the medik8s operators (Node Healthcheck, Self Node Remediation, Node Maintenance…)
+/// look for who works on a node: the Lease `node-<name>` in this namespace.
+pub const MEDIK8S_NAMESPACE: &str = "medik8s-leases";
+/// oob's holder identity in the medik8s lease: one name for every oob instance (which of them
+/// acts is arbitrated by oob's own per-node lease).
+pub const MEDIK8S_HOLDER: &str = "oob";
+
+/// The medik8s lease name of `node`.
+pub fn medik8s_lease_name(node: &str) -> String {
+    format!("node-{node}")
+}
+
+/// Whether a medik8s lease is valid at `now`: renewed within its duration, and not renewed
+/// in the future (the operators' own rule).
+fn medik8s_valid(spec: &LeaseSpec, now: Timestamp) -> bool {
+    let (Some(renew), Some(seconds)) = (&spec.renew_time, spec.lease_duration_seconds) else {
+        return false;
+    };
+    let due = renew
+        .0
+        .checked_add(SignedDuration::from_secs(i64::from(seconds)))
+        .ok();
+    due.is_some_and(|d| d >= now) && renew.0 <= now
+}
+
+/// Take (create, renew, or take over when expired) `node`'s medik8s lease for oob, owned by
+/// the Node (`uid`) as the operators make it. `Err(Held)` while another holder's lease is
+/// valid; `Ok(())` also when the namespace does not exist (no medik8s operator runs: there is
+/// no one to share the node with).
+pub async fn medik8s_acquire(
+    client: &kube::Client,
+    node: &str,
+    uid: Option<&str>,
+    ttl: Duration,
+) -> Result<(), NodeOpsError> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    let api: Api<Lease> = Api::namespaced(client.clone(), MEDIK8S_NAMESPACE);
+    let name = medik8s_lease_name(node);
+    let err = |e| NodeOpsError::from_kube(&name, "take the medik8s lease", e);
+    let now = Timestamp::now();
+    let owner = uid.map(|uid| {
+        vec![OwnerReference {
+            api_version: "v1".into(),
+            kind: "Node".into(),
+            name: node.to_owned(),
+            uid: uid.to_owned(),
+            ..OwnerReference::default()
+        }]
+    });
+    let seconds = i32::try_from(ttl.as_secs().max(1)).unwrap_or(i32::MAX);
+    let found = match api.get_opt(&name).await {
+        Ok(found) => found,
+        // Without the optional RBAC (deploy/optional/medik8s) oob cannot see the medik8s
+        // leases: said, and oob's own lock still holds among oob's actors.
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            tracing::warn!(
+                node,
+                "not allowed to read medik8s leases (deploy/optional/medik8s); acting without them"
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(err(e)),
+    };
+    let Some(mut lease) = found else {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                owner_references: owner,
+                ..ObjectMeta::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some(MEDIK8S_HOLDER.into()),
+                lease_duration_seconds: Some(seconds),
+                acquire_time: Some(MicroTime(now)),
+                renew_time: Some(MicroTime(now)),
+                lease_transitions: Some(0),
+                ..LeaseSpec::default()
+            }),
+        };
+        return match api.create(&PostParams::default(), &lease).await {
+            Ok(_) => Ok(()),
+            // The namespace does not exist: no medik8s operator here.
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                debug!(node, "no medik8s-leases namespace; no medik8s lease taken");
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(NodeOpsError::Held {
+                lease: format!("{MEDIK8S_NAMESPACE}/{name}"),
+                holder: "another actor (created at the same moment)".into(),
+            }),
+            Err(e) => Err(err(e)),
+        };
+    };
+    let spec = lease.spec.clone().unwrap_or_default();
+    let ours = spec.holder_identity.as_deref() == Some(MEDIK8S_HOLDER);
+    if !ours && medik8s_valid(&spec, now) {
+        return Err(NodeOpsError::Held {
+            lease: format!("{MEDIK8S_NAMESPACE}/{name}"),
+            holder: spec.holder_identity.unwrap_or_default(),
+        });
+    }
+    let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!ours);
+    if owner.is_some() {
+        lease.metadata.owner_references = owner;
+    }
+    lease.spec = Some(LeaseSpec {
+        holder_identity: Some(MEDIK8S_HOLDER.into()),
+        lease_duration_seconds: Some(seconds),
+        acquire_time: if ours {
+            spec.acquire_time.or(Some(MicroTime(now)))
+        } else {
+            Some(MicroTime(now))
+        },
+        renew_time: Some(MicroTime(now)),
+        lease_transitions: Some(transitions),
+        ..LeaseSpec::default()
+    });
+    match api.replace(&name, &PostParams::default(), &lease).await {
+        Ok(_) => {
+            if !ours {
+                info!(node, previous = ?spec.holder_identity, "expired medik8s lease taken over");
+            }
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(NodeOpsError::Held {
+            lease: format!("{MEDIK8S_NAMESPACE}/{name}"),
+            holder: "another actor (changed at the same moment)".into(),
+        }),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Give `node`'s medik8s lease up (deleted, as the operators invalidate theirs) when oob
+/// holds it; someone else's is left alone.
+pub async fn medik8s_release(client: &kube::Client, node: &str) -> Result<(), NodeOpsError> {
+    let api: Api<Lease> = Api::namespaced(client.clone(), MEDIK8S_NAMESPACE);
+    let name = medik8s_lease_name(node);
+    let err = |e| NodeOpsError::from_kube(&name, "release the medik8s lease", e);
+    let found = match api.get_opt(&name).await {
+        Ok(found) => found,
+        Err(kube::Error::Api(s)) if s.code == 403 => return Ok(()),
+        Err(e) => return Err(err(e)),
+    };
+    let Some(lease) = found else {
+        return Ok(());
+    };
+    let holder = lease.spec.and_then(|s| s.holder_identity);
+    if holder.as_deref() != Some(MEDIK8S_HOLDER) {
+        return Ok(());
+    }
+    match api.delete(&name, &kube::api::DeleteParams::default()).await {
+        Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
+        Err(e) => Err(err(e)),
     }
 }
 

@@ -78,6 +78,9 @@ pub enum NodeOpsError {
     },
     #[error("cannot reach the API server: {detail}")]
     Transport { detail: String },
+    /// Another remediator holds the node (its Lease is valid): oob yields.
+    #[error("held by {holder} (Lease {lease})")]
+    Held { lease: String, holder: String },
 }
 
 impl NodeOpsError {

@@ -84,6 +84,24 @@ pub const CALLS: &[Call] = &[
     ns(call("", "configmaps", "get"), "kube-public"),
     // join::create_token: the bootstrap token Secret (replacement workflow only)
     optional(ns(call("", "secrets", "create"), "kube-system")),
+    // lease::medik8s_acquire/release: the node's Lease where the medik8s operators look,
+    // taken with oob's per-node lock (without this Role oob acts on its own lock alone)
+    optional(ns(
+        call("coordination.k8s.io", "leases", "get"),
+        "medik8s-leases",
+    )),
+    optional(ns(
+        call("coordination.k8s.io", "leases", "create"),
+        "medik8s-leases",
+    )),
+    optional(ns(
+        call("coordination.k8s.io", "leases", "update"),
+        "medik8s-leases",
+    )),
+    optional(ns(
+        call("coordination.k8s.io", "leases", "delete"),
+        "medik8s-leases",
+    )),
     // KubeRejoin::token: a resumed replacement reads its bootstrap token back by id
     optional(ns(call("", "secrets", "get"), "kube-system")),
     // KubeNodeOps::delete: the old Node object of a replaced machine

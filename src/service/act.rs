@@ -153,6 +153,8 @@ impl Service {
         let name = m.name.as_str();
         let from = resumed_from.unwrap_or(st.position.stage);
         let real = mutating(step.remedy) && !self.exec.dry_run();
+        // What the last round waited for: a yield to another holder is said once.
+        let was_waiting = st.waiting.clone();
         if real && resumed_from.is_none() {
             let answering = !self.dark(evidence);
             match self
@@ -243,7 +245,17 @@ impl Service {
                 Done::Skip(d) => self.exec.note(name, format!("{kind} skipped: {d}")),
                 // A health check that failed a moment ago is not run again yet: said once.
                 Done::Busy(_) if step.remedy == Remedy::Recovered => {}
-                Done::Busy(d) => self.exec.note(name, format!("{kind} deferred: {d}")),
+                // Another actor holds the node (oob's lock, or a medik8s operator's lease):
+                // oob yields, says so once in the timeline and on the Node.
+                Done::Busy(d) => {
+                    if was_waiting.as_deref() != Some(d.as_str()) {
+                        self.exec.note(name, format!("{kind} deferred: {d}"));
+                        self.exec
+                            .event(name, "Normal", "RemediationYielded", d)
+                            .await;
+                    }
+                    st.waiting = Some(d.clone());
+                }
                 Done::Refused(d) => {
                     // Never power-cycle the wrong machine: straight to the report, hands off.
                     st.position = position.clone();
@@ -337,7 +349,7 @@ impl Service {
         };
         match self.exec.replace(&request, rejoin.as_ref()).await {
             Ok(r) => Done::Ok(format!("replaced and rejoined in {} steps", r.steps.len())),
-            Err(ReplaceError::Busy { node }) => Done::Busy(format!("{node} is locked")),
+            Err(e @ ReplaceError::Busy { .. }) => Done::Busy(e.to_string()),
             Err(e @ ReplaceError::Identity { .. }) => Done::Refused(e.to_string()),
             Err(e) => Done::Failed(e.to_string()),
         }

@@ -920,3 +920,31 @@ async fn a_release_without_the_replacement_ends_the_hands_off_and_a_stale_one_is
     );
     assert!(f.requests(1).is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_node_another_remediator_holds_is_left_to_it_said_once_and_taken_when_free() {
+    let f = fleet(2, "suspect_after = 1\nmax_unhealthy_percent = 50");
+    f.cluster
+        .held
+        .lock()
+        .unwrap()
+        .insert("oob-node-node-1".into(), "self-node-remediation".into());
+    f.go_dark(1);
+    f.rounds(6).await;
+    assert!(f.requests(1).is_empty(), "{:?}", f.requests(1));
+    let t = f.timeline(1);
+    assert_eq!(
+        t.matches("held by self-node-remediation").count(),
+        1,
+        "said once: {t}"
+    );
+    let events = said(&f.log)
+        .iter()
+        .filter(|x| *x == "event node-1 Normal RemediationYielded")
+        .count();
+    assert_eq!(events, 1, "{:?}", said(&f.log));
+    // The other remediator is done with it: oob's ladder goes on.
+    f.cluster.held.lock().unwrap().clear();
+    f.rounds(3).await;
+    assert!(!f.requests(1).is_empty(), "{}", f.timeline(1));
+}

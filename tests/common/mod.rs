@@ -28,10 +28,21 @@ pub fn peers() -> PathBuf {
     dir
 }
 
-/// A free loopback TCP port (bound, then released).
+/// A free loopback TCP port (bound, then released), never one handed out before in this
+/// test binary: tests start peers inside their own namespaces, where the root namespace's
+/// port is free again, and sushy names its log and state files after the port (two tests
+/// on one port would count each other's resets and wipe each other's state).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local addr").port();
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn loopback() -> SocketAddr {

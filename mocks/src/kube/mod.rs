@@ -56,6 +56,10 @@ struct State {
     throttle: u32,
     /// Node watch events (`{"type","object"}`) to every open watch.
     node_watch: Option<tokio::sync::broadcast::Sender<Value>>,
+    /// The namespaces that exist, when the fixture lists them (`"namespaces": [...]`): a
+    /// lease created in another is refused with 404 as the real server does. Without the
+    /// list every namespace exists.
+    namespaces: Option<Vec<String>>,
 }
 
 /// Tell open node watches about a change.
@@ -126,6 +130,15 @@ impl FakeApi {
                     .to_owned();
                 s.pods.insert((ns, name), p);
             }
+            s.namespaces = fixture
+                .get("namespaces")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                });
             s.pdbs = fixture
                 .get("pdbs")
                 .and_then(Value::as_array)
@@ -170,6 +183,26 @@ impl FakeApi {
         let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": ns, "name": name}, "data": data});
         stamp(&mut s, &mut cm, true);
         s.configmaps.insert((ns.to_owned(), name.to_owned()), cm);
+    }
+
+    pub fn lease(&self, ns: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .leases
+            .get(&(ns.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// Put a Lease as another actor holds it (e.g. a medik8s operator).
+    pub fn put_lease(&self, ns: &str, lease: Value) {
+        let mut s = self.lock();
+        let mut lease = lease;
+        stamp(&mut s, &mut lease, true);
+        let name = lease
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        s.leases.insert((ns.to_owned(), name), lease);
     }
 
     pub fn secret(&self, ns: &str, name: &str) -> Option<Value> {
@@ -332,7 +365,23 @@ async fn handle(
             }
         }
         ("POST", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases"]) => {
+            if s.namespaces
+                .as_ref()
+                .is_some_and(|all| !all.iter().any(|n| n == ns))
+            {
+                return status(404, "NotFound", &format!("namespaces \"{ns}\" not found"));
+            }
             writes::create_lease(&mut s, ns, parsed)
+        }
+        ("DELETE", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
+            match s.leases.remove(&((*ns).to_owned(), (*name).to_owned())) {
+                Some(l) => ok(&l),
+                None => status(
+                    404,
+                    "NotFound",
+                    &format!("leases.coordination.k8s.io \"{name}\" not found"),
+                ),
+            }
         }
         ("PUT", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
             writes::replace_lease(&mut s, ns, name, parsed)

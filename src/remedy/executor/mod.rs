@@ -229,6 +229,21 @@ impl Executor {
         // Cordon first: no repair or reboot of a node the scheduler still places pods on.
         if matches!(
             remedy,
+            Remedy::Repair
+                | Remedy::SoftReboot
+                | Remedy::HardReboot
+                | Remedy::PowerOn
+                | Remedy::Fence
+        ) && !self.dry_run
+        {
+            // Held by someone else (another oob actor, a medik8s operator's lease): yield
+            // before touching the node at all, the cordon included.
+            if let Err(busy) = self.locked(&s.machine.name, async {}).await {
+                return Some(busy);
+            }
+        }
+        if matches!(
+            remedy,
             Remedy::Repair | Remedy::SoftReboot | Remedy::HardReboot | Remedy::PowerOn
         ) && !self.dry_run
         {
@@ -361,6 +376,11 @@ impl Executor {
         {
             Ok(true) => {}
             Ok(false) => return Err(Done::Busy(format!("{node} is locked by another actor"))),
+            Err(crate::k8s::NodeOpsError::Held { lease, holder }) => {
+                return Err(Done::Busy(format!(
+                    "{node} is held by {holder} (Lease {lease}); oob yields"
+                )))
+            }
             Err(e) => return Err(Done::Failed(format!("per-node lock: {e}"))),
         }
         let out = work.await;

@@ -73,8 +73,8 @@ pub enum ReplaceError {
     },
     #[error("{node} rejoined but its health check failed: {detail}; it stays cordoned, run the replacement again once fixed")]
     Unhealthy { node: String, detail: String },
-    #[error("{node} is locked by another actor; try again")]
-    Busy { node: String },
+    #[error("{node} is locked by {by}; try again later")]
+    Busy { node: String, by: String },
     #[error("journal: {0}")]
     Journal(#[from] crate::remedy::journal::JournalError),
 }
@@ -197,6 +197,13 @@ impl Executor {
                 Ok(false) => {
                     return Err(ReplaceError::Busy {
                         node: node.to_owned(),
+                        by: "another oob actor".into(),
+                    })
+                }
+                Err(NodeOpsError::Held { lease, holder }) => {
+                    return Err(ReplaceError::Busy {
+                        node: node.to_owned(),
+                        by: format!("{holder} (Lease {lease})"),
                     })
                 }
                 Err(e) => return Err(run.fail("record", format!("per-node lock: {e}"))),

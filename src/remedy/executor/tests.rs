@@ -112,12 +112,15 @@ async fn a_bmc_reporting_another_serial_is_refused_journaled_and_never_powered()
         "{}",
         w.timeline()
     );
-    // Cordoned first (the node is confirmed down, whoever its BMC is), and oob's cordon
-    // recorded; the lock taken and given back around the refused attempt.
+    // Nobody else holds the node; cordoned first (the node is confirmed down, whoever its
+    // BMC is), and oob's cordon recorded; the lock taken and given back around the refused
+    // attempt.
     let l = said(&w.log);
     assert_eq!(
         l,
         [
+            "lock oob-node-node-1",
+            "unlock oob-node-node-1",
             "cordon node-1",
             "annotate node-1 oob.dev/cordoned=Some(\"true\")",
             "lock oob-node-node-1",
@@ -153,9 +156,11 @@ async fn a_hard_reboot_is_journaled_verified_off_then_on_under_the_lock() {
     );
     assert_eq!(w.requests(), ["bmc ForceOff", "bmc On"]);
     let l = said(&w.log);
-    // Cordoned before the reboot, then everything under the lock.
-    assert_eq!(l.first().map(String::as_str), Some("cordon node-1"));
-    assert_eq!(l.get(2).map(String::as_str), Some("lock oob-node-node-1"));
+    // The lock asked first (nobody else holds the node), cordoned before the reboot, then
+    // everything under the lock.
+    assert_eq!(l.first().map(String::as_str), Some("lock oob-node-node-1"));
+    assert_eq!(l.get(2).map(String::as_str), Some("cordon node-1"));
+    assert_eq!(l.get(4).map(String::as_str), Some("lock oob-node-node-1"));
     assert_eq!(l.last().map(String::as_str), Some("unlock oob-node-node-1"));
     let entries = w.exec.journal().entries(Some("node-1")).unwrap();
     assert_eq!(entries.len(), 1);
@@ -452,4 +457,23 @@ async fn an_in_band_step_journaled_before_a_crash_is_never_sent_again_by_any_pat
         .unwrap();
     let _ = w.exec.execute(Remedy::SoftReboot, &w.subject()).await;
     assert_eq!(w.requests(), ["bmc GracefulRestart"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_held_by_another_remediator_is_not_even_cordoned() {
+    let w = world(false, 0);
+    w.cluster
+        .held
+        .lock()
+        .unwrap()
+        .insert("oob-node-node-1".into(), "self-node-remediation".into());
+    for remedy in [Remedy::SoftReboot, Remedy::HardReboot, Remedy::Fence] {
+        let done = w.exec.execute(remedy, &w.subject()).await;
+        assert!(
+            matches!(&done, Some(Done::Busy(d)) if d.contains("held by self-node-remediation")),
+            "{done:?}"
+        );
+    }
+    assert!(said(&w.log).is_empty(), "{:?}", said(&w.log));
+    assert!(w.requests().is_empty());
 }
