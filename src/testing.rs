@@ -62,6 +62,8 @@ pub struct BmcState {
     pub sel: Vec<SelEntry>,
     /// Every request received, in order.
     pub requests: Vec<PowerRequest>,
+    /// The locator LED.
+    pub led: bool,
 }
 
 impl BmcState {
@@ -74,6 +76,7 @@ impl BmcState {
             unreachable: false,
             sel: Vec::new(),
             requests: Vec::new(),
+            led: false,
         }))
     }
 }
@@ -92,6 +95,17 @@ fn unsupported(what: &str) -> BmcError {
 
 #[async_trait]
 impl Bmc for FakeBmc {
+    async fn locator(&self) -> Result<Option<bool>, BmcError> {
+        Ok(Some(self.state.lock().unwrap().led))
+    }
+    async fn set_locator(&self, on: bool) -> Result<(), BmcError> {
+        self.state.lock().unwrap().led = on;
+        say(
+            &self.log,
+            format!("locator {}", if on { "on" } else { "off" }),
+        );
+        Ok(())
+    }
     async fn identity(&self) -> Result<Identity, BmcError> {
         Ok(Identity {
             protocol: Protocol::Redfish,

@@ -132,3 +132,34 @@ async fn basic_auth_works_and_a_wrong_password_is_a_clear_auth_error() {
         run.stdout
     );
 }
+
+/// sushy-emulator has the older `IndicatorLED`: oob blinks it, reads it back, turns it off;
+/// sushy's own resource (read over plain HTTP) says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_locator_led_blinks_and_goes_off_on_the_emulator() {
+    let sushy = Sushy::start(false);
+    let (_, uuid, _) = sushy_systems().into_iter().next().unwrap();
+    let url = sushy.url(Some(&uuid));
+    let led = || async {
+        let plain = url.replace("redfish+http://", "http://");
+        reqwest::Client::new()
+            .get(&plain)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["IndicatorLED"]
+            .clone()
+    };
+    let run = oob_bmc(&url, &["-o", "json", "led", "on"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.json()["locator"], "on");
+    assert_eq!(led().await, "Blinking");
+    let run = oob_bmc(&url, &["-o", "json", "led", "off"]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(run.json()["locator"], "off");
+    assert_eq!(led().await, "Off");
+    let run = oob_bmc(&url, &["-o", "json", "led", "status"]).await;
+    assert_eq!(run.json()["locator"], "off", "{}", run.all());
+}

@@ -19,6 +19,7 @@ mod ipmi_mock;
 mod ipmi_sim;
 mod k8s;
 mod ladder;
+mod locator;
 mod peers_e2e;
 mod probe_netns;
 mod redfish_faults;

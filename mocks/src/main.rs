@@ -48,6 +48,9 @@ enum Command {
         /// No SEL LogService (like sushy-emulator and many real BMCs).
         #[arg(long)]
         no_sel: bool,
+        /// The older `IndicatorLED` instead of `LocationIndicatorActive`.
+        #[arg(long)]
+        indicator_led: bool,
     },
     /// A stateful IPMI v2.0 (RMCP+, suites 3 and 17) BMC on UDP; users admin/password,
     /// operator/oppass, viewer/viewpass.
@@ -157,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
         no_sessions,
         power_cycle,
         no_sel,
+        indicator_led,
     } = command
     else {
         return Ok(());
@@ -172,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
         tls,
         page_size: None,
         sel: !no_sel,
+        indicator_led,
     };
     let running = Mock::start(config, SocketAddr::new(bind, port)).await?;
     if let Some(cert) = &running.cert {

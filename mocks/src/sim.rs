@@ -266,6 +266,8 @@ impl SimFleet {
                     user: USER.into(),
                     password: PASSWORD.into(),
                     power_delay: timing.power_delay,
+                    // Half the fleet has the older locator LED property.
+                    indicator_led: n % 2 == 0,
                     ..RedfishConfig::default()
                 },
                 loopback,

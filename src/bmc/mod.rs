@@ -46,6 +46,21 @@ pub trait Bmc: Send + Sync {
     /// Health rollup of the system and of the BMC itself.
     async fn health(&self) -> Result<Health, BmcError>;
 
+    /// The locator (identify) LED: `Some(true)` lit or blinking, `None` when this BMC cannot
+    /// say (IPMI without the chassis identify state).
+    async fn locator(&self) -> Result<Option<bool>, BmcError> {
+        Ok(None)
+    }
+
+    /// Turn the locator LED on (until turned off) or off. Not verified: read it back.
+    async fn set_locator(&self, on: bool) -> Result<(), BmcError> {
+        let _ = on;
+        Err(BmcError::Unsupported {
+            bmc: "this backend".into(),
+            what: "a locator LED".into(),
+        })
+    }
+
     /// Release what the backend holds on the BMC (a Redfish session, an IPMI session).
     /// Best effort, never fails: a BMC that is gone has nothing to release.
     async fn close(&self);

@@ -206,3 +206,68 @@ async fn read_and_clear(
     c.bmc.clear_sel().await?;
     Ok((entries, Some(true)))
 }
+
+#[derive(Debug, Args)]
+pub struct LedArgs {
+    #[arg(value_enum)]
+    pub verb: LedVerb,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LedVerb {
+    On,
+    Off,
+    Status,
+}
+
+/// `oob led on|off|status TARGET`: an inventory machine's LED is changed only after the
+/// identity check (a lit LED on the wrong box sends the technician to the wrong machine) and
+/// read back; an ad hoc `--bmc` target is a raw call.
+pub async fn led(ctx: &Context, args: LedArgs) -> anyhow::Result<Status> {
+    if args.target.is_fleet() {
+        anyhow::bail!("led takes one target");
+    }
+    let on = match args.verb {
+        LedVerb::On => Some(true),
+        LedVerb::Off => Some(false),
+        LedVerb::Status => None,
+    };
+    if let (Some(on), None, [node]) = (on, &args.target.bmc, args.target.targets.as_slice()) {
+        let line = super::person::led(ctx, node, on).await?;
+        emit(
+            ctx.format,
+            &serde_json::json!({"target": node, "locator": line, "on": on}),
+            &[vec![format!("{node}: locator LED {line}")]],
+        )?;
+        return Ok(Status::Ok);
+    }
+    let c = args.target.connect(ctx).await?;
+    let result = async {
+        if let Some(on) = on {
+            if ctx.dry_run {
+                return Ok(format!(
+                    "dry run: would be turned {}",
+                    if on { "on" } else { "off" }
+                ));
+            }
+            eprintln!("oob: ad hoc --bmc target: a raw BMC call (no identity check is possible)");
+            c.bmc.set_locator(on).await?;
+        }
+        anyhow::Ok(match c.bmc.locator().await? {
+            Some(true) => "on".to_owned(),
+            Some(false) => "off".to_owned(),
+            None => "unknown (this BMC does not report the LED's state)".to_owned(),
+        })
+    }
+    .await;
+    c.bmc.close().await;
+    let line = result?;
+    emit(
+        ctx.format,
+        &serde_json::json!({"target": c.name, "locator": line}),
+        &[vec![format!("{}: locator LED {line}", c.name)]],
+    )?;
+    Ok(Status::Ok)
+}

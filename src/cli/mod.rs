@@ -92,6 +92,8 @@ pub enum Command {
     Cycle(person::NodeTarget),
     /// Soft reboot verified by bootID and Ready; the guarded hard cycle when it is not.
     Reboot(person::RebootArgs),
+    /// The locator (identify) LED that leads a technician to the box: on, off, status.
+    Led(bmc_cmds::LedArgs),
     /// End the hands-off of a node awaiting replacement (the technicians are done):
     /// `--repaired` lets the service replace and rejoin it when `[replacement] enabled`.
     Release(person::ReleaseArgs),
@@ -173,6 +175,7 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Plan => person::plan(&ctx).await,
         Command::Cycle(args) => person::cycle(&ctx, args).await,
         Command::Release(args) => person::release(&ctx, args).await,
+        Command::Led(args) => bmc_cmds::led(&ctx, args).await,
         Command::Reboot(args) => person::reboot(&ctx, args).await,
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo_cmds::demo(&ctx, args).await,

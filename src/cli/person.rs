@@ -577,10 +577,33 @@ pub async fn release(ctx: &Context, args: ReleaseArgs) -> anyhow::Result<Status>
     if let Err(e) = ops.publish(node, event).await {
         tracing::warn!(node, error = %e, "publishing the release event failed");
     }
+    // The technicians are done with the box: its locator LED off (an inventory machine,
+    // after the identity check; the service says it too when it acts on the release).
+    let led = match ctx.config.as_ref().map(|c| c.machine(node).is_ok()) {
+        Some(true) => Some(match led(ctx, node, false).await {
+            Ok(state) => format!("locator LED {state}"),
+            Err(e) => format!("locator LED not turned off: {e:#}"),
+        }),
+        _ => None,
+    };
+    let mut rows = vec![vec![line]];
+    rows.extend(led.iter().map(|l| vec![l.clone()]));
     emit(
         ctx.format,
-        &json!({"node": node, "release": value}),
-        &[vec![line]],
+        &json!({"node": node, "release": value, "locator": led}),
+        &rows,
     )?;
     Ok(Status::Ok)
+}
+
+/// The locator LED of an inventory machine, through the executor's identity check.
+pub async fn led(ctx: &Context, node: &str, on: bool) -> anyhow::Result<String> {
+    let (_, machine, exec) = person(ctx, node).await?;
+    let info = match exec.nodes().get(&machine.name).await {
+        Ok(n) => n,
+        Err(_) => offline_node(&machine.name),
+    };
+    exec.locator(&machine, &info, on)
+        .await
+        .map_err(|why| anyhow::anyhow!("{node}: locator LED not changed: {why}"))
 }

@@ -67,6 +67,10 @@ pub(super) fn evaluate(
             .host(n)
             .map_or(0, |h| h.bmc.mock.counters().resets.len());
         let stage = stages.get(n).copied().unwrap_or(Stage::Healthy);
+        let led = fleet
+            .host(n)
+            .and_then(|h| h.bmc.mock.locator(oob_mocks::sim::SYSTEM))
+            .unwrap_or(false);
         let (passed, outcome) = match n {
             "node-1" => {
                 let boots = fleet.host(n).map_or(0, |h| h.boots());
@@ -86,8 +90,9 @@ pub(super) fn evaluate(
                     && unschedulable(n)
                     && pods_left(n) == 0
                     && component.as_deref() == Some("Drive 3")
+                    && led
                     && all_resets == 0;
-                (ok, format!("stage {}, cordoned {}, pods left {}, report component {}, power requests {all_resets}", stage.name(), unschedulable(n), pods_left(n), component.unwrap_or_else(|| "none".into())))
+                (ok, format!("stage {}, cordoned {}, pods left {}, report component {}, locator LED on {led}, power requests {all_resets}", stage.name(), unschedulable(n), pods_left(n), component.unwrap_or_else(|| "none".into())))
             }
             "node-3" => {
                 let refused = journal_entries
@@ -96,12 +101,15 @@ pub(super) fn evaluate(
                     || report_of(n)
                         .and_then(|r| r["summary"].as_str().map(|s| s.contains("identity")))
                         .unwrap_or(false);
-                let ok =
-                    matches!(stage, Stage::AwaitReplacement { .. }) && refused && all_resets == 0;
+                // Never lit on a BMC that answers for another machine.
+                let ok = matches!(stage, Stage::AwaitReplacement { .. })
+                    && refused
+                    && !led
+                    && all_resets == 0;
                 (
                     ok,
                     format!(
-                        "stage {}, refused and reported {refused}, power requests {all_resets}",
+                        "stage {}, refused and reported {refused}, locator LED on {led}, power requests {all_resets}",
                         stage.name()
                     ),
                 )
@@ -121,8 +129,9 @@ pub(super) fn evaluate(
                     && pods_left(n) == 0
                     && component.as_deref() == Some("/dev/sda")
                     && smart
+                    && led
                     && all_resets == 0;
-                (ok, format!("stage {}, cordoned {}, pods left {}, report component {}, SMART finding in the report {smart}, power requests {all_resets}", stage.name(), unschedulable(n), pods_left(n), component.unwrap_or_else(|| "none".into())))
+                (ok, format!("stage {}, cordoned {}, pods left {}, report component {}, SMART finding in the report {smart}, locator LED on {led}, power requests {all_resets}", stage.name(), unschedulable(n), pods_left(n), component.unwrap_or_else(|| "none".into())))
             }
             "node-6" | "node-7" => {
                 let boots = fleet.host(n).map_or(0, |h| h.boots());

@@ -42,15 +42,20 @@ pub struct FaultReport {
     /// What oob did, in order: (RFC 3339 time, what).
     pub timeline: Vec<(String, String)>,
     pub recommended_action: String,
+    /// The locator LED as oob left it (`on (read back: on)`, or why not), for the person
+    /// looking for the box.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locator: Option<String>,
 }
 
 impl FaultReport {
     pub fn text(&self) -> String {
         let mut out = format!(
-            "FAULT REPORT  {}\n\nmachine:   {}\nlocation:  {}\nbmc:       {}{}\ncreated:   {}\nverdict:   {}\ncomponent: {}\n\n{}\n",
+            "FAULT REPORT  {}\n\nmachine:   {}\nlocation:  {}\nlocator:   {}\nbmc:       {}{}\ncreated:   {}\nverdict:   {}\ncomponent: {}\n\n{}\n",
             self.node,
             self.node,
             self.location,
+            self.locator.as_deref().unwrap_or("not set"),
             self.bmc_address,
             self.bmc
                 .as_ref()
@@ -95,10 +100,11 @@ impl FaultReport {
 
     pub fn markdown(&self) -> String {
         let mut out = format!(
-            "# Fault report: {}\n\n| | |\n|---|---|\n| machine | `{}` |\n| location | {} |\n| BMC | `{}` |\n| BMC serial | {} |\n| BMC system UUID | {} |\n| created | {} |\n| verdict | {} |\n| component | {} |\n\n{}\n",
+            "# Fault report: {}\n\n| | |\n|---|---|\n| machine | `{}` |\n| location | {} |\n| locator LED | {} |\n| BMC | `{}` |\n| BMC serial | {} |\n| BMC system UUID | {} |\n| created | {} |\n| verdict | {} |\n| component | {} |\n\n{}\n",
             self.node,
             self.node,
             self.location,
+            self.locator.as_deref().unwrap_or("not set"),
             self.bmc_address,
             self.bmc.as_ref().and_then(|b| b.serial.as_deref()).unwrap_or("-"),
             self.bmc.as_ref().and_then(|b| b.uuid.as_deref()).unwrap_or("-"),
@@ -190,6 +196,7 @@ mod tests {
             evidence: vec!["ping 3/3".into()],
             timeline: vec![("2026-11-22T10:00:00Z".into(), "cordoned".into())],
             recommended_action: "replace Drive 3".into(),
+            locator: Some("on (read back: on)".into()),
         }
     }
 

@@ -272,6 +272,12 @@ impl Service {
             && !matches!(position.stage, Stage::AwaitReplacement { .. })
         {
             self.consume_release(name).await;
+            // The technicians are done with the box: its locator LED off.
+            let led = match self.exec.locator(m, node, false).await {
+                Ok(state) => format!("locator LED {state}"),
+                Err(why) => format!("locator LED not turned off: {why}"),
+            };
+            self.exec.note(name, led);
         }
         if position.stage.name() != from.name() {
             info!(

@@ -851,6 +851,7 @@ async fn a_node_released_as_repaired_is_replaced_by_the_ladder_when_the_policy_a
     // The technicians put the right board back, reinstall and boot it (it answers, its
     // kubelet is not joined), and say so.
     f.bmcs[0].lock().unwrap().serial = "SN-1".into();
+    f.bmcs[0].lock().unwrap().led = true;
     f.hosts.set_dark("127.0.0.11", false);
     release(&f, 1, "repaired");
     // The kubelet's part: the machine registers once the join ran on it.
@@ -884,6 +885,9 @@ async fn a_node_released_as_repaired_is_replaced_by_the_ladder_when_the_policy_a
     assert!(said(&f.log).contains(&"delete node-1".to_owned()));
     assert_eq!(f.stage(1), Stage::Healthy, "{t}");
     assert!(!released(&f, 1));
+    // The technicians are done: the locator LED off, read back.
+    assert!(!f.bmcs[0].lock().unwrap().led);
+    assert!(t.contains("locator LED off (read back: off)"), "{t}");
     assert!(
         f.requests(1).is_empty(),
         "no power request: {:?}",

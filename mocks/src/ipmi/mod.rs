@@ -121,6 +121,8 @@ struct Session {
 struct State {
     sessions: HashMap<u32, Session>,
     power: bool,
+    /// Chassis Identify: 0 off, 1 on for an interval, 2 on until turned off.
+    identify: u8,
     pending: Option<(bool, tokio::time::Instant)>,
     sel: Vec<[u8; 16]>,
     faults: Faults,
@@ -196,6 +198,7 @@ impl MockIpmi {
             state: Arc::new(Mutex::new(State {
                 sessions: HashMap::new(),
                 power: true,
+                identify: 0,
                 pending: None,
                 sel: seed_sel(),
                 faults: Faults::default(),
@@ -244,6 +247,11 @@ impl MockIpmi {
     /// The BMC reboots: every session is forgotten.
     pub fn reset_bmc(&self) {
         self.lock().sessions.clear();
+    }
+
+    /// The locator LED: 0 off, 1 on for an interval, 2 on until turned off.
+    pub fn identify(&self) -> u8 {
+        self.lock().identify
     }
 
     pub fn power(&self) -> bool {
@@ -562,10 +570,22 @@ impl MockIpmi {
                     (0x87, Vec::new())
                 }
             }
-            (0x00, 0x01) => (0, vec![u8::from(s.power), 0x00, 0x00, 0x00]),
+            // Byte 4: the identify state is reported (bit 6) and what it is (bits 5:4).
+            (0x00, 0x01) => (
+                0,
+                vec![u8::from(s.power), 0x00, 0x00, 0x40 | (s.identify << 4)],
+            ),
             (0x00, 0x02 | 0x04) if !operator => (0xD4, Vec::new()),
             (0x00, 0x02) => self.chassis_control(s, data),
-            (0x00, 0x04) => (0, Vec::new()),
+            // Chassis Identify: interval (default 15 s; 0 off), then Force Identify On.
+            (0x00, 0x04) => {
+                s.identify = match (data.first(), data.get(1)) {
+                    (_, Some(f)) if f & 0x01 != 0 => 2,
+                    (Some(0), _) => 0,
+                    _ => 1,
+                };
+                (0, Vec::new())
+            }
             (0x0A, 0x40) => {
                 let n = (s.sel.len() as u16).to_le_bytes();
                 (

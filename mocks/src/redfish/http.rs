@@ -178,6 +178,7 @@ fn route(
             ),
         },
         Method::DELETE => logout(mock, path),
+        Method::PATCH => patch(mock, path, headers, body),
         _ => error(
             StatusCode::METHOD_NOT_ALLOWED,
             "OperationNotAllowed",
@@ -230,6 +231,81 @@ fn get(mock: &Mock, path: &str, query: Option<&str>) -> Response {
         }
     }
     json_response(StatusCode::OK, &value)
+}
+
+/// PATCH of a ComputerSystem: only its locator LED is writable (`LocationIndicatorActive`, or
+/// `IndicatorLED` where the system has that one), as on a real BMC; any other property, a
+/// wrong type or value, or a stale `If-Match` is refused with the Base registry's message.
+fn patch(mock: &Mock, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+    let bad = |id: &str, message: &str| error(StatusCode::BAD_REQUEST, id, message);
+    let mut state = mock.lock();
+    if !state.power.contains_key(path) {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "OperationNotAllowed",
+            "PATCH is not allowed on this resource.",
+        );
+    }
+    let Some(current) = state.resources.get(path).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "ResourceMissingAtURI",
+            "No resource at this URI.",
+        );
+    };
+    let tag = current.get("@odata.etag").and_then(Value::as_str);
+    if let (Some(given), Some(tag)) = (headers.get(header::IF_MATCH), tag) {
+        if given.to_str().ok() != Some(tag) {
+            return error(
+                StatusCode::PRECONDITION_FAILED,
+                "PreconditionFailed",
+                "The ETag supplied did not match the ETag required to change this resource.",
+            );
+        }
+    }
+    let Ok(Value::Object(changes)) = serde_json::from_slice::<Value>(body) else {
+        return bad(
+            "MalformedJSON",
+            "The request body submitted was malformed JSON.",
+        );
+    };
+    let mut next = current.clone();
+    for (key, value) in &changes {
+        match (key.as_str(), current.get(key)) {
+            ("LocationIndicatorActive", Some(_)) if value.is_boolean() => {}
+            ("IndicatorLED", Some(_))
+                if matches!(value.as_str(), Some("Lit" | "Blinking" | "Off")) => {}
+            ("LocationIndicatorActive" | "IndicatorLED", Some(_)) => {
+                return bad(
+                    "PropertyValueNotInList",
+                    &format!("The value {value} for the property {key} is not in the list of acceptable values."),
+                )
+            }
+            (_, Some(_)) => {
+                return bad(
+                    "PropertyNotWritable",
+                    &format!("The property {key} is a read only property and cannot be assigned a value."),
+                )
+            }
+            (_, None) => {
+                return bad(
+                    "PropertyUnknown",
+                    &format!("The property {key} is not in the list of valid properties for the resource."),
+                )
+            }
+        }
+        next[key] = value.clone();
+    }
+    if let Some(n) = tag.and_then(|t| {
+        t.trim_start_matches("W/")
+            .trim_matches('"')
+            .parse::<u64>()
+            .ok()
+    }) {
+        next["@odata.etag"] = Value::String(format!("W/\"{}\"", n + 1));
+    }
+    state.resources.insert(path.to_owned(), next.clone());
+    json_response(StatusCode::OK, &next)
 }
 
 fn login(mock: &Mock, sessions: &str, body: &[u8]) -> Response {

@@ -44,6 +44,9 @@ pub struct Config {
     /// Synthetic systems have a SEL LogService. Without one, the BMC is like
     /// sushy-emulator and many real BMCs: no LogServices link at all.
     pub sel: bool,
+    /// Synthetic systems have the older `IndicatorLED` (`Off`/`Lit`/`Blinking`) instead of
+    /// `LocationIndicatorActive`, as BMCs before Redfish 2020.3 do.
+    pub indicator_led: bool,
 }
 
 impl Default for Config {
@@ -59,6 +62,7 @@ impl Default for Config {
             tls: false,
             page_size: None,
             sel: true,
+            indicator_led: false,
         }
     }
 }
@@ -229,6 +233,15 @@ impl Mock {
         let power = state.power.get_mut(system)?;
         settle(power);
         Some(power.state.clone())
+    }
+
+    /// A system's locator LED as its resource says (either property), `None` without one.
+    pub fn locator(&self, system: &str) -> Option<bool> {
+        let state = self.lock();
+        let s = state.resources.get(system)?;
+        s.get("LocationIndicatorActive")
+            .and_then(Value::as_bool)
+            .or_else(|| s.get("IndicatorLED")?.as_str().map(|v| v != "Off"))
     }
 
     /// Force a system's power state (scenario setup).

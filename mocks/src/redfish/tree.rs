@@ -189,6 +189,7 @@ pub fn synthetic(config: &Config) -> BTreeMap<String, Value> {
                 "Manufacturer": "oob-mocks", "Model": "Stateful Mock Server",
                 "BiosVersion": format!("1.0.{i}"), "PowerState": "On",
                 "Status": { "State": "Enabled", "Health": "OK", "HealthRollup": "OK" },
+                "@odata.etag": "W/\"1\"",
                 "Links": { "ManagedBy": [link(&manager)] },
                 "LogServices": link(&format!("{path}/LogServices")),
                 "Actions": { "#ComputerSystem.Reset": {
@@ -197,6 +198,13 @@ pub fn synthetic(config: &Config) -> BTreeMap<String, Value> {
                 }},
             }),
         );
+        if let Some(system) = r.get_mut(path).and_then(Value::as_object_mut) {
+            if config.indicator_led {
+                system.insert("IndicatorLED".into(), Value::String("Off".into()));
+            } else {
+                system.insert("LocationIndicatorActive".into(), Value::Bool(false));
+            }
+        }
         if !config.sel {
             if let Some(system) = r.get_mut(path).and_then(Value::as_object_mut) {
                 system.remove("LogServices");

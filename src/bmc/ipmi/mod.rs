@@ -384,6 +384,24 @@ impl Bmc for IpmiBmc {
         })
     }
 
+    /// Get Chassis Status, byte 4 (Misc. Chassis State): bit 6 says whether the identify
+    /// state is reported, bits 5:4 give it (0 off, 1 temporary on, 2 indefinite on).
+    async fn locator(&self) -> Result<Option<bool>, BmcError> {
+        let d = self
+            .checked(CHASSIS, 0x01, &[], "Get Chassis Status")
+            .await?;
+        Ok(d.get(3)
+            .filter(|misc| *misc & 0x40 != 0)
+            .map(|misc| (misc >> 4) & 0x03 != 0))
+    }
+
+    /// Chassis Identify with Force Identify On (IPMI v2.0 §28.5), or an interval of 0 (off).
+    async fn set_locator(&self, on: bool) -> Result<(), BmcError> {
+        let data: &[u8] = if on { &[0x00, 0x01] } else { &[0x00, 0x00] };
+        let r = self.call(CHASSIS, 0x04, data, true).await?;
+        check(&self.url, "Chassis Identify", &r)
+    }
+
     async fn close(&self) {
         if let Some(session) = self.session.lock().await.take() {
             session.close().await;

@@ -161,13 +161,18 @@ impl Client {
         })
     }
 
+    /// The service's base address (`https://host:port`), for messages.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
 
     /// GET a resource and decode it.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, BmcError> {
-        let reply = self.send(Method::GET, path, None).await?;
+        let reply = self.send(Method::GET, path, None, None).await?;
         self.decode(path, reply)
     }
 
@@ -202,7 +207,19 @@ impl Client {
     /// POST a JSON body. Never retried once it may have reached the BMC (only a refused
     /// connection or a 503, which means "not processed", is tried again).
     pub async fn post(&self, path: &str, body: Value) -> Result<Reply, BmcError> {
-        self.send(Method::POST, path, Some(body)).await
+        self.send(Method::POST, path, Some(body), None).await
+    }
+
+    /// PATCH properties of a resource, with `If-Match` when the resource carried an ETag
+    /// (`@odata.etag`): services may refuse an unconditional update (428). Not retried once
+    /// it may have reached the BMC, like a POST.
+    pub async fn patch(
+        &self,
+        path: &str,
+        body: Value,
+        if_match: Option<&str>,
+    ) -> Result<Reply, BmcError> {
+        self.send(Method::PATCH, path, Some(body), if_match).await
     }
 
     /// Log in with a session at `sessions_path`. `Ok(false)` when the service has no working
@@ -340,6 +357,7 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<Value>,
+        if_match: Option<&str>,
     ) -> Result<Reply, BmcError> {
         let url = self.url(path);
         let idempotent = method == Method::GET || method == Method::DELETE;
@@ -359,6 +377,9 @@ impl Client {
                 }
                 if let Some(body) = &body {
                     request = request.json(body);
+                }
+                if let Some(tag) = if_match {
+                    request = request.header(reqwest::header::IF_MATCH, tag);
                 }
                 let session = match &*auth {
                     Auth::Session { login_path, .. } => Some(login_path.clone()),

@@ -399,6 +399,40 @@ impl Bmc for RedfishBmc {
         })
     }
 
+    async fn locator(&self) -> Result<Option<bool>, BmcError> {
+        let system: System = self.client.get(&self.system_path).await?;
+        Ok(
+            match (system.location_indicator_active, system.indicator_led) {
+                (Some(on), _) => Some(on),
+                (None, Some(led)) => Some(led != "Off"),
+                (None, None) => None,
+            },
+        )
+    }
+
+    /// `LocationIndicatorActive` where the system has it, else the older `IndicatorLED`
+    /// (`Blinking`: what a technician spots in a row of racks), with `If-Match` when the
+    /// system carries an ETag.
+    async fn set_locator(&self, on: bool) -> Result<(), BmcError> {
+        let system: System = self.client.get(&self.system_path).await?;
+        let body = if system.location_indicator_active.is_some() {
+            serde_json::json!({ "LocationIndicatorActive": on })
+        } else if system.indicator_led.is_some() {
+            serde_json::json!({ "IndicatorLED": if on { "Blinking" } else { "Off" } })
+        } else {
+            return Err(BmcError::Unsupported {
+                bmc: self.client.base().to_owned(),
+                what: "a locator LED (the system has neither LocationIndicatorActive nor IndicatorLED)".into(),
+            });
+        };
+        let reply = self
+            .client
+            .patch(&self.system_path, body, system.odata_etag.as_deref())
+            .await?;
+        self.client.expect_success(&self.system_path, reply)?;
+        Ok(())
+    }
+
     async fn close(&self) {
         self.client.logout().await;
     }

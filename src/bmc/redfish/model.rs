@@ -65,6 +65,14 @@ pub struct System {
     #[serde(default)]
     pub actions: serde_json::Map<String, Value>,
     pub log_services: Option<Link>,
+    /// The locator LED (Redfish 2020.3 on): `true` while lit or blinking.
+    pub location_indicator_active: Option<bool>,
+    /// The older locator LED: `Lit`, `Blinking` or `Off`.
+    #[serde(rename = "IndicatorLED")]
+    pub indicator_led: Option<String>,
+    /// The resource's ETag, for a conditional PATCH.
+    #[serde(rename = "@odata.etag")]
+    pub odata_etag: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

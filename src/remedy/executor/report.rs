@@ -35,7 +35,7 @@ impl Executor {
             .into_iter()
             .map(|(at, what)| (rfc3339(at), what))
             .collect();
-        let report = FaultReport {
+        let mut report = FaultReport {
             node: node.to_owned(),
             created: rfc3339(self.now_ms()),
             location: s.machine.location.clone(),
@@ -48,6 +48,7 @@ impl Executor {
             evidence: s.evidence.to_vec(),
             timeline,
             recommended_action: recommended.clone(),
+            locator: None,
         };
         if self.dry_run {
             self.note(node, "dry run: would write a fault report");
@@ -64,6 +65,18 @@ impl Executor {
             Ok(Intent::Seen(e)) => e.intent_ms,
             Ok(Intent::New) => self.now_ms(),
         };
+        // The technician is led to the box: its locator LED on, unless the BMC answers for
+        // another machine (then lighting it would send them to the wrong one).
+        report.locator = Some(if matches!(cause, Cause::IdentityMismatch { .. }) {
+            "left off: this BMC answers for another machine".to_owned()
+        } else {
+            let led = match self.locator(s.machine, s.node, true).await {
+                Ok(state) => state,
+                Err(why) => format!("not on: {why}"),
+            };
+            self.note(node, format!("locator LED {led}"));
+            led
+        });
         let stamp = rfc3339(first).replace([':', '-'], "");
         let paths = match report.write(&self.reports_dir, &stamp) {
             Ok(p) => p,
@@ -93,5 +106,47 @@ impl Executor {
         let done = Done::Ok(summary.to_owned());
         self.outcome(&key, &done);
         (done, paths)
+    }
+}
+
+impl Executor {
+    /// Turn the machine's locator LED on or off, after the identity check (a lit LED on the
+    /// wrong box sends the technician to the wrong machine), and read it back. `Ok` is the
+    /// state as the timeline and the report say it; `Err` why it was not changed.
+    pub async fn locator(
+        &self,
+        m: &crate::config::Machine,
+        node: &crate::k8s::NodeInfo,
+        on: bool,
+    ) -> Result<String, String> {
+        let want = if on { "on" } else { "off" };
+        if self.dry_run {
+            return Ok(format!("dry run: would be turned {want}"));
+        }
+        let c = self.connect(m).await.map_err(|e| format!("BMC: {e}"))?;
+        let result = async {
+            let identity = c.bmc.identity().await.map_err(|e| e.to_string())?;
+            let expected = crate::remedy::guard::Expected {
+                system_uuid: node.system_uuid.clone(),
+                serial: m.serial.clone(),
+            };
+            crate::remedy::guard::same_machine(&identity, &expected)
+                .map_err(|why| format!("identity check failed, LED left alone: {why}"))?;
+            c.bmc.set_locator(on).await.map_err(|e| e.to_string())?;
+            match c.bmc.locator().await {
+                Ok(Some(state)) if state == on => Ok(format!("{want} (read back: {want})")),
+                Ok(Some(_)) => Err(format!(
+                    "asked {want}, but it reads {}",
+                    if on { "off" } else { "on" }
+                )),
+                Ok(None) => Ok(format!(
+                    "{want} (sent; this BMC does not report the LED's state)"
+                )),
+                Err(e) => Ok(format!("{want} (sent; reading it back failed: {e})")),
+            }
+        }
+        .await;
+        c.bmc.close().await;
+        result
     }
 }

@@ -329,6 +329,34 @@ async fn failing_hardware_on_a_live_machine_is_cordoned_drained_and_reported_not
         .find(|t| t.contains("/dev/sda"))
         .expect("a report naming the drive");
     assert!(report.contains("smart_overall_failed"), "{report}");
+    // The technician is led to the box: the locator LED on, read back, in the report.
+    assert!(w.bmc.lock().unwrap().led);
+    assert!(l.contains(&"locator on".to_owned()), "{l:?}");
+    assert!(report.contains("on (read back: on)"), "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_locator_led_is_never_lit_on_a_bmc_that_answers_for_another_machine() {
+    let w = world(false, 0);
+    w.bmc.lock().unwrap().serial = "SN-OTHER".into();
+    let led = w.exec.locator(&w.machine, &w.node, true).await;
+    assert!(
+        led.as_ref()
+            .is_err_and(|e| e.contains("identity check failed")),
+        "{led:?}"
+    );
+    assert!(!w.bmc.lock().unwrap().led);
+    // The identity refusal's report does not light it either.
+    let cause = Cause::IdentityMismatch {
+        detail: "serial SN-OTHER".into(),
+    };
+    let s = Subject {
+        cause: Some(&cause),
+        ..w.subject()
+    };
+    w.exec.execute(Remedy::Report, &s).await;
+    assert!(!w.bmc.lock().unwrap().led);
+    assert!(!said(&w.log).contains(&"locator on".to_owned()));
 }
 
 #[tokio::test(start_paused = true)]
