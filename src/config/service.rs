@@ -39,7 +39,7 @@ pub struct ServiceSettings {
     pub namespace: String,
     /// The journal (SQLite): intents and outcomes of every action, ladder positions.
     pub journal: PathBuf,
-    /// Fault reports (text, JSON, Markdown) are written here.
+    /// Fault reports (text, JSON, Markdown, HTML) are written here.
     pub reports_dir: PathBuf,
     /// `/metrics`, `/healthz`, `/readyz`.
     pub listen: String,

@@ -142,7 +142,68 @@ impl FaultReport {
         out
     }
 
-    /// Write `<node>-<stamp>.{txt,json,md}` into `dir`; returns the paths.
+    /// The report as one self-contained HTML page (inline style, no script, readable on a
+    /// phone) for mail and browsers. Everything that comes from outside (node names, BMC
+    /// answers, findings, the timeline) is escaped.
+    pub fn html(&self) -> String {
+        let e = escape;
+        let row = |k: &str, v: &str| format!("<tr><th>{}</th><td>{}</td></tr>\n", e(k), e(v));
+        let mut out = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <title>Fault report: {node}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
+             <h1>Fault report: {node}</h1>\n<p class=\"summary\">{summary}</p>\n<table>\n",
+            node = e(&self.node),
+            summary = e(&self.summary),
+        );
+        out += &row("machine", &self.node);
+        out += &row("location", &self.location.to_string());
+        out += &row("locator LED", self.locator.as_deref().unwrap_or("not set"));
+        out += &row("component", self.component.as_deref().unwrap_or("unknown"));
+        out += &row("verdict", &self.verdict);
+        out += &row("BMC", &self.bmc_address);
+        if let Some(b) = &self.bmc {
+            out += &row("BMC serial", b.serial.as_deref().unwrap_or("-"));
+            out += &row("BMC system UUID", b.uuid.as_deref().unwrap_or("-"));
+        }
+        out += &row("created", &self.created);
+        out += "</table>\n";
+        out += &format!(
+            "<h2>Recommended action</h2>\n<p>{}</p>\n",
+            e(&self.recommended_action)
+        );
+        if !self.findings.is_empty() {
+            out += "<h2>Findings</h2>\n<ul>\n";
+            for f in &self.findings {
+                out += &format!(
+                    "<li><strong>{}</strong> <code>{}</code>: {}{}</li>\n",
+                    e(f.severity.name()),
+                    e(&f.code),
+                    e(&f.detail),
+                    f.fix
+                        .as_deref()
+                        .map(|fix| format!("<br>fix: {}", e(fix)))
+                        .unwrap_or_default()
+                );
+            }
+            out += "</ul>\n";
+        }
+        if !self.evidence.is_empty() {
+            out += "<h2>Evidence</h2>\n<ul>\n";
+            for line in &self.evidence {
+                out += &format!("<li>{}</li>\n", e(line));
+            }
+            out += "</ul>\n";
+        }
+        out += "<h2>Timeline</h2>\n<ol>\n";
+        for (at, what) in &self.timeline {
+            out += &format!("<li><time>{}</time> {}</li>\n", e(at), e(what));
+        }
+        out += "</ol>\n</body>\n</html>\n";
+        out
+    }
+
+    /// Write `<node>-<stamp>.{txt,json,md,html}` into `dir`; returns the paths.
     pub fn write(&self, dir: &Path, stamp: &str) -> Result<Vec<PathBuf>, ReportError> {
         let fail = |path: &Path, e: std::io::Error| ReportError::Write {
             path: path.display().to_string(),
@@ -158,6 +219,7 @@ impl FaultReport {
             ("txt", self.text()),
             ("json", json),
             ("md", self.markdown()),
+            ("html", self.html()),
         ] {
             let path = dir.join(format!("{}-{stamp}.{ext}", self.node));
             // Write then rename: a reader never sees half a report.
@@ -168,6 +230,27 @@ impl FaultReport {
         }
         Ok(paths)
     }
+}
+
+/// The page's style: system fonts, a table that fits a phone's width.
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem;max-width:60rem}\
+table{border-collapse:collapse}th,td{text-align:left;padding:.2rem .6rem;border-bottom:1px solid #ddd;\
+vertical-align:top;overflow-wrap:anywhere}.summary{font-weight:bold}code{font-size:.9em}";
+
+/// HTML text: `&`, `<`, `>`, `"` and `'` as entities (safe in text and quoted attributes).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -203,7 +286,12 @@ mod tests {
     #[test]
     fn every_rendering_names_the_machine_place_component_and_action() {
         let r = sample();
-        for body in [r.text(), r.markdown(), serde_json::to_string(&r).unwrap()] {
+        for body in [
+            r.text(),
+            r.markdown(),
+            serde_json::to_string(&r).unwrap(),
+            r.html(),
+        ] {
             for needle in [
                 "node-2",
                 "r12",
@@ -217,9 +305,39 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let paths = r.write(dir.path(), "20261122T100000Z").unwrap();
-        assert_eq!(paths.len(), 3);
+        assert_eq!(paths.len(), 4);
+        assert!(paths[3].to_string_lossy().ends_with(".html"));
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&paths[1]).unwrap()).unwrap();
         assert_eq!(json["component"], "Drive 3");
+    }
+
+    #[test]
+    fn the_html_report_escapes_everything_that_comes_from_outside() {
+        let mut r = sample();
+        r.node = "node-<b>2</b>".into();
+        r.findings[0].detail = "<script>alert('x')</script> & \"quoted\"".into();
+        r.timeline
+            .push(("t".into(), "<img src=x onerror=alert(1)>".into()));
+        let html = r.html();
+        assert!(
+            !html.contains("<script>") && !html.contains("<img"),
+            "{html}"
+        );
+        assert!(!html.contains("<b>2</b>"), "{html}");
+        assert!(html
+            .contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;quoted&quot;"));
+        assert!(html.contains("node-&lt;b&gt;2&lt;/b&gt;"));
+        // The page's own markup: one document, viewport for a phone, every section.
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("name=\"viewport\""));
+        for h in ["Recommended action", "Findings", "Evidence", "Timeline"] {
+            assert!(html.contains(&format!("<h2>{h}</h2>")), "{h}");
+        }
+        assert_eq!(
+            html.matches("<table>").count(),
+            html.matches("</table>").count()
+        );
+        assert_eq!(html.matches("<li>").count(), html.matches("</li>").count());
     }
 }

@@ -1,4 +1,4 @@
-//! The executor's fault report: files (text, JSON, Markdown), the Warning Event and the
+//! The executor's fault report: files (text, JSON, Markdown, HTML), the Warning Event and the
 //! `OobRemediation` condition, journaled once per episode (also across restarts).
 
 use std::path::PathBuf;
