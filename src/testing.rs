@@ -386,6 +386,8 @@ pub struct FakeHosts {
     /// What a command run on a host prints, by a word it contains (first match); exit 0 and
     /// no output unless set.
     pub replies: Mutex<Vec<(String, crate::probe::exec::Output)>>,
+    /// Hosts whose SSH host key changed (reinstalled): nothing reaches them.
+    pub new_host_key: Mutex<Vec<String>>,
 }
 
 /// A unit as `systemctl show` reports it.
@@ -521,6 +523,12 @@ impl HostAccess for FakeHosts {
         command: &str,
         _: std::time::Duration,
     ) -> Result<crate::probe::exec::Output, GatherError> {
+        if self.new_host_key.lock().unwrap().iter().any(|h| h == host) {
+            return Err(GatherError::Ssh(SshError::ChangedHostKey {
+                host: host.to_owned(),
+                detail: "the host key differs from the pinned one".into(),
+            }));
+        }
         self.act(format!("run {host} {command}"));
         self.down(host)?;
         let replies = self.replies.lock().unwrap();

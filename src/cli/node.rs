@@ -27,6 +27,10 @@ pub struct NodeArgs {
     /// Replace: the board was replaced; a new system UUID is accepted (and reported).
     #[arg(long)]
     pub new_board: bool,
+    /// Replace: abandon the open replacement of this node (it stopped, and the machine was
+    /// redone by hand) and start a new one from the first step.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -52,7 +56,7 @@ pub(super) async fn client() -> anyhow::Result<kube::Client> {
 
 pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<Status> {
     if matches!(args.verb, NodeVerb::Replace) {
-        return super::person::replace(ctx, &args.node, args.new_board).await;
+        return super::person::replace(ctx, &args.node, args.new_board, args.fresh).await;
     }
     let client = client().await?;
     let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "oob-cli".into());
@@ -87,7 +91,7 @@ pub async fn run(ctx: &Context, args: NodeArgs) -> anyhow::Result<Status> {
             )?;
             Ok(Status::Ok)
         }
-        NodeVerb::Replace => super::person::replace(ctx, node, args.new_board).await,
+        NodeVerb::Replace => super::person::replace(ctx, node, args.new_board, args.fresh).await,
         NodeVerb::Drain => {
             ops.set_unschedulable(node, true).await?;
             let options = DrainOptions {

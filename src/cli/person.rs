@@ -478,7 +478,12 @@ pub async fn power(ctx: &Context, node: &str, action: PowerAction) -> anyhow::Re
 /// `oob node replace NODE`: the kubeadm replacement workflow, through the same executor
 /// (journal, lock, identity check) as the service. Resumable: run it again after any
 /// interruption and it goes on from the step it reached.
-pub async fn replace(ctx: &Context, node: &str, new_board: bool) -> anyhow::Result<Status> {
+pub async fn replace(
+    ctx: &Context,
+    node: &str,
+    new_board: bool,
+    fresh: bool,
+) -> anyhow::Result<Status> {
     let mut config = config(ctx)?.clone();
     let client = kube_client()
         .await
@@ -502,6 +507,7 @@ pub async fn replace(ctx: &Context, node: &str, new_board: bool) -> anyhow::Resu
         machine: &machine,
         peers: &peers,
         new_board,
+        fresh,
         settings: &config.replacement,
     };
     let rejoin = crate::k8s::join::KubeRejoin(client);

@@ -38,6 +38,26 @@ pub enum GatherError {
     },
 }
 
+impl GatherError {
+    /// The command cannot have reached the host: no settings, a host key refused (a
+    /// reinstalled machine has a new one), our key refused. A timeout or a dropped session
+    /// may have sent it.
+    pub fn not_sent(&self) -> bool {
+        matches!(
+            self,
+            Self::NoSsh { .. }
+                | Self::HostKeyPolicy { .. }
+                | Self::HostKey { .. }
+                | Self::Ssh(
+                    SshError::UnknownHostKey { .. }
+                        | SshError::ChangedHostKey { .. }
+                        | SshError::Key { .. }
+                        | SshError::Auth { .. }
+                )
+        )
+    }
+}
+
 /// The host's own hardware, read over SSH: the seam the service polls through (tests: hosts
 /// whose drives fail on cue).
 #[async_trait::async_trait]

@@ -338,12 +338,16 @@ impl NodeOps for KubeNodeOps {
         };
         match super::lease::medik8s_acquire(&self.client, node, uid.as_deref(), ttl).await {
             Ok(()) => Ok(true),
-            Err(e) => {
+            // Another remediator has the node: oob's own lease back, at once.
+            Err(e @ NodeOpsError::Held { .. }) => {
                 if let Err(release) = lock.release().await {
                     tracing::warn!(lease = name, error = %release, "giving the lock back failed; it expires on its own");
                 }
                 Err(e)
             }
+            // A transient failure (maybe while renewing a lock we hold): ours is kept, the
+            // caller stops; it expires on its own if nobody renews it.
+            Err(e) => Err(e),
         }
     }
 

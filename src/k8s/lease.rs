@@ -113,7 +113,10 @@ impl LeaseLock {
             debug!(lease = %self.name, holder = ?spec.holder_identity, "lease held by another");
             return Ok(false);
         }
-        let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!ours);
+        let transitions = spec
+            .lease_transitions
+            .unwrap_or(0)
+            .saturating_add(i32::from(!ours));
         lease.spec = Some(self.spec(
             now,
             transitions,
@@ -173,8 +176,9 @@ pub fn medik8s_lease_name(node: &str) -> String {
     format!("node-{node}")
 }
 
-/// Whether a medik8s lease is valid at `now`: renewed within its duration, and not renewed
-/// in the future (the operators' own rule).
+/// Whether a medik8s lease is still held at `now`: renewed within its duration. A renew
+/// time in the future (the holder's clock ahead of ours) counts as held: oob never takes a
+/// lease over on a clock difference.
 fn medik8s_valid(spec: &LeaseSpec, now: Timestamp) -> bool {
     let (Some(renew), Some(seconds)) = (&spec.renew_time, spec.lease_duration_seconds) else {
         return false;
@@ -183,7 +187,7 @@ fn medik8s_valid(spec: &LeaseSpec, now: Timestamp) -> bool {
         .0
         .checked_add(SignedDuration::from_secs(i64::from(seconds)))
         .ok();
-    due.is_some_and(|d| d >= now) && renew.0 <= now
+    due.is_some_and(|d| d >= now)
 }
 
 /// Take (create, renew, or take over when expired) `node`'s medik8s lease for oob, owned by
@@ -262,7 +266,10 @@ pub async fn medik8s_acquire(
             holder: spec.holder_identity.unwrap_or_default(),
         });
     }
-    let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!ours);
+    let transitions = spec
+        .lease_transitions
+        .unwrap_or(0)
+        .saturating_add(i32::from(!ours));
     if owner.is_some() {
         lease.metadata.owner_references = owner;
     }

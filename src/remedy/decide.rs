@@ -175,6 +175,11 @@ fn released(
     policy: &Policy,
 ) -> Option<Plan> {
     use super::stage::Remedy;
+    // Ready and healthy already (repaired in place, its kubelet back): its usual recovery;
+    // a replacement would only find a Ready Node of its name.
+    if matches!(judgement.verdict, Verdict::Healthy) {
+        return None;
+    }
     let (step, note) = if repaired && policy.replace {
         (
             Step {
@@ -183,8 +188,6 @@ fn released(
             },
             "released as repaired by a person: the kubeadm replacement".to_owned(),
         )
-    } else if matches!(judgement.verdict, Verdict::Healthy) {
-        return None;
     } else {
         let why = if repaired {
             "released as repaired; the replacement is off ([replacement] enabled = false)"

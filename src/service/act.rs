@@ -225,6 +225,20 @@ impl Service {
             }
         }
         let done = self.carry_out(m, node, &mut st, step, j, evidence).await;
+        // A release acted on (the hands-off ended, or the replacement was tried, whatever
+        // came of it; a busy node is tried again): taken away, the LED off.
+        if evidence.released.is_some()
+            && matches!(from, Stage::AwaitReplacement { .. })
+            && !matches!(done, Some(Done::Busy(_)))
+        {
+            self.consume_release(name).await;
+            // The technicians are done with the box: its locator LED off.
+            let led = match self.exec.locator(m, node, false).await {
+                Ok(state) => format!("locator LED {state}"),
+                Err(why) => format!("locator LED not turned off: {why}"),
+            };
+            self.exec.note(name, led);
+        }
         let mut position = st.position.clone();
         position.pending = None;
         position.stage = step.next;
@@ -265,19 +279,6 @@ impl Service {
                 }
                 Done::Ok(_) => {}
             }
-        }
-        // A release acted on (the hands-off ended, or the replacement ran): taken away.
-        if evidence.released.is_some()
-            && matches!(from, Stage::AwaitReplacement { .. })
-            && !matches!(position.stage, Stage::AwaitReplacement { .. })
-        {
-            self.consume_release(name).await;
-            // The technicians are done with the box: its locator LED off.
-            let led = match self.exec.locator(m, node, false).await {
-                Ok(state) => format!("locator LED {state}"),
-                Err(why) => format!("locator LED not turned off: {why}"),
-            };
-            self.exec.note(name, led);
         }
         if position.stage.name() != from.name() {
             info!(
@@ -351,6 +352,7 @@ impl Service {
             machine: m,
             peers: &peers,
             new_board: false,
+            fresh: false,
             settings: &self.config.replacement,
         };
         match self.exec.replace(&request, rejoin.as_ref()).await {

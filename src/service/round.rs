@@ -197,6 +197,15 @@ impl Service {
         (mut evidence, node): (Evidence, Option<Arc<NodeInfo>>),
     ) {
         let name = m.name.as_str();
+        // A replacement deletes the Node before the machine joins again: its round goes on
+        // without one (a restart resumes the pending replacement, a wait times out).
+        let replacing = self.lock().get(name).is_some_and(|s| {
+            matches!(s.position.stage, Stage::Replace { .. })
+                || s.position
+                    .pending
+                    .is_some_and(|p| p.remedy == Remedy::Replace)
+        });
+        let node = node.or_else(|| replacing.then(|| Arc::new(absent_node(name))));
         let Some(node) = node else {
             warn!(node = name, "node not readable; skipping the round");
             return;
@@ -405,6 +414,22 @@ impl Service {
             evidence.ping = again.ping;
             evidence.ssh_reachable = again.ssh_reachable;
         }
+    }
+}
+
+/// The Node of a machine being replaced while it has none (deleted, not registered yet).
+fn absent_node(name: &str) -> NodeInfo {
+    NodeInfo {
+        name: name.to_owned(),
+        ready: None,
+        system_uuid: None,
+        boot_id: None,
+        addresses: Vec::new(),
+        unschedulable: false,
+        taints: Vec::new(),
+        labels: Default::default(),
+        annotations: Default::default(),
+        problems: Vec::new(),
     }
 }
 

@@ -952,3 +952,31 @@ async fn a_node_another_remediator_holds_is_left_to_it_said_once_and_taken_when_
     f.rounds(3).await;
     assert!(!f.requests(1).is_empty(), "{}", f.timeline(1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_that_stops_is_tried_once_per_release_not_every_round() {
+    let f = fleet_with(
+        2,
+        "suspect_after = 1\nmax_unhealthy_percent = 50",
+        "[replacement]\nenabled = true\njoin_timeout_s = 60",
+    );
+    awaiting_replacement(&f).await;
+    // Released as repaired, but the BMC still answers for another board: refused.
+    f.hosts.set_dark("127.0.0.11", false);
+    release(&f, 1, "repaired");
+    f.rounds(5).await;
+    let t = f.timeline(1);
+    assert_eq!(
+        t.matches("released as repaired by a person").count(),
+        1,
+        "tried once: {t}"
+    );
+    assert!(t.contains("identity check FAILED"), "{t}");
+    assert!(!released(&f, 1), "the release is used up");
+    assert!(
+        matches!(f.stage(1), Stage::AwaitReplacement { .. }),
+        "{:?}",
+        f.stage(1)
+    );
+    assert!(f.hosts.actions().iter().all(|a| !a.contains("kubeadm")));
+}

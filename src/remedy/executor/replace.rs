@@ -75,6 +75,14 @@ pub enum ReplaceError {
     Unhealthy { node: String, detail: String },
     #[error("{node} is locked by {by}; try again later")]
     Busy { node: String, by: String },
+    /// The command never reached the host (a host key or our key refused): a later run
+    /// may send it.
+    #[error("replace {node}, step {step}: not sent: {detail}")]
+    NotSent {
+        node: String,
+        step: &'static str,
+        detail: String,
+    },
     #[error("journal: {0}")]
     Journal(#[from] crate::remedy::journal::JournalError),
 }
@@ -87,6 +95,9 @@ pub struct ReplaceRequest<'a> {
     pub peers: &'a [(Machine, NodeInfo)],
     /// A person said the board was replaced: a new system UUID is accepted (and reported).
     pub new_board: bool,
+    /// A person abandons the open replacement (it stopped and the machine was redone by
+    /// hand): a new one starts from the first step.
+    pub fresh: bool,
     pub settings: &'a ReplacementSettings,
 }
 
@@ -148,7 +159,10 @@ impl Run<'_> {
 /// How long the per-node lock of a replacement lives without renewal: the join alone may
 /// take `join_timeout_s`.
 fn lock_ttl(s: &ReplacementSettings) -> Duration {
-    crate::timeouts::NODE_LOCK.max(Duration::from_secs(s.join_timeout_s.saturating_mul(2)))
+    // Renewed before every step; the longest stretch without a renewal is the
+    // certificate-key upload and the join.
+    crate::timeouts::NODE_LOCK
+        .max(Duration::from_secs(s.join_timeout_s) + KUBEADM_LIMIT + KUBEADM_LIMIT)
 }
 
 /// A test hook: a debug build asked to (`OOB_CRASH_AFTER=STEP`) dies like a SIGKILL right
@@ -175,6 +189,9 @@ impl Executor {
         rejoin: &dyn Rejoin,
     ) -> Result<Replaced, ReplaceError> {
         let node = r.machine.name.as_str();
+        if r.fresh && !self.dry_run {
+            self.abandon_replacement(node)?;
+        }
         let mut run = Run {
             r,
             node,
@@ -219,6 +236,28 @@ impl Executor {
             self.note(node, format!("replacement stopped: {e}"));
         }
         result.map(|()| run.out)
+    }
+
+    /// Close `node`'s open replacement as abandoned (said in the timeline).
+    fn abandon_replacement(&self, node: &str) -> Result<(), ReplaceError> {
+        let prefix = self.open_replacement(node)?;
+        if self
+            .journal
+            .entry(&format!("{prefix}/replace-record"))?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let key = format!("{prefix}/replace-close");
+        self.journal
+            .intent(&key, node, "close", &Before::default(), self.now_ms())?;
+        self.journal
+            .outcome(&key, "done", "abandoned by a person", self.now_ms())?;
+        self.note(
+            node,
+            "replace: the open replacement abandoned by a person; a new one starts",
+        );
+        Ok(())
     }
 
     /// The journal prefix of `node`'s open replacement (its `record` step journaled, its
@@ -266,22 +305,55 @@ impl Executor {
         let host = host_of(run.r.machine, current.as_ref()).or_else(|| kept.host.clone());
         let board = self.replace_identity(run, &kept).await?;
         run.out.board_changed = board.changed;
+        self.renew_lock(run).await?;
         if kept.control_plane {
             self.replace_etcd_member(run).await?;
         } else {
             run.push("etcd-member", "skipped", "not a control-plane node");
         }
+        self.renew_lock(run).await?;
         self.replace_delete(run).await?;
+        self.renew_lock(run).await?;
         let token = self.replace_token(run, rejoin).await?;
+        self.renew_lock(run).await?;
         self.replace_join(run, rejoin, host.as_deref(), token.as_ref(), &kept)
             .await?;
+        self.renew_lock(run).await?;
         let registered = self.replace_registered(run, &board).await?;
+        self.renew_lock(run).await?;
         self.replace_restore(run, rejoin, &kept).await?;
         self.replace_health(run, &registered, host.as_deref())
             .await?;
+        self.renew_lock(run).await?;
         self.replace_uncordon(run, &kept).await?;
         self.replace_close(run, &board)?;
         Ok(())
+    }
+
+    /// Renew the per-node lock (also re-taking the medik8s lease, which the Node's deletion
+    /// garbage-collects): lost to another actor, the replacement stops.
+    async fn renew_lock(&self, run: &Run<'_>) -> Result<(), ReplaceError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let node = run.node;
+        let lease = node_lock_name(node);
+        match self
+            .nodes
+            .try_lock(&lease, &self.holder, lock_ttl(run.r.settings))
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ReplaceError::Busy {
+                node: node.to_owned(),
+                by: "another oob actor (the lock was lost)".into(),
+            }),
+            Err(NodeOpsError::Held { lease, holder }) => Err(ReplaceError::Busy {
+                node: node.to_owned(),
+                by: format!("{holder} (Lease {lease})"),
+            }),
+            Err(e) => Err(run.fail("lock", format!("renewing the per-node lock: {e}"))),
+        }
     }
 
     /// Journal `step`'s intent; `Some(entry)` when it was started before.
@@ -320,6 +392,33 @@ impl Executor {
         self.note(run.node, format!("replace: {what}"));
         self.replace_outcome(run, step, &what)?;
         run.push(step, "done", what);
+        Ok(())
+    }
+
+    /// Whether `step` may be sent now: journaled as new, or journaled before and known not
+    /// to have reached the host (then reopened). `false`: it may have been sent.
+    fn may_send(&self, run: &Run<'_>, step: &str, action: &str) -> Result<bool, ReplaceError> {
+        match self.replace_intent(run, step, action)? {
+            None => Ok(true),
+            Some(e) if e.outcome.as_deref() == Some("not-sent") => {
+                self.journal.reopen(&run.key(step))?;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+        }
+    }
+
+    /// A command that never reached the host is journaled so (a later run sends it).
+    fn not_sent<T>(
+        &self,
+        run: &Run<'_>,
+        step: &str,
+        sent: &Result<T, ReplaceError>,
+    ) -> Result<(), ReplaceError> {
+        if let Err(ReplaceError::NotSent { detail, .. }) = sent {
+            self.journal
+                .outcome(&run.key(step), "not-sent", detail, self.now_ms())?;
+        }
         Ok(())
     }
 
@@ -454,11 +553,18 @@ impl Executor {
         limit: Duration,
         shown: &str,
     ) -> Result<String, ReplaceError> {
-        let out = self
-            .hosts
-            .run(m, host, command, limit)
-            .await
-            .map_err(|e| run.fail(step, format!("`{shown}` on {}: {e}", m.name)))?;
+        let out = self.hosts.run(m, host, command, limit).await.map_err(|e| {
+            let detail = format!("`{shown}` on {}: {e}", m.name);
+            if e.not_sent() {
+                ReplaceError::NotSent {
+                    node: run.node.to_owned(),
+                    step,
+                    detail,
+                }
+            } else {
+                run.fail(step, detail)
+            }
+        })?;
         if out.exit_status != Some(0) {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: String = err
@@ -716,25 +822,25 @@ impl Executor {
                     "dry-run",
                     format!("would run on {node}: kubeadm reset -f"),
                 );
-            } else if self
-                .replace_intent(run, "reset", "kubeadm reset")?
-                .is_some()
-            {
+            } else if !self.may_send(run, "reset", "kubeadm reset")? {
                 let d = "kubeadm reset -f journaled before; not run again";
                 self.replace_outcome(run, "reset", d)?;
                 run.push("reset", "journaled", d);
             } else {
                 crash_point("reset-sent");
                 self.note(node, "replace: `kubeadm reset -f` over SSH");
-                self.replace_ssh(
-                    run,
-                    "reset",
-                    (m, host),
-                    "kubeadm reset -f",
-                    KUBEADM_LIMIT,
-                    "kubeadm reset -f",
-                )
-                .await?;
+                let sent = self
+                    .replace_ssh(
+                        run,
+                        "reset",
+                        (m, host),
+                        "kubeadm reset -f",
+                        KUBEADM_LIMIT,
+                        "kubeadm reset -f",
+                    )
+                    .await;
+                self.not_sent(run, "reset", &sent)?;
+                sent?;
                 self.replace_outcome(run, "reset", "kubeadm reset -f done")?;
                 run.push("reset", "done", "kubeadm reset -f");
             }
@@ -750,7 +856,11 @@ impl Executor {
             return Ok(());
         }
         if !self.dry_run {
-            if let Some(e) = self.journal.entry(&run.key("join"))? {
+            if let Some(e) = self
+                .journal
+                .entry(&run.key("join"))?
+                .filter(|e| e.outcome.as_deref() != Some("not-sent"))
+            {
                 let d = format!(
                     "the join was sent at {} before oob stopped; not sent again, waiting for the Node",
                     crate::clock::rfc3339(e.intent_ms)
@@ -819,7 +929,7 @@ impl Executor {
                 });
             }
         }
-        self.replace_intent(run, "join", if hook { "join hook" } else { "kubeadm join" })?;
+        self.may_send(run, "join", if hook { "join hook" } else { "kubeadm join" })?;
         crash_point("join-sent");
         let redact = |s: &str| {
             let mut s = s.replace(&secret, "<redacted>");
@@ -831,9 +941,11 @@ impl Executor {
         let what = if let Some(host) = &host {
             self.note(node, format!("replace: `{shown}` over SSH"));
             let limit = Duration::from_secs(run.r.settings.join_timeout_s);
-            self.replace_ssh(run, "join", (m, host), &join.command(false), limit, &shown)
-                .await
-                .map_err(|e| run.fail("join", redact(&e.to_string())))?;
+            let sent = self
+                .replace_ssh(run, "join", (m, host), &join.command(false), limit, &shown)
+                .await;
+            self.not_sent(run, "join", &sent)?;
+            sent.map_err(|e| run.fail("join", redact(&e.to_string())))?;
             format!("kubeadm join done on {node}")
         } else {
             self.note(
@@ -937,13 +1049,27 @@ impl Executor {
             match self.nodes.get(node).await {
                 Ok(n) => {
                     if !cordoned && !n.annotations.contains_key(CORDONED_ANNOTATION) {
-                        if !n.unschedulable {
-                            let _ = self.nodes.set_unschedulable(node, true).await;
-                        }
-                        let _ = self
+                        // Both writes, or tried again at the next look (never Ready and
+                        // uncordoned before the health check).
+                        let cordon = if n.unschedulable {
+                            Ok(())
+                        } else {
+                            self.nodes.set_unschedulable(node, true).await
+                        };
+                        let marked = self
                             .nodes
                             .annotate(node, CORDONED_ANNOTATION, Some("true"))
                             .await;
+                        if let Err(e) = cordon.and(marked) {
+                            tracing::warn!(node, error = %e, "cordoning the new Node failed; trying again");
+                            tokio::time::sleep(REGISTER_POLL).await;
+                            if start.elapsed() >= limit {
+                                return Err(
+                                    run.fail("registered", format!("cordoning the new Node: {e}"))
+                                );
+                            }
+                            continue;
+                        }
                         self.note(
                             node,
                             "replace: the Node registered; cordoned until the health check",
@@ -982,12 +1108,8 @@ impl Executor {
             }
             polls += 1;
             if polls % 30 == 0 {
-                // Renew the per-node lock while waiting (a minute between renewals).
-                let lease = node_lock_name(node);
-                let ttl = lock_ttl(run.r.settings);
-                if let Err(e) = self.nodes.try_lock(&lease, &self.holder, ttl).await {
-                    tracing::warn!(node, error = %e, "renewing the per-node lock failed");
-                }
+                // The per-node lock renewed while waiting (a minute between renewals).
+                self.renew_lock(run).await?;
             }
             if start.elapsed() >= limit {
                 return Err(ReplaceError::NotRegistered {

@@ -118,6 +118,7 @@ impl World {
             machine: &self.config.machines[0],
             peers: &peers,
             new_board,
+            fresh: false,
             settings: &settings,
         };
         self.exec.replace(&r, &self.rejoin).await
@@ -272,10 +273,14 @@ async fn a_node_locked_by_another_actor_is_not_replaced_and_the_lock_is_given_ba
     w.replace(false).await.unwrap();
     kubelet.await.unwrap();
     let l = said(&w.log);
+    // Taken, renewed before every step, given back once at the end.
+    let locks = l
+        .iter()
+        .filter(|x| x.starts_with("lock oob-node-cp-1"))
+        .count();
+    assert!(locks > 5, "{l:?}");
     assert_eq!(
-        l.iter()
-            .filter(|x| x.starts_with("lock oob-node-cp-1"))
-            .count(),
+        l.iter().filter(|x| x.starts_with("unlock")).count(),
         1,
         "{l:?}"
     );
@@ -283,4 +288,30 @@ async fn a_node_locked_by_another_actor_is_not_replaced_and_the_lock_is_given_ba
         l.last().is_some_and(|x| x == "unlock oob-node-cp-1"),
         "{l:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_refused_before_it_reached_the_host_is_sent_later() {
+    let w = world();
+    // Reinstalled: a new host key, the pinned one refuses it. Nothing reached the host.
+    w.hosts.new_host_key.lock().unwrap().push("10.0.0.1".into());
+    let err = w.replace(false).await.unwrap_err();
+    assert!(
+        matches!(err, ReplaceError::NotSent { step: "reset", .. }),
+        "{err}"
+    );
+    // The key updated: the same replacement goes on and sends the reset and the join.
+    w.hosts.new_host_key.lock().unwrap().clear();
+    let kubelet = w.kubelet();
+    w.replace(false).await.unwrap();
+    kubelet.await.unwrap();
+    let ran = w.ran();
+    assert_eq!(
+        ran.iter()
+            .filter(|r| r.contains("kubeadm reset -f"))
+            .count(),
+        1,
+        "{ran:#?}"
+    );
+    assert_eq!(ran.iter().filter(|r| r.contains("kubeadm join")).count(), 1);
 }
