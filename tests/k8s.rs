@@ -472,23 +472,7 @@ async fn the_join_command_has_a_valid_token_and_the_ca_hash_openssl_computes() {
             .await
             .unwrap();
     // The CA hash, computed independently with openssl from the same certificate.
-    let dir = tempfile::tempdir().unwrap();
-    let pem = dir.path().join("ca.pem");
-    std::fs::write(&pem, &ca.cert_pem).unwrap();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | sha256sum",
-            pem.display()
-        ))
-        .output()
-        .unwrap();
-    let openssl = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    assert_eq!(openssl.len(), 64, "{out:?}");
+    let openssl = crate::common::openssl_ca_hash(&ca.cert_pem);
     assert!(
         command.starts_with("kubeadm join 10.1.0.10:6443 --token "),
         "{command}"

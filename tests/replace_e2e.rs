@@ -331,28 +331,6 @@ async fn kubelet(url: String, record: PathBuf, boards: Vec<(String, String)>) {
     }
 }
 
-/// The hash kubeadm computes (`--discovery-token-ca-cert-hash`), by openssl.
-fn openssl_ca_hash(pem: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ca.pem");
-    std::fs::write(&path, pem).unwrap();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | sha256sum",
-            path.display()
-        ))
-        .output()
-        .unwrap();
-    let hex = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    assert_eq!(hex.len(), 64, "{out:?}");
-    format!("sha256:{hex}")
-}
-
 /// The dead worker of the acceptance: NotReady, cordoned by oob, with people's labels,
 /// annotation and taint, and the controller's unreachable taint.
 fn dead_worker(api: &FakeApi) {
@@ -387,7 +365,10 @@ async fn a_dead_worker_is_replaced_end_to_end_and_each_step_happens_once_across_
     let line = join["detail"].as_str().unwrap();
     assert!(
         line.contains("kubeadm join '10.0.0.10:6443' --token <redacted>")
-            && line.contains(&openssl_ca_hash(&b.ca_pem)),
+            && line.contains(&format!(
+                "sha256:{}",
+                crate::common::openssl_ca_hash(&b.ca_pem)
+            )),
         "{line}"
     );
     assert!(steps
@@ -491,8 +472,8 @@ async fn a_dead_worker_is_replaced_end_to_end_and_each_step_happens_once_across_
     );
     assert!(
         join.contains(&format!(
-            "--discovery-token-ca-cert-hash {}",
-            openssl_ca_hash(&b.ca_pem)
+            "--discovery-token-ca-cert-hash sha256:{}",
+            crate::common::openssl_ca_hash(&b.ca_pem)
         )),
         "{join}"
     );

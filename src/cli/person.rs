@@ -269,21 +269,6 @@ fn subject<'a>(
     }
 }
 
-fn offline_node(name: &str) -> crate::k8s::NodeInfo {
-    crate::k8s::NodeInfo {
-        name: name.to_owned(),
-        ready: None,
-        system_uuid: None,
-        boot_id: None,
-        addresses: Vec::new(),
-        unschedulable: false,
-        taints: Vec::new(),
-        labels: Default::default(),
-        annotations: Default::default(),
-        problems: Vec::new(),
-    }
-}
-
 fn done_status(
     ctx: &Context,
     node: &str,
@@ -333,7 +318,7 @@ pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
     stderr_feed(&exec);
     let node = match exec.nodes().get(&machine.name).await {
         Ok(n) => n,
-        Err(_) => offline_node(&machine.name),
+        Err(_) => crate::k8s::NodeInfo::unknown(&machine.name),
     };
     quorum_guard(&node).await?;
     let episode = crate::clock::now_ms();
@@ -462,7 +447,7 @@ pub async fn power(ctx: &Context, node: &str, action: PowerAction) -> anyhow::Re
     stderr_feed(&exec);
     let node = match exec.nodes().get(&machine.name).await {
         Ok(n) => n,
-        Err(_) => offline_node(&machine.name),
+        Err(_) => crate::k8s::NodeInfo::unknown(&machine.name),
     };
     if action != PowerAction::On {
         quorum_guard(&node).await?;
@@ -493,15 +478,16 @@ pub async fn replace(
     let holder = format!("oob-cli-{}", holder(None));
     let (feed, _) = broadcast::channel(256);
     let exec = crate::service::executor(&config, Some(client.clone()), ctx.dry_run, &holder, feed)?;
-    // The other machines' Nodes: where a control-plane node's etcd member is removed.
-    let mut peers = Vec::new();
-    for m in config.machines.iter().filter(|m| m.name != node) {
-        match exec.nodes().get(&m.name).await {
-            Ok(n) => peers.push((m.clone(), n)),
-            Err(crate::k8s::NodeOpsError::NotFound { .. }) => {}
-            Err(e) => return Err(e).context(format!("reading Node {}", m.name)),
-        }
-    }
+    // The inventory's control-plane machines (one list call, whatever the fleet's size):
+    // where a control-plane node's etcd member is removed.
+    let control_plane = crate::k8s::control_plane_nodes(&client)
+        .await
+        .context("listing the control-plane nodes")?;
+    let peers: Vec<_> = control_plane
+        .into_iter()
+        .filter(|n| n.name != node)
+        .filter_map(|n| Some((config.machine(&n.name).ok()?.clone(), n)))
+        .collect();
     stderr_feed(&exec);
     let request = crate::remedy::executor::replace::ReplaceRequest {
         machine: &machine,
@@ -607,7 +593,7 @@ pub async fn led(ctx: &Context, node: &str, on: bool) -> anyhow::Result<String> 
     let (_, machine, exec) = person(ctx, node).await?;
     let info = match exec.nodes().get(&machine.name).await {
         Ok(n) => n,
-        Err(_) => offline_node(&machine.name),
+        Err(_) => crate::k8s::NodeInfo::unknown(&machine.name),
     };
     exec.locator(&machine, &info, on)
         .await

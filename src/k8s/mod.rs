@@ -141,6 +141,24 @@ pub struct NodeInfo {
     pub problems: Vec<(String, String)>,
 }
 
+impl NodeInfo {
+    /// A node nothing is known of (no cluster, or its Node gone): no condition, no labels.
+    pub fn unknown(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            ready: None,
+            system_uuid: None,
+            boot_id: None,
+            addresses: Vec::new(),
+            unschedulable: false,
+            taints: Vec::new(),
+            labels: SmallMap::new(),
+            annotations: SmallMap::new(),
+            problems: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Taint {
     pub key: String,
@@ -328,13 +346,9 @@ pub async fn secret_password(
     Ok(crate::secret::Secret::new(text))
 }
 
-/// The control-plane nodes (label `node-role.kubernetes.io/control-plane`) other than
-/// `except` whose Ready condition is not True: a person's power action on a control-plane
-/// node is refused while there is one (etcd quorum).
-pub async fn control_plane_not_ready(
-    client: &kube::Client,
-    except: &str,
-) -> Result<Vec<String>, NodeOpsError> {
+/// The control-plane nodes (label `node-role.kubernetes.io/control-plane`), in one list
+/// call (the label is checked again here: not every server filters by it).
+pub async fn control_plane_nodes(client: &kube::Client) -> Result<Vec<NodeInfo>, NodeOpsError> {
     use k8s_openapi::api::core::v1::Node;
     const LABEL: &str = crate::remedy::guard::CONTROL_PLANE_LABEL;
     let api: kube::Api<Node> = kube::Api::all(client.clone());
@@ -345,20 +359,22 @@ pub async fn control_plane_not_ready(
     Ok(list
         .items
         .iter()
-        .filter(|n| {
-            let labelled = n
-                .metadata
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.contains_key(LABEL));
-            let ready = n
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-                .is_some_and(|c| c.status == "True");
-            labelled && n.metadata.name.as_deref() != Some(except) && !ready
-        })
-        .filter_map(|n| n.metadata.name.clone())
+        .map(kube_ops::info)
+        .filter(|n| n.labels.contains_key(LABEL))
+        .collect())
+}
+
+/// The control-plane nodes other than `except` whose Ready condition is not True: a
+/// person's power action on a control-plane node is refused while there is one (etcd
+/// quorum).
+pub async fn control_plane_not_ready(
+    client: &kube::Client,
+    except: &str,
+) -> Result<Vec<String>, NodeOpsError> {
+    Ok(control_plane_nodes(client)
+        .await?
+        .into_iter()
+        .filter(|n| n.name != except && n.ready.as_deref() != Some("True"))
+        .map(|n| n.name)
         .collect())
 }

@@ -344,7 +344,8 @@ impl Service {
                 Some(cache) => cache.get(&other.name).map(|n| (*n).clone()),
                 None => self.exec.nodes().get(&other.name).await.ok(),
             };
-            if let Some(n) = node {
+            // Only control-plane machines serve as peers (etcd, certificate key).
+            if let Some(n) = node.filter(|n| n.labels.contains_key(CONTROL_PLANE_LABEL)) {
                 peers.push(((**other).clone(), n));
             }
         }

@@ -205,7 +205,7 @@ impl Service {
                     .pending
                     .is_some_and(|p| p.remedy == Remedy::Replace)
         });
-        let node = node.or_else(|| replacing.then(|| Arc::new(absent_node(name))));
+        let node = node.or_else(|| replacing.then(|| Arc::new(NodeInfo::unknown(name))));
         let Some(node) = node else {
             warn!(node = name, "node not readable; skipping the round");
             return;
@@ -414,22 +414,6 @@ impl Service {
             evidence.ping = again.ping;
             evidence.ssh_reachable = again.ssh_reachable;
         }
-    }
-}
-
-/// The Node of a machine being replaced while it has none (deleted, not registered yet).
-fn absent_node(name: &str) -> NodeInfo {
-    NodeInfo {
-        name: name.to_owned(),
-        ready: None,
-        system_uuid: None,
-        boot_id: None,
-        addresses: Vec::new(),
-        unschedulable: false,
-        taints: Vec::new(),
-        labels: Default::default(),
-        annotations: Default::default(),
-        problems: Vec::new(),
     }
 }
 

@@ -356,3 +356,26 @@ pub fn spawn_serve(
         .spawn()
         .expect("start oob serve")
 }
+
+/// The hex SHA-256 of a PEM certificate's DER SubjectPublicKeyInfo, computed by openssl (what
+/// `kubeadm join --discovery-token-ca-cert-hash sha256:…` carries).
+pub fn openssl_ca_hash(pem: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, pem).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | sha256sum",
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    let hex = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(hex.len(), 64, "{out:?}");
+    hex
+}

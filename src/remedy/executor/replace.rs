@@ -1022,17 +1022,10 @@ impl Executor {
                     board.uuid.as_deref().unwrap_or("(any)")
                 ),
             );
-            return Ok(crate::k8s::NodeInfo {
-                name: node.to_owned(),
-                ready: None,
+            return Ok(NodeInfo {
                 system_uuid: board.uuid.clone(),
-                boot_id: None,
-                addresses: Vec::new(),
                 unschedulable: true,
-                taints: Vec::new(),
-                labels: Default::default(),
-                annotations: Default::default(),
-                problems: Vec::new(),
+                ..NodeInfo::unknown(node)
             });
         }
         let done_before = self.replace_done(run, "registered")?.is_some();
