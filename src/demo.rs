@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use oob_mocks::machine_room::{Mailbox, Webhook};
 use oob_mocks::sim::{self, HostSpec, SimFleet, Timing};
 use serde::Serialize;
 use tokio::sync::{broadcast, watch};
@@ -73,6 +74,8 @@ pub struct DemoOptions {
     pub deadline: Duration,
     /// Healthy nodes besides the five scenarios.
     pub healthy: usize,
+    /// The status page's address (another free port when this one is taken).
+    pub listen: String,
 }
 
 /// Nodes that play a scenario (the rest are the control group).
@@ -178,6 +181,7 @@ pub fn demo_config(
             leader_election: true,
         },
         replacement: crate::config::ReplacementSettings::default(),
+        report: crate::config::ReportSettings::default(),
         policy: PolicySettings {
             suspect_after: 3,
             confirm_timeout_s: 10,
@@ -199,6 +203,42 @@ pub fn demo_config(
         machines,
         path: "(demo)".into(),
     })
+}
+
+/// The demo's report sinks: its webhook (JSON) and its mailbox (plain SMTP on loopback).
+fn machine_room(webhook: &Webhook, mailbox: &Mailbox) -> crate::config::ReportSettings {
+    use crate::config::{SinkSettings, SmtpSettings, SmtpTls, WebhookFormat, WebhookSettings};
+    crate::config::ReportSettings {
+        sinks: vec![
+            SinkSettings::Webhook(WebhookSettings {
+                name: "machine-room-hook".into(),
+                url: webhook.url("/reports"),
+                format: WebhookFormat::Json,
+                headers: BTreeMap::new(),
+                token: None,
+                ca_cert: None,
+            }),
+            SinkSettings::Smtp(SmtpSettings {
+                name: "machine-room-mail".into(),
+                host: mailbox.addr.ip().to_string(),
+                port: Some(mailbox.addr.port()),
+                tls: SmtpTls::None,
+                user: None,
+                password: None,
+                from: "oob <oob@demo.invalid>".into(),
+                to: vec!["noc@demo.invalid".into()],
+                routes: vec![crate::config::MailRoute {
+                    site: Some("demo-dc".into()),
+                    room: Some("hall-1".into()),
+                    to: vec!["hall-1-techs@demo.invalid".into()],
+                }],
+                ca_cert: None,
+            }),
+        ],
+        retry_min_s: 1,
+        retry_max_s: 5,
+        ..crate::config::ReportSettings::default()
+    }
 }
 
 /// Write a file only its owner can read (the simulated BMCs' password).
@@ -237,7 +277,11 @@ pub async fn run(
         .to_openssh(russh::keys::ssh_key::LineEnding::LF)
         .context("encoding the fleet's SSH key")?;
     write_private(&key_file, &key)?;
-    let config = demo_config(&fleet, &o.dir, &password_file, Some(&key_file))?;
+    // The machine room: a webhook and a mailbox the reports are delivered to.
+    let webhook = Webhook::start("127.0.0.1:0".parse()?).await?;
+    let mailbox = Mailbox::start("127.0.0.1:0".parse()?).await?;
+    let mut config = demo_config(&fleet, &o.dir, &password_file, Some(&key_file))?;
+    config.report = machine_room(&webhook, &mailbox);
     let kube_config = kube::Config::new(fleet.api.url().parse()?);
     let client = crate::k8s::client(kube_config)?;
     let (feed, mut lines) = broadcast::channel(1024);
@@ -252,6 +296,21 @@ pub async fn run(
         }
     });
     let (stop_tx, stop) = watch::channel(false);
+    let listen: std::net::SocketAddr = o.listen.parse().context("--listen")?;
+    let (page, _http) = match crate::service::serve_http(svc.clone(), listen, stop.clone()).await {
+        Ok(bound) => bound,
+        Err(_) => crate::service::serve_http(
+            svc.clone(),
+            std::net::SocketAddr::new(listen.ip(), 0),
+            stop.clone(),
+        )
+        .await
+        .context("starting the status page")?,
+    };
+    svc.exec.note(
+        "demo",
+        format!("status page: http://{page}/ (while the demo runs)"),
+    );
     let runner = tokio::spawn(svc.clone().run(stop));
 
     let started = Instant::now();
@@ -286,9 +345,18 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The reports reach the machine room within a few delivery passes.
+    let delivered_by = Instant::now() + Duration::from_secs(15);
+    while svc.exec.journal().pending_deliveries().unwrap_or(1) > 0 && Instant::now() < delivered_by
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), runner).await;
-    let result = evaluate(&fleet, &svc, &o.dir)?;
+    let mut result = evaluate(&fleet, &svc, &o.dir)?;
+    result
+        .scenarios
+        .push(evaluate::delivered(&svc, &webhook, &mailbox));
     drop(svc);
     printer.abort();
     Ok(result)

@@ -7,6 +7,7 @@
 
 pub mod ipmi;
 pub mod kube;
+pub mod machine_room;
 pub mod redfish;
 pub mod serve;
 pub mod sim;

@@ -24,6 +24,9 @@ pub struct DemoArgs {
     /// Healthy nodes besides the five scenario nodes.
     #[arg(long, default_value_t = 4)]
     pub healthy: usize,
+    /// The status page while the demo runs (another free port when this one is taken).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub listen: String,
 }
 
 #[derive(Debug, Args)]
@@ -45,6 +48,7 @@ pub async fn demo(ctx: &Context, args: DemoArgs) -> anyhow::Result<Status> {
         dir: args.dir,
         deadline: Duration::from_secs(args.deadline),
         healthy: args.healthy,
+        listen: args.listen,
     };
     let format = ctx.format;
     if matches!(format, Format::Table) {

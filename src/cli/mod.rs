@@ -18,6 +18,7 @@ mod person;
 mod power;
 mod probe;
 mod profile;
+mod report_cmds;
 mod target;
 
 use std::path::PathBuf;
@@ -97,6 +98,9 @@ pub enum Command {
     /// End the hands-off of a node awaiting replacement (the technicians are done):
     /// `--repaired` lets the service replace and rejoin it when `[replacement] enabled`.
     Release(person::ReleaseArgs),
+    /// Fault reports and follow-ups in the outbox: where each delivery stands (`status`),
+    /// or deliver what is due now (`deliver`).
+    Report(report_cmds::ReportArgs),
     /// The storm breaker: status, or reset by a person.
     Breaker(ladder::BreakerArgs),
     /// Validate the configuration and print it with defaults filled in (no secrets).
@@ -180,6 +184,7 @@ async fn run(cli: Cli) -> anyhow::Result<Status> {
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo_cmds::demo(&ctx, args).await,
         Command::Breaker(args) => ladder::breaker(&ctx, args),
+        Command::Report(args) => report_cmds::run(&ctx, args).await,
         Command::Config(args) => ladder::config_check(&ctx, args),
         #[cfg(feature = "demo")]
         Command::SimFleet(a) => demo_cmds::sim_fleet(a).await,

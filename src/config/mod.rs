@@ -7,9 +7,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod access;
+mod report;
 mod service;
 
 pub use access::{read_password, CredentialRef, SshSettings, TlsSettings};
+pub use report::{
+    MailRoute, ReportSettings, SecretSource, SinkSettings, SmtpSettings, SmtpTls, WebhookFormat,
+    WebhookSettings,
+};
 pub use service::{Liveness, PolicySettings, ReplacementSettings, ServiceSettings};
 
 /// Errors reading the configuration or resolving a credential.
@@ -44,6 +49,9 @@ pub struct Config {
     pub policy: PolicySettings,
     #[serde(default)]
     pub replacement: ReplacementSettings,
+    /// Report delivery: `[[report.sinks]]` (webhooks, mail) and the outbox's retries.
+    #[serde(default)]
+    pub report: ReportSettings,
     #[serde(default)]
     pub machines: Vec<Machine>,
     /// Where the file was read from, for messages.
@@ -176,6 +184,7 @@ impl Config {
         if self.service.concurrency == 0 {
             return Err(invalid("service.concurrency must be at least 1".into()));
         }
+        self.report.check().map_err(invalid)?;
         let mut names = std::collections::BTreeSet::new();
         for m in &self.machines {
             if !names.insert(m.name.as_str()) {

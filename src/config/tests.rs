@@ -181,3 +181,95 @@ fn a_bad_bmc_address_is_refused_when_the_file_loads_with_the_reason() {
     assert!(err.contains("credentials in the address"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+const SINKS: &str = r#"
+[report]
+retry_min_s = "5s"
+still_down_after_s = "2h"
+
+[[report.sinks]]
+kind = "webhook"
+name = "noc-hook"
+url = "https://alerts.example.net/api/v2/alerts"
+format = "alertmanager"
+headers = { X-Team = "dc-ops" }
+token = { file = "/run/secrets/hook-token" }
+
+[[report.sinks]]
+kind = "smtp"
+name = "room-mail"
+host = "smtp.example.net"
+user = "oob"
+password = { secret = "oob-system/smtp", key = "password" }
+from = "oob <oob@example.net>"
+to = ["noc@example.net"]
+routes = [{ site = "fra1", room = "hall-2", to = ["fra1-hall2@example.net"] }]
+"#;
+
+#[test]
+fn report_sinks_parse_with_their_kind_and_credentials_by_reference() {
+    let c = Config::parse("t", SINKS).unwrap();
+    assert_eq!(c.report.retry_min_s, 5);
+    assert_eq!(c.report.still_down_after_s, 7200);
+    assert_eq!(c.report.sinks.len(), 2);
+    let SinkSettings::Webhook(w) = &c.report.sinks[0] else {
+        panic!("webhook first")
+    };
+    assert_eq!(w.format, WebhookFormat::Alertmanager);
+    let SinkSettings::Smtp(s) = &c.report.sinks[1] else {
+        panic!("smtp second")
+    };
+    assert_eq!((s.tls, s.port()), (SmtpTls::Starttls, 587));
+}
+
+#[test]
+fn unsafe_or_malformed_sinks_are_refused_with_the_reason() {
+    let refused = |from: &str, to: &str, why: &str| {
+        let text = SINKS.replacen(from, to, 1);
+        let err = Config::parse("t", &text).unwrap_err().to_string();
+        assert!(err.contains(why), "{from} → {to}: {err}");
+    };
+    // A token over plain HTTP to another host, or plain HTTP at all off this host.
+    refused(
+        "https://alerts.example.net",
+        "http://alerts.example.net",
+        "plain http only to a loopback",
+    );
+    refused(
+        "https://alerts.example.net",
+        "https://user:pw@alerts.example.net",
+        "no credentials in the url",
+    );
+    refused("X-Team", "Authorization", "comes from token");
+    refused(
+        "token = { file = \"/run/secrets/hook-token\" }",
+        "token = { file = \"/f\", env = \"T\" }",
+        "exactly one of env, file, secret",
+    );
+    refused(
+        "host = \"smtp.example.net\"",
+        "host = \"smtp.example.net\"\ntls = \"none\"",
+        "never sent without TLS",
+    );
+    refused(
+        "to = [\"noc@example.net\"]",
+        "to = [\"not an address\"]",
+        "address",
+    );
+    refused(
+        "to = [\"noc@example.net\"]",
+        "to = []",
+        "at least one address",
+    );
+    refused(
+        "name = \"room-mail\"",
+        "name = \"noc-hook\"",
+        "listed twice",
+    );
+    refused("kind = \"smtp\"", "kind = \"pigeon\"", "pigeon");
+    // Plain HTTP to this host (a local relay) is fine without a token.
+    let local = SINKS
+        .replace("https://alerts.example.net", "http://127.0.0.1:9093")
+        .replace("token = { file = \"/run/secrets/hook-token\" }\n", "");
+    Config::parse("t", &local).unwrap();
+}

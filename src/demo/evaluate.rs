@@ -188,3 +188,82 @@ pub(super) fn evaluate(
         reports,
     })
 }
+
+/// Every message of the outbox arrived exactly once at the webhook (by idempotency key) and
+/// at the mailbox (by Message-ID); each report mail names its node and component in the
+/// subject, went to the room's technicians, and carries an HTML part.
+pub(super) fn delivered(
+    svc: &crate::service::Service,
+    webhook: &oob_mocks::machine_room::Webhook,
+    mailbox: &oob_mocks::machine_room::Mailbox,
+) -> ScenarioResult {
+    let rows = svc.exec.journal().deliveries(None).unwrap_or_default();
+    let mut messages: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r.message.clone(), r.node.clone(), r.kind.clone()))
+        .collect();
+    messages.sort();
+    messages.dedup();
+    let posts = webhook.posts();
+    let mails = mailbox.mails();
+    let mut problems = Vec::new();
+    for (id, node, kind) in &messages {
+        let hooked = posts
+            .iter()
+            .filter(|p| p.key.as_deref() == Some(id))
+            .count();
+        let mail_id = format!(
+            "<{}@oob>",
+            id.replace(
+                |c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                "."
+            )
+        );
+        let mailed: Vec<_> = mails
+            .iter()
+            .filter(|m| m.header("message-id").as_deref() == Some(mail_id.as_str()))
+            .collect();
+        if hooked != 1 || mailed.len() != 1 {
+            problems.push(format!("{id}: webhook {hooked}, mail {}", mailed.len()));
+            continue;
+        }
+        if kind == "report" {
+            let component = posts
+                .iter()
+                .find(|p| p.key.as_deref() == Some(id))
+                .and_then(|p| p.body["component"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let mail = mailed[0];
+            let subject = mail.header("subject").unwrap_or_default();
+            let ok = subject.contains(node.as_str())
+                && subject.contains(&component)
+                && mail.to == ["hall-1-techs@demo.invalid"]
+                && mail.data.contains("Content-Type: text/html");
+            if !ok {
+                problems.push(format!("{id}: mail {subject:?} to {:?}", mail.to));
+            }
+        }
+    }
+    let reports = messages.iter().filter(|m| m.2 == "report").count();
+    let extra = posts.len() + mails.len() != 2 * messages.len();
+    let passed = reports >= 3 && problems.is_empty() && !extra;
+    ScenarioResult {
+        name: "fault reports reach the machine room".into(),
+        node: "node-2,3,5".into(),
+        expected: "every report once to the webhook and once to the room's mailbox".into(),
+        outcome: format!(
+            "{} messages ({reports} reports), {} webhook posts, {} mails{}",
+            messages.len(),
+            posts.len(),
+            mails.len(),
+            if problems.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", problems.join("; "))
+            }
+        ),
+        passed,
+        power_cycles: 0,
+        soft_reboots: 0,
+    }
+}

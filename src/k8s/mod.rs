@@ -320,6 +320,15 @@ pub async fn secret_password(
     client: &kube::Client,
     reference: &str,
 ) -> Result<crate::secret::Secret, NodeOpsError> {
+    secret_value(client, reference, "password").await
+}
+
+/// The value under `key` of the Secret `namespace/name` (a credential by reference).
+pub async fn secret_value(
+    client: &kube::Client,
+    reference: &str,
+    key: &str,
+) -> Result<crate::secret::Secret, NodeOpsError> {
     let (ns, name) = reference
         .split_once('/')
         .ok_or_else(|| NodeOpsError::Invalid {
@@ -332,16 +341,17 @@ pub async fn secret_password(
         .get(name)
         .await
         .map_err(|e| NodeOpsError::from_kube(reference, "get secret", e))?;
-    let bytes = secret
-        .data
-        .and_then(|mut d| d.remove("password"))
-        .ok_or_else(|| NodeOpsError::Invalid {
-            node: reference.to_owned(),
-            message: "the Secret has no `password` key".into(),
-        })?;
+    let bytes =
+        secret
+            .data
+            .and_then(|mut d| d.remove(key))
+            .ok_or_else(|| NodeOpsError::Invalid {
+                node: reference.to_owned(),
+                message: format!("the Secret has no `{key}` key"),
+            })?;
     let text = String::from_utf8(bytes.0).map_err(|_| NodeOpsError::Invalid {
         node: reference.to_owned(),
-        message: "the Secret's password is not UTF-8".into(),
+        message: format!("the Secret's `{key}` is not UTF-8"),
     })?;
     Ok(crate::secret::Secret::new(text))
 }

@@ -22,8 +22,10 @@ pub enum JournalError {
     Corrupt { node: String, detail: String },
 }
 
+mod outbox;
 mod records;
 
+pub use outbox::{Delivery, DeliveryRow, DeliveryState, StoredMessage};
 use records::Extra;
 pub use records::{Before, Breaker, Entry, Intent, Pending, Position};
 
@@ -63,6 +65,25 @@ CREATE TABLE IF NOT EXISTS timeline (
     what TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS timeline_node ON timeline (node, id);
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_node ON messages (node, created_ms);
+CREATE TABLE IF NOT EXISTS deliveries (
+    message TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_ms INTEGER NOT NULL,
+    last_error TEXT,
+    done_ms INTEGER,
+    PRIMARY KEY (message, sink)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_ms);
 ";
 
 fn ms(v: i64) -> u64 {
@@ -326,6 +347,42 @@ impl Journal {
         let rows = stmt.query_map(params![node, sql_ms(since_ms)], |r| {
             Ok((ms(r.get(0)?), r.get(1)?))
         })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+/// Per node: its newest action, that action's outcome (none while in flight), its time.
+pub type LastActions = std::collections::HashMap<String, (String, Option<String>, u64)>;
+
+impl Journal {
+    /// Each node's newest action, in one query.
+    pub fn last_actions(&self) -> Result<LastActions, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT node, action, outcome, MAX(intent_ms) FROM actions GROUP BY node")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (r.get(1)?, r.get(2)?, ms(r.get(3)?)),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A node's newest `limit` timeline lines, oldest first.
+    pub fn recent_timeline(
+        &self,
+        node: &str,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT at_ms, what FROM (SELECT id, at_ms, what FROM timeline WHERE node = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
+        )?;
+        let rows = stmt.query_map(
+            params![node, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| Ok((ms(r.get(0)?), r.get(1)?)),
+        )?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 }

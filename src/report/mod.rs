@@ -1,9 +1,13 @@
 //! Fault reports for the machine room: which machine, where it stands, who its BMC says it is,
 //! what failed, the evidence, what `oob` did (the timeline) and what the technician should
-//! do. One model, rendered as text, JSON and Markdown, written to a reports directory.
-//! Decides nothing: the executor fills the model.
+//! do. One model, rendered as text, JSON, Markdown and HTML, written to a reports directory
+//! and, through the [`outbox`], delivered to the machine room's [`sink`]s (webhooks, mail)
+//! with its follow-ups ([`message`]). Decides nothing: the executor fills the model.
 
 mod cause;
+pub mod message;
+pub mod outbox;
+pub mod sink;
 
 use std::path::{Path, PathBuf};
 

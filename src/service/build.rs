@@ -54,6 +54,12 @@ pub fn executor(
         policy: config.policy.clone(),
         holder: holder.to_owned(),
         reports_dir: config.service.reports_dir.clone(),
+        sinks: config
+            .report
+            .sinks
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect(),
         dry_run,
         feed,
     };

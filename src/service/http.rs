@@ -1,5 +1,6 @@
-//! `/metrics` (OpenMetrics), `/healthz` (the scheduler ticked recently) and `/readyz`
-//! (initialised: journal open, configuration loaded).
+//! `/metrics` (OpenMetrics), `/healthz` (the scheduler ticked recently), `/readyz`
+//! (initialised: journal open, configuration loaded), and the read-only status page
+//! ([`super::status`]: `/`, `/node/NAME`, `/report/FILE`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -54,6 +55,9 @@ pub async fn serve_http(
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/", get(super::status::fleet))
+        .route("/node/{name}", get(super::status::node))
+        .route("/report/{file}", get(super::status::report))
         .with_state(svc);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;

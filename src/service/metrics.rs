@@ -33,6 +33,12 @@ pub struct StageLabel {
     pub stage: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub sink: String,
+    pub outcome: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub probes: Family<ResultLabel, Counter>,
@@ -49,6 +55,10 @@ pub struct Metrics {
     pub hardware_deferred: Counter,
     /// Machines whose round was still running at the last tick.
     pub round_backlog: Gauge,
+    /// Report deliveries not yet taken by their sink.
+    pub reports_pending: Gauge,
+    /// Delivery attempts by sink and outcome (delivered, failed, expired).
+    pub report_deliveries: Family<DeliveryLabels, Counter>,
 }
 
 fn bmc_histogram() -> Histogram {
@@ -113,7 +123,21 @@ impl Default for Metrics {
         );
         registry.register("leader", "1 while this replica leads", leader.clone());
         registry.register("machines", "Machines per ladder stage", machines.clone());
+        let reports_pending = Gauge::default();
+        registry.register(
+            "reports_pending",
+            "Report and follow-up deliveries waiting in the outbox",
+            reports_pending.clone(),
+        );
+        let report_deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "report_deliveries",
+            "Report delivery attempts by sink and outcome (delivered, failed, expired)",
+            report_deliveries.clone(),
+        );
         Self {
+            reports_pending,
+            report_deliveries,
             registry,
             probes,
             verdicts,

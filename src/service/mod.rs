@@ -13,6 +13,8 @@ pub mod holder;
 mod http;
 mod look;
 pub mod metrics;
+mod outbox;
+mod status;
 
 pub use build::{add_annotated, build, executor};
 mod plan;
@@ -72,6 +74,8 @@ struct MachineState {
     /// banner to tell a dark host from a firewalled one).
     answered: bool,
     paused: bool,
+    /// The last round's verdict (the status page).
+    verdict: Option<Verdict>,
     /// A fingerprint of what the journal holds, to write only changes (a second copy of
     /// every position cost 7 KiB a machine).
     persisted: Option<u64>,
@@ -94,6 +98,7 @@ impl MachineState {
             banner,
             answered,
             paused,
+            verdict,
             persisted,
         } = round;
         if self.position != *position {
@@ -108,6 +113,9 @@ impl MachineState {
         self.banner = *banner;
         self.answered = *answered;
         self.paused = *paused;
+        if self.verdict != *verdict {
+            self.verdict.clone_from(verdict);
+        }
         self.persisted = *persisted;
     }
 }
@@ -256,6 +264,7 @@ impl Service {
                     banner: None,
                     answered: false,
                     paused: false,
+                    verdict: None,
                     persisted: None,
                 },
             );
@@ -363,6 +372,7 @@ impl Service {
         for (i, m) in self.machines.iter().enumerate() {
             by_slot[round::name_hash(&m.name) as usize % SLOTS as usize].push(i);
         }
+        let deliveries = tokio::spawn(self.clone().deliver_loop(stop.clone()));
         let mut tick = tokio::time::interval(slot);
         // Slots late (a lease renewal, a busy moment) are caught up at once, so that the
         // rounds keep their rate over time instead of the cycle stretching.
@@ -445,6 +455,7 @@ impl Service {
         for h in running.into_iter().flatten() {
             let _ = h.await;
         }
+        let _ = deliveries.await;
         if let Some(lease) = &leader {
             let _ = lease.release().await;
         }

@@ -356,6 +356,7 @@ impl Service {
             self.consume_release(name).await;
         }
         st.position.episode = plan.episode;
+        st.verdict = Some(plan.judgement.verdict.clone());
         self.put(name, &mut st);
         if slot.is_none() && plan.step.remedy != Remedy::Nothing {
             slot = self.slot().await;

@@ -73,6 +73,7 @@ fn fleet_with(n: usize, policy: &str, tables: &str) -> Fleet {
         policy: config.policy.clone(),
         holder: "oob-test".into(),
         reports_dir: config.service.reports_dir.clone(),
+        sinks: Vec::new(),
         dry_run: false,
         feed: broadcast::channel(256).0,
     };

@@ -206,6 +206,14 @@ impl Executor {
             ("Normal", "Recovered", "Recover", how),
         )
         .await;
+        // The machine room hears that the machine it was told about is back.
+        self.follow_up(
+            node,
+            crate::report::message::Kind::Recovered,
+            "recovered",
+            None,
+            &format!("{node} is back: {how}; uncordoned"),
+        );
         Done::Ok(how.to_owned())
     }
 }

@@ -125,6 +125,9 @@ pub struct Settings {
     /// Who holds the per-node locks this executor takes (pod or host name).
     pub holder: String,
     pub reports_dir: PathBuf,
+    /// The report sinks' names: each report and follow-up gets one delivery per sink in
+    /// the outbox.
+    pub sinks: Vec<String>,
     pub dry_run: bool,
     /// Every timeline line also goes here (the demo and `oob reboot` print them).
     pub feed: broadcast::Sender<Line>,
@@ -144,6 +147,7 @@ pub struct Executor {
     policy: PolicySettings,
     holder: String,
     reports_dir: PathBuf,
+    sinks: Vec<String>,
     dry_run: bool,
     feed: broadcast::Sender<Line>,
 }
@@ -188,6 +192,7 @@ impl Executor {
             policy: settings.policy,
             holder: settings.holder,
             reports_dir: settings.reports_dir,
+            sinks: settings.sinks,
             dry_run: settings.dry_run,
             feed: settings.feed,
         }

@@ -1295,6 +1295,13 @@ impl Executor {
         if let Err(e) = self.report_end(node, &run.prefix, &what) {
             tracing::warn!(node, error = %e, "writing the end of the fault report failed");
         }
+        self.follow_up(
+            node,
+            crate::report::message::Kind::Replaced,
+            "replaced",
+            Some(format!("{}/replaced", run.prefix)),
+            &format!("{node} was replaced and rejoined the cluster: {what}"),
+        );
         self.replace_outcome(run, "close", &what)?;
         run.push("close", "done", what);
         Ok(())

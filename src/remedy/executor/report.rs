@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use super::{Done, Executor, Subject, CONDITION};
 use crate::clock::rfc3339;
-use crate::remedy::journal::{Before, Intent};
-use crate::report::{Cause, FaultReport};
+use crate::remedy::journal::{Before, Intent, StoredMessage};
+use crate::report::message::{Kind, Message};
+use crate::report::{outbox, Cause, FaultReport};
+use tracing::warn;
 
 impl Executor {
     /// The fault report (files, Event, condition); returns the report files.
@@ -96,6 +98,9 @@ impl Executor {
                     .unwrap_or_default()
             ),
         );
+        // Into the outbox before the outcome: a crash in between writes the report again
+        // after the restart, and the outbox keeps the first copy.
+        self.enqueue(&key, &report);
         let note = format!("{summary}. Recommended: {recommended}");
         self.mark(
             node,
@@ -110,6 +115,108 @@ impl Executor {
 }
 
 impl Executor {
+    /// Put a report into the outbox (one delivery per sink).
+    fn enqueue(&self, id: &str, report: &FaultReport) {
+        let node = report.node.as_str();
+        let queued = Message::report(id, report)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                outbox::enqueue(&self.journal, &self.sink_names(), &m, self.now_ms())
+                    .map_err(|e| e.to_string())
+            });
+        match queued {
+            Ok(true) if !self.sinks.is_empty() => self.note(
+                node,
+                format!("fault report queued for {}", self.sinks.join(", ")),
+            ),
+            Ok(_) => {}
+            Err(e) => warn!(node, error = %e, "queueing the fault report failed"),
+        }
+    }
+
+    fn sink_names(&self) -> Vec<&str> {
+        self.sinks.iter().map(String::as_str).collect()
+    }
+
+    /// The node's last report while it is open (no follow-up has said the machine is back
+    /// or replaced since), as stored and as sent.
+    pub fn open_report(&self, node: &str) -> Option<(StoredMessage, Message)> {
+        let stored = self
+            .journal
+            .last_message(node, Kind::Report.name())
+            .ok()??;
+        for closing in [Kind::Recovered, Kind::Replaced] {
+            let id = format!("{}/{}", stored.id, closing.name());
+            if self.journal.has_message(&id).unwrap_or(true) {
+                return None;
+            }
+        }
+        let message = outbox::decode(&stored).ok()?;
+        Some((stored, message))
+    }
+
+    /// A follow-up on the node's open report, with the id `REPORT/suffix` (one message per
+    /// event, also across restarts). With no open report, `alone` is its id when the event
+    /// is worth a message of its own (a replacement), else nothing is sent. `true` when it
+    /// was queued now.
+    pub fn follow_up(
+        &self,
+        node: &str,
+        kind: Kind,
+        suffix: &str,
+        alone: Option<String>,
+        what: &str,
+    ) -> bool {
+        if self.dry_run {
+            return false;
+        }
+        let (id, since, report) = match self.open_report(node) {
+            Some((stored, m)) => (
+                format!("{}/{suffix}", stored.id),
+                stored.created_ms,
+                Some(m),
+            ),
+            None => match alone {
+                Some(id) => (id, self.episode_start(node), None),
+                None => return false,
+            },
+        };
+        if self.journal.has_message(&id).unwrap_or(true) {
+            return false;
+        }
+        // What happened since the report, newest 30 lines.
+        let mut details: Vec<String> = self
+            .journal
+            .timeline(node, since)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(at, line)| format!("{} {line}", rfc3339(at)))
+            .collect();
+        details.drain(..details.len().saturating_sub(30));
+        let m = Message::follow_up(
+            kind,
+            &id,
+            node,
+            &rfc3339(self.now_ms()),
+            what,
+            &details,
+            report.as_ref(),
+        );
+        match outbox::enqueue(&self.journal, &self.sink_names(), &m, self.now_ms()) {
+            Ok(true) => {
+                if !self.sinks.is_empty() {
+                    self.note(node, format!("follow-up queued: {what}"));
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                warn!(node, error = %e, "queueing the follow-up failed");
+                false
+            }
+        }
+    }
+
     /// Turn the machine's locator LED on or off, after the identity check (a lit LED on the
     /// wrong box sends the technician to the wrong machine), and read it back. `Ok` is the
     /// state as the timeline and the report say it; `Err` why it was not changed.

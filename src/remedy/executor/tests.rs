@@ -54,6 +54,7 @@ fn world(dry_run: bool, min_interval_ms: u64) -> World {
         policy: config.policy.clone(),
         holder: "oob-test".into(),
         reports_dir: dir.path().join("reports"),
+        sinks: Vec::new(),
         dry_run,
         feed: broadcast::channel(64).0,
     };

@@ -84,6 +84,7 @@ fn world() -> World {
         policy: config.policy.clone(),
         holder: "oob-test".into(),
         reports_dir: dir.path().join("reports"),
+        sinks: Vec::new(),
         dry_run: false,
         feed: broadcast::channel(64).0,
     };
