@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 use crate::common::oob;
+use crate::common::simfleet::{serve, start_fleet, wait_for, write_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_seven_demo_scenarios_pass_with_their_steps_in_order() {
@@ -148,97 +149,6 @@ async fn the_seven_demo_scenarios_pass_with_their_steps_in_order() {
     assert_eq!(actions("node-7"), [done("systemctl-reboot")]);
 }
 
-/// The simulated fleet (`oob sim-fleet`, as `oob-mocks fleet`) in its own process, so that killing `oob serve` leaves the BMCs' memory
-/// of what they received intact.
-struct FleetProcess {
-    child: std::process::Child,
-    desc: Value,
-}
-
-impl Drop for FleetProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_fleet(dir: &Path, nodes: usize, extra: &[&str]) -> FleetProcess {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_oob"))
-        .args(["sim-fleet", "--nodes", &nodes.to_string(), "--dir"])
-        .arg(dir)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let path = dir.join("fleet.json");
-    let until = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            Instant::now() < until,
-            "the simulated fleet did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let desc = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    FleetProcess { child, desc }
-}
-
-fn write_config(dir: &Path, fleet: &Value) -> std::path::PathBuf {
-    let mut out = format!(
-        r#"[service]
-probe_interval_ms = 500
-hardware_interval_ms = 1000
-probe_timeout_ms = 300
-liveness = "ssh-port"
-journal = "{d}/journal.sqlite"
-reports_dir = "{d}/reports"
-listen = "127.0.0.1:0"
-
-[policy]
-soft_reboot_timeout_s = 4
-hard_reboot_timeout_s = 10
-power_verify_timeout_s = 10
-drain_timeout_s = 10
-max_unhealthy_percent = 70
-cooldown_s = 0
-bmc_min_interval_ms = 200
-"#,
-        d = dir.display()
-    );
-    for h in fleet["hosts"].as_array().unwrap() {
-        out.push_str(&format!(
-            r#"
-[[machines]]
-name = "{name}"
-host = "127.0.0.1"
-bmc = "{bmc}"
-serial = "{serial}"
-credentials = {{ user = "admin", password_file = "{d}/bmc-password" }}
-ssh = {{ user = "root", key = "/nonexistent", host_key = "ssh-ed25519 AAAA", port = {port} }}
-"#,
-            name = h["name"].as_str().unwrap(),
-            bmc = h["bmc"].as_str().unwrap(),
-            serial = h["serial"].as_str().unwrap(),
-            port = h["ssh_port"],
-            d = dir.display()
-        ));
-    }
-    let path = dir.join("oob.toml");
-    std::fs::write(&path, out).unwrap();
-    path
-}
-
-fn serve(dir: &Path, config: &Path) -> tokio::process::Child {
-    crate::common::spawn_serve(
-        None,
-        config,
-        &dir.join("kubeconfig"),
-        "oob-crash-test",
-        &dir.join("serve.log"),
-    )
-}
-
 /// The config with node-2's serial changed: the inventory names another machine.
 fn wrong_serial_config(dir: &Path, config: &Path) -> std::path::PathBuf {
     let wrong = std::fs::read_to_string(config)
@@ -277,18 +187,6 @@ async fn resets(fleet: &Value, node: &str) -> Vec<String> {
         .collect()
 }
 
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_at_each_ladder_step_never_repeats_an_action() {
     let dir = tempfile::tempdir().unwrap();
@@ -304,7 +202,7 @@ async fn sigkill_at_each_ladder_step_never_repeats_an_action() {
             "1500",
         ],
     );
-    let config = write_config(dir.path(), &fleet.desc);
+    let config = write_config(dir.path(), &fleet.desc, "");
     let desc = fleet.desc.clone();
 
     // Step 1: killed right after the soft reboot reached the BMC.
@@ -591,7 +489,7 @@ async fn a_persons_commands_take_the_same_guards() {
         3,
         &["--hang", "node-3", "--fault-after-ms", "300"],
     );
-    let config = write_config(dir.path(), &fleet.desc);
+    let config = write_config(dir.path(), &fleet.desc, "");
     let cfg = config.to_str().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];
@@ -744,7 +642,7 @@ async fn serve_reports_health_and_metrics_honours_pause_and_stops_on_sigterm() {
         3,
         &["--hang", "node-2", "--fault-after-ms", "1500"],
     );
-    let config = write_config(dir.path(), &fleet.desc);
+    let config = write_config(dir.path(), &fleet.desc, "");
     let api = fleet.desc["api"].as_str().unwrap().to_owned();
     // A person paused automation for node-2 before it hangs.
     let patched = reqwest::Client::new()
@@ -886,7 +784,7 @@ async fn a_dry_run_serve_says_what_it_would_do_and_changes_nothing() {
         3,
         &["--hang", "node-1", "--fault-after-ms", "500"],
     );
-    let config = write_config(dir.path(), &fleet.desc);
+    let config = write_config(dir.path(), &fleet.desc, "");
     let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_oob"))
         .arg("--config")
         .arg(&config)
@@ -942,7 +840,7 @@ async fn a_dry_run_serve_says_what_it_would_do_and_changes_nothing() {
 async fn power_verbs_on_an_inventory_machine_take_the_guards() {
     let dir = tempfile::tempdir().unwrap();
     let fleet = start_fleet(dir.path(), 2, &[]);
-    let config = write_config(dir.path(), &fleet.desc);
+    let config = write_config(dir.path(), &fleet.desc, "");
     let cfg = config.to_str().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     let env = [("KUBECONFIG", kubeconfig.to_str().unwrap())];

@@ -26,6 +26,7 @@ mod redfish_faults;
 mod redfish_sushy;
 mod redfish_trees;
 mod replace_e2e;
+mod report_delivery;
 mod secrets;
 mod ssh_exec;
 mod tls;

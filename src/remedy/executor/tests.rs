@@ -32,6 +32,11 @@ struct World {
 }
 
 fn world(dry_run: bool, min_interval_ms: u64) -> World {
+    world_with(dry_run, min_interval_ms, &[])
+}
+
+/// A world whose reports go to the report sinks `sinks` (through the outbox).
+fn world_with(dry_run: bool, min_interval_ms: u64, sinks: &[&str]) -> World {
     let dir = tempfile::tempdir().unwrap();
     let mut config = crate::config::Config::parse("t.toml", CONFIG).unwrap();
     config.policy.bmc_min_interval_ms = min_interval_ms;
@@ -54,7 +59,7 @@ fn world(dry_run: bool, min_interval_ms: u64) -> World {
         policy: config.policy.clone(),
         holder: "oob-test".into(),
         reports_dir: dir.path().join("reports"),
-        sinks: Vec::new(),
+        sinks: sinks.iter().map(|s| (*s).to_owned()).collect(),
         dry_run,
         feed: broadcast::channel(64).0,
     };
@@ -505,4 +510,113 @@ async fn a_node_held_by_another_remediator_is_not_even_cordoned() {
     }
     assert!(said(&w.log).is_empty(), "{:?}", said(&w.log));
     assert!(w.requests().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_report_goes_to_the_outbox_once_and_the_recovery_follows_it_up_once() {
+    let w = world_with(false, 0, &["hook", "mail"]);
+    let findings =
+        vec![Finding::new(Level::Critical, "drive_fault", "Drive Fault").component("Drive 3")];
+    let cause = Cause::Hardware {
+        component: Some("Drive 3".into()),
+        code: "drive_fault".into(),
+        detail: "Drive Fault".into(),
+    };
+    let s = Subject {
+        findings: &findings,
+        verdict: "faulty",
+        cause: Some(&cause),
+        ..w.subject()
+    };
+    w.exec.execute(Remedy::Report, &s).await;
+    // Written again (a restart before the outcome was kept would do this): still one.
+    w.exec.execute(Remedy::Report, &s).await;
+    let j = w.exec.journal();
+    let rows = j.deliveries(Some("node-1")).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows
+        .iter()
+        .all(|r| r.message == "node-1/1/report" && r.state == "pending"));
+    assert!(
+        w.timeline().contains("fault report queued for hook, mail"),
+        "{}",
+        w.timeline()
+    );
+    let (stored, report) = w.exec.open_report("node-1").expect("an open report");
+    assert_eq!(stored.kind, "report");
+    assert!(
+        report.subject.contains("node-1") && report.subject.contains("Drive 3"),
+        "{}",
+        report.subject
+    );
+
+    // Still down: one follow-up per period, never twice for the same one.
+    assert!(w.exec.follow_up(
+        "node-1",
+        crate::report::message::Kind::StillDown,
+        "still-down-1",
+        None,
+        "still down"
+    ));
+    assert!(!w.exec.follow_up(
+        "node-1",
+        crate::report::message::Kind::StillDown,
+        "still-down-1",
+        None,
+        "still down"
+    ));
+
+    // Back: the recovery follows the report up, threaded on it; the report is closed.
+    w.cluster.edit("node-1", |n| n.ready = Some("True".into()));
+    let node = w.cluster.nodes.lock().unwrap()["node-1"].clone();
+    let s = Subject {
+        node: &node,
+        ..w.subject()
+    };
+    let done = w.exec.execute(Remedy::Recovered, &s).await;
+    assert!(matches!(done, Some(Done::Ok(_))), "{done:?}");
+    let back = j
+        .last_message("node-1", "recovered")
+        .unwrap()
+        .expect("a follow-up");
+    assert_eq!(back.id, "node-1/1/report/recovered");
+    let m = crate::report::outbox::decode(&back).unwrap();
+    assert_eq!(m.in_reply_to.as_deref(), Some("node-1/1/report"));
+    assert!(m.summary.contains("is back"), "{}", m.summary);
+    assert!(w.exec.open_report("node-1").is_none());
+    // A later recovery without a new report says nothing more.
+    w.exec.execute(Remedy::Recovered, &s).await;
+    assert_eq!(j.deliveries(Some("node-1")).unwrap().len(), 6);
+    assert!(!w.exec.follow_up(
+        "node-1",
+        crate::report::message::Kind::StillDown,
+        "still-down-2",
+        None,
+        "still down"
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_report_a_recovery_sends_nothing_and_a_dry_run_queues_nothing() {
+    let w = world_with(false, 0, &["hook"]);
+    w.cluster.edit("node-1", |n| n.ready = Some("True".into()));
+    let node = w.cluster.nodes.lock().unwrap()["node-1"].clone();
+    let s = Subject {
+        node: &node,
+        ..w.subject()
+    };
+    w.exec.execute(Remedy::Recovered, &s).await;
+    assert!(w.exec.journal().deliveries(None).unwrap().is_empty());
+    let dry = world_with(true, 0, &["hook"]);
+    let cause = Cause::Hardware {
+        component: None,
+        code: "x".into(),
+        detail: "y".into(),
+    };
+    let s = Subject {
+        cause: Some(&cause),
+        ..dry.subject()
+    };
+    dry.exec.execute(Remedy::Report, &s).await;
+    assert!(dry.exec.journal().deliveries(None).unwrap().is_empty());
 }
