@@ -13,7 +13,7 @@ use oob::report::message::{Kind, Message};
 use oob::report::FaultReport;
 use serde_json::Value;
 
-use crate::common::simfleet::{serve, start_fleet, wait_for, write_config};
+use crate::common::simfleet::{serve, served_at, start_fleet, wait_for, write_config};
 use crate::common::{free_port, oob};
 
 /// A CA and a server certificate for 127.0.0.1 signed by it, made by openssl.
@@ -382,6 +382,20 @@ to = ["noc@example.net"]
         rows >= 2 && pending as usize == rows && tries >= 2
     })
     .await;
+    // Visible in the metrics while it waits (the gauge follows each delivery pass).
+    let url = format!("{}metrics", served_at(d).unwrap());
+    wait_for("the outbox in /metrics", Duration::from_secs(20), || {
+        let url = url.clone();
+        async move {
+            let text = match reqwest::get(&url).await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            text.contains("oob_reports_pending 2")
+                && text.contains("oob_report_deliveries_total{sink=\"hook\",outcome=\"failed\"}")
+        }
+    })
+    .await;
     s.kill().await.unwrap();
     let (_, tries_before, _) = outbox(&journal);
 
@@ -500,16 +514,9 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser_and_runs_nothing_from
     );
     std::fs::write(&config, text).unwrap();
     let mut s = serve(d, &config);
-    let log = d.join("serve.log");
     let mut base = String::new();
     wait_for("the listen address", Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        base = text
-            .lines()
-            .find_map(|l| l.split("listening on ").nth(1))
-            .and_then(|r| r.split_whitespace().next())
-            .map(|a| format!("http://{a}/"))
-            .unwrap_or_default();
+        base = served_at(d).unwrap_or_default();
         let ready = !base.is_empty();
         async move { ready }
     })

@@ -111,3 +111,14 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// The address the newest `oob serve` in `dir/serve.log` listens on (`http://ADDR/`).
+pub fn served_at(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join("serve.log"))
+        .ok()?
+        .lines()
+        .filter_map(|l| l.split("listening on ").nth(1))
+        .filter_map(|r| r.split_whitespace().next())
+        .last()
+        .map(|a| format!("http://{a}/"))
+}
