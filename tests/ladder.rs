@@ -18,14 +18,27 @@ use crate::common::oob;
 use crate::common::simfleet::{serve, start_fleet, wait_for, write_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_seven_demo_scenarios_pass_with_their_steps_in_order() {
+async fn the_demo_scenarios_pass_with_their_steps_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
     let run = oob(&["demo", "-o", "json", "--dir", d, "--healthy", "2"], &[]).await;
     let v = run.json();
     assert_eq!(run.code, 0, "{}", run.all());
     let scenarios = v["scenarios"].as_array().unwrap();
-    assert_eq!(scenarios.len(), 7, "{v:#}");
+    // Seven faults and the machine room's row (every report delivered once to the demo's
+    // webhook and mailbox).
+    assert_eq!(scenarios.len(), 8, "{v:#}");
+    let room = scenarios
+        .iter()
+        .find(|s| s["name"] == "fault reports reach the machine room")
+        .expect("the delivery row");
+    assert!(
+        room["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("3 messages (3 reports), 3 webhook posts, 3 mails"),
+        "{room}"
+    );
     for s in scenarios {
         for field in ["name", "node", "expected", "outcome"] {
             assert!(s[field].is_string(), "{field} in {s}");
