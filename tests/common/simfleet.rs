@@ -117,8 +117,8 @@ pub fn served_at(dir: &Path) -> Option<String> {
     std::fs::read_to_string(dir.join("serve.log"))
         .ok()?
         .lines()
+        .rev()
         .filter_map(|l| l.split("listening on ").nth(1))
-        .filter_map(|r| r.split_whitespace().next())
-        .last()
+        .find_map(|r| r.split_whitespace().next())
         .map(|a| format!("http://{a}/"))
 }
