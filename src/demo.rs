@@ -179,6 +179,8 @@ pub fn demo_config(
             reports_dir: dir.join("reports"),
             listen: "127.0.0.1:0".into(),
             leader_election: true,
+            shared_journal: true,
+            ..ServiceSettings::default()
         },
         replacement: crate::config::ReplacementSettings::default(),
         report: crate::config::ReportSettings::default(),

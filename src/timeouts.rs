@@ -57,9 +57,12 @@ pub const SSH_CONNECT: Duration = Duration::from_secs(10);
 /// objects or one node's pods: 30 s is generous.
 pub const KUBE_READ: Duration = Duration::from_secs(30);
 
-/// How long a per-node lock (Lease) lives when its holder dies mid-action: longer than the
-/// slowest verified power action, so that no one takes over a node still being cycled.
-pub const NODE_LOCK: Duration = Duration::from_secs(600);
+/// How long a per-node lock (Lease) lives when its holder dies mid-action (the default of
+/// `service.node_lock_s`). The holder renews it every third of this while a step runs (a
+/// verified power cycle, a drain), so it no longer has to outlast the slowest step: a
+/// crashed holder blocks the node at most a minute, and an API server unreachable for up to
+/// ~40 s does not lose a lock in use.
+pub const NODE_LOCK: Duration = Duration::from_secs(60);
 
 /// The longest wait for a BMC's turn at the governor before a power step gives up.
 pub const GOVERNOR_WAIT: Duration = Duration::from_secs(60);

@@ -84,6 +84,30 @@ fn every_manifest_parses_into_its_kubernetes_type() {
                 let toml = &cm.data.unwrap()["oob.toml"];
                 oob::config::Config::parse("configmap oob.toml", toml).unwrap();
             }
+            "CustomResourceDefinition" => {
+                use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+                let crd = strict::<CustomResourceDefinition>(path, &v);
+                assert_eq!(crd.spec.group, "oob.dev");
+                assert_eq!(
+                    crd.metadata.name.as_deref(),
+                    Some(format!("{}.oob.dev", crd.spec.names.plural).as_str())
+                );
+                for version in &crd.spec.versions {
+                    let schema = version
+                        .schema
+                        .as_ref()
+                        .unwrap()
+                        .open_api_v3_schema
+                        .as_ref()
+                        .unwrap();
+                    assert_eq!(schema.type_.as_deref(), Some("object"));
+                }
+            }
+            // oob's template for Node Healthcheck: spec.template.spec, as NHC requires.
+            "OobRemediationTemplate" => {
+                assert_eq!(v["apiVersion"], "oob.dev/v1alpha1");
+                assert!(v["spec"]["template"]["spec"].is_object(), "{v}");
+            }
             // A CRD (Prometheus Operator): no k8s-openapi type; its shape is checked by hand.
             "ServiceMonitor" => {
                 assert_eq!(v["apiVersion"], "monitoring.coreos.com/v1");
@@ -108,6 +132,9 @@ fn granted() -> BTreeSet<(String, String, String, String, bool)> {
         .collect();
     for path in files {
         let v = load(&path);
+        if for_nhc(&v) {
+            continue;
+        }
         let optional = path.starts_with(deploy_dir().join("optional"));
         let scope = match v["kind"].as_str() {
             Some("ClusterRole") => "cluster".to_owned(),
@@ -144,6 +171,12 @@ fn granted() -> BTreeSet<(String, String, String, String, bool)> {
     out
 }
 
+/// A ClusterRole for the medik8s Node Healthcheck Operator (aggregated into its own by the
+/// label), not granted to oob.
+fn for_nhc(v: &Value) -> bool {
+    v["metadata"]["labels"]["rbac.ext-remediation/aggregate-to-ext-remediation"] == "true"
+}
+
 fn key(c: &Call) -> (String, String, String, String, bool) {
     let scope = match c.scope {
         Scope::Cluster => "cluster".to_owned(),
@@ -174,7 +207,7 @@ fn the_roles_grant_exactly_the_calls_in_the_table() {
     let roles: BTreeSet<String> = files
         .iter()
         .map(|p| load(p))
-        .filter(|v| matches!(v["kind"].as_str(), Some("Role" | "ClusterRole")))
+        .filter(|v| matches!(v["kind"].as_str(), Some("Role" | "ClusterRole")) && !for_nhc(v))
         .map(|v| v["metadata"]["name"].as_str().unwrap().to_owned())
         .collect();
     let bound: BTreeSet<String> = files
@@ -358,6 +391,24 @@ async fn the_code_makes_exactly_the_calls_in_the_table() {
         .await
         .unwrap());
     locks.unlock(&node_lock, "rbac-test").await.unwrap();
+    // The shared journal: oob's own episode made, its status written twice (the second
+    // after a read by name), listed, deleted once the node is healthy.
+    use oob::k8s::remediation::Episodes as _;
+    let episodes =
+        oob::k8s::remediation::KubeEpisodes::new(client.clone(), oob::k8s::rbac::OOB_NAMESPACE);
+    episodes
+        .update("node-1", "e1", &|s| s.stage = Some("hard-reboot".into()))
+        .await
+        .unwrap();
+    episodes
+        .update("node-1", "e1", &|s| s.stage = Some("fenced".into()))
+        .await
+        .unwrap();
+    assert_eq!(episodes.list().await.unwrap().len(), 1);
+    episodes
+        .delete_own(&oob::k8s::remediation::own_name("node-1", "e1"))
+        .await
+        .unwrap();
     ops.delete("node-2").await.unwrap();
 
     let requests = api.api.requests();
@@ -406,8 +457,11 @@ async fn the_deployment_matches_what_oob_serve_serves_and_reads() {
     assert!(config.service.reports_dir.starts_with(&state.mount_path));
     let sc = c.security_context.clone().unwrap();
     assert_eq!(sc.read_only_root_filesystem, Some(true));
-    let caps = sc.capabilities.unwrap();
-    assert_eq!(caps.add.unwrap(), ["NET_RAW"]);
+    let caps = sc.capabilities.clone().unwrap();
+    assert!(
+        caps.add.is_none(),
+        "no capability added (ICMP through ping_group_range)"
+    );
     assert_eq!(caps.drop.unwrap(), ["ALL"]);
     assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
     assert!(config.service.leader_election);
@@ -502,4 +556,108 @@ fn the_systemd_unit_verifies_and_keeps_one_capability() {
         .expect("systemd-analyze (Debian package systemd)");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+}
+
+/// What Pod Security admission refuses under the "restricted" level (which includes
+/// "baseline"), per the Pod Security Standards, for one pod spec.
+fn restricted_violations(pod: &k8s_openapi::api::core::v1::PodSpec) -> Vec<String> {
+    const SAFE_SYSCTLS: &[&str] = &[
+        "kernel.shm_rmid_forced",
+        "net.ipv4.ip_local_port_range",
+        "net.ipv4.ip_unprivileged_port_start",
+        "net.ipv4.tcp_syncookies",
+        "net.ipv4.ping_group_range",
+        "net.ipv4.ip_local_reserved_ports",
+        "net.ipv4.tcp_keepalive_time",
+        "net.ipv4.tcp_fin_timeout",
+        "net.ipv4.tcp_keepalive_intvl",
+        "net.ipv4.tcp_keepalive_probes",
+    ];
+    let mut v = Vec::new();
+    if pod.host_network == Some(true) || pod.host_pid == Some(true) || pod.host_ipc == Some(true) {
+        v.push("host namespaces".to_owned());
+    }
+    let psc = pod.security_context.clone().unwrap_or_default();
+    for s in psc.sysctls.clone().unwrap_or_default() {
+        if !SAFE_SYSCTLS.contains(&s.name.as_str()) {
+            v.push(format!("unsafe sysctl {}", s.name));
+        }
+    }
+    for vol in pod.volumes.clone().unwrap_or_default() {
+        let allowed = vol.config_map.is_some()
+            || vol.csi.is_some()
+            || vol.downward_api.is_some()
+            || vol.empty_dir.is_some()
+            || vol.ephemeral.is_some()
+            || vol.persistent_volume_claim.is_some()
+            || vol.projected.is_some()
+            || vol.secret.is_some();
+        if !allowed {
+            v.push(format!("volume {} of a restricted type", vol.name));
+        }
+    }
+    let pod_seccomp = psc.seccomp_profile.as_ref().map(|p| p.type_.clone());
+    for c in pod
+        .containers
+        .iter()
+        .chain(pod.init_containers.iter().flatten())
+    {
+        let sc = c.security_context.clone().unwrap_or_default();
+        if sc.privileged == Some(true) {
+            v.push(format!("{}: privileged", c.name));
+        }
+        if sc.allow_privilege_escalation != Some(false) {
+            v.push(format!("{}: allowPrivilegeEscalation != false", c.name));
+        }
+        if sc.run_as_non_root.or(psc.run_as_non_root) != Some(true) {
+            v.push(format!("{}: runAsNonRoot != true", c.name));
+        }
+        if sc.run_as_user.or(psc.run_as_user) == Some(0) {
+            v.push(format!("{}: runAsUser 0", c.name));
+        }
+        let seccomp = sc.seccomp_profile.map(|p| p.type_).or(pod_seccomp.clone());
+        if !matches!(seccomp.as_deref(), Some("RuntimeDefault" | "Localhost")) {
+            v.push(format!(
+                "{}: seccompProfile not RuntimeDefault/Localhost",
+                c.name
+            ));
+        }
+        let caps = sc.capabilities.unwrap_or_default();
+        if !caps.drop.unwrap_or_default().iter().any(|d| d == "ALL") {
+            v.push(format!("{}: capabilities not dropping ALL", c.name));
+        }
+        for add in caps.add.unwrap_or_default() {
+            if add != "NET_BIND_SERVICE" {
+                v.push(format!("{}: adds capability {add}", c.name));
+            }
+        }
+        for p in c.ports.clone().unwrap_or_default() {
+            if p.host_port.is_some_and(|h| h != 0) {
+                v.push(format!("{}: hostPort", c.name));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn the_deployment_is_admitted_under_pod_security_restricted() {
+    let dep: Deployment =
+        serde_json::from_value(load(&deploy_dir().join("deployment.yaml"))).unwrap();
+    let pod = dep.spec.unwrap().template.spec.unwrap();
+    assert_eq!(restricted_violations(&pod), Vec::<String>::new());
+    // The namespace enforces it.
+    let ns = load(&deploy_dir().join("namespace.yaml"));
+    assert_eq!(
+        ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    // The check itself refuses what the old manifest had (NET_RAW: not even "baseline").
+    let mut old = pod.clone();
+    let sc = old.containers[0].security_context.as_mut().unwrap();
+    sc.capabilities.as_mut().unwrap().add = Some(vec!["NET_RAW".into()]);
+    assert_eq!(
+        restricted_violations(&old),
+        ["oob: adds capability NET_RAW"]
+    );
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 use crate::common::oob;
-use crate::common::simfleet::{serve, start_fleet, wait_for, write_config};
+use crate::common::simfleet::{resets, serve, start_fleet, wait_for, write_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_demo_scenarios_pass_with_their_steps_in_order() {
@@ -170,34 +170,6 @@ fn wrong_serial_config(dir: &Path, config: &Path) -> std::path::PathBuf {
     let path = dir.join("wrong.toml");
     std::fs::write(&path, wrong).unwrap();
     path
-}
-
-/// The reset types a BMC of the fleet received, in order (its `/_mock/state`).
-async fn resets(fleet: &Value, node: &str) -> Vec<String> {
-    let host = fleet["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["name"] == node)
-        .unwrap();
-    let bmc = host["bmc"].as_str().unwrap();
-    let base = bmc
-        .trim_start_matches("redfish+")
-        .split("/redfish")
-        .next()
-        .unwrap();
-    let state: Value = reqwest::get(format!("{base}/_mock/state"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    state["counters"]["resets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r[1].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

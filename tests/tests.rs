@@ -9,6 +9,7 @@
 mod common;
 
 mod deploy;
+mod failover;
 
 mod cli;
 mod fleet;

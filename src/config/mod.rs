@@ -181,6 +181,20 @@ impl Config {
                     .into(),
             ));
         }
+        let sv = &self.service;
+        if sv.retry_period_ms == 0
+            || sv.retry_period_ms >= sv.renew_deadline_s.saturating_mul(1000)
+            || sv.renew_deadline_s >= sv.lease_duration_s
+        {
+            return Err(invalid(
+                "service: retry_period_ms < renew_deadline_s < lease_duration_s (like Kubernetes' leader election: 2s, 10s, 15s)".into(),
+            ));
+        }
+        if sv.node_lock_s < 3 {
+            return Err(invalid(
+                "service.node_lock_s must be at least 3 s (it is renewed every third)".into(),
+            ));
+        }
         if self.service.concurrency == 0 {
             return Err(invalid("service.concurrency must be at least 1".into()));
         }

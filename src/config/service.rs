@@ -45,6 +45,24 @@ pub struct ServiceSettings {
     pub listen: String,
     /// Leader election through a Lease; off for a single instance outside a cluster.
     pub leader_election: bool,
+    /// With a cluster: the journal shared through the API (every intent written to the
+    /// node's OobRemediation before it is sent; a new leader resumes from there). Needs
+    /// the CRD (`deploy/crd-oobremediations.yaml`). Off: the local journal alone.
+    pub shared_journal: bool,
+    /// Leader election as Kubernetes' own components do it: the lease lasts
+    /// `lease_duration_s` (a standby takes over at most that long after the leader stopped
+    /// renewing), the leader steps down when it could not renew for `renew_deadline_s`,
+    /// and tries every `retry_period_ms`.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub lease_duration_s: u64,
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub renew_deadline_s: u64,
+    #[serde(deserialize_with = "crate::duration::de_millis")]
+    pub retry_period_ms: u64,
+    /// The per-node lock's lease (renewed while a step runs): how long a crashed holder
+    /// blocks a node.
+    #[serde(deserialize_with = "crate::duration::de_secs")]
+    pub node_lock_s: u64,
 }
 
 impl Default for ServiceSettings {
@@ -61,6 +79,11 @@ impl Default for ServiceSettings {
             reports_dir: PathBuf::from("/var/lib/oob/reports"),
             listen: "0.0.0.0:9464".into(),
             leader_election: true,
+            shared_journal: true,
+            lease_duration_s: 15,
+            renew_deadline_s: 10,
+            retry_period_ms: 2000,
+            node_lock_s: 60,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod join;
 mod kube_ops;
 pub mod lease;
 pub mod rbac;
+pub mod remediation;
 
 use std::collections::BTreeMap;
 

@@ -80,6 +80,18 @@ pub const CALLS: &[Call] = &[
     ),
     // secret_password: BMC credentials by reference, only in oob's namespace
     ns(call("", "secrets", "get"), OOB_NAMESPACE),
+    // KubeEpisodes: the shared journal and Node Healthcheck's requests (list: a new
+    // leader's adoption and each tick's requests; get: re-read after a conflict; create:
+    // oob's own episode; status update: step records, position, conditions; delete: oob's
+    // own episode once the node is healthy, never one NHC made)
+    ns(call("oob.dev", "oobremediations", "list"), OOB_NAMESPACE),
+    ns(call("oob.dev", "oobremediations", "get"), OOB_NAMESPACE),
+    ns(call("oob.dev", "oobremediations", "create"), OOB_NAMESPACE),
+    ns(call("oob.dev", "oobremediations", "delete"), OOB_NAMESPACE),
+    ns(
+        call("oob.dev", "oobremediations/status", "update"),
+        OOB_NAMESPACE,
+    ),
     // join::cluster_info: the CA and API server address for `kubeadm join`
     ns(call("", "configmaps", "get"), "kube-public"),
     // join::create_token: the bootstrap token Secret (replacement workflow only)

@@ -153,6 +153,35 @@ impl Journal {
         Ok(Intent::Seen(entry))
     }
 
+    /// Take over a step another replica journaled (cluster mode): its intent unless known,
+    /// and its outcome unless one is known. `true` when something was new.
+    pub fn import(
+        &self,
+        key: &str,
+        node: &str,
+        action: &str,
+        intent_ms: u64,
+        before: &Before,
+        outcome: Option<(&str, &str, u64)>,
+    ) -> Result<bool, JournalError> {
+        let before = serde_json::to_string(before).map_err(|e| JournalError::Corrupt {
+            node: node.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let conn = self.conn();
+        let mut changed = conn.execute(
+            "INSERT OR IGNORE INTO actions (key, node, action, intent_ms, before) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key, node, action, sql_ms(intent_ms), before],
+        )?;
+        if let Some((outcome, detail, done_ms)) = outcome {
+            changed += conn.execute(
+                "UPDATE actions SET outcome = ?2, detail = ?3, done_ms = ?4 WHERE key = ?1 AND outcome IS NULL",
+                params![key, outcome, detail, sql_ms(done_ms)],
+            )?;
+        }
+        Ok(changed > 0)
+    }
+
     /// Record the outcome of `key` (idempotent: the first outcome stays).
     pub fn outcome(
         &self,

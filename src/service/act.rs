@@ -210,7 +210,7 @@ impl Service {
                     st.position.boot_before = node.boot_id.clone();
                 }
             }
-            if !self.put(name, &mut st) {
+            if !self.put(name, &mut st) || !self.share_position(name, &st.position).await {
                 self.exec.note(
                     name,
                     format!(
@@ -290,6 +290,13 @@ impl Service {
         }
         st.position = position;
         self.put(name, &mut st);
+        // Cluster mode: what a new leader needs, and what Node Healthcheck reads.
+        if real
+            || self.request(name).is_some()
+            || (matches!(st.position.stage, Stage::Healthy) && remediating(&from))
+        {
+            self.share_after(name, from, &st.position).await;
+        }
     }
 
     /// The executor's part of a step.

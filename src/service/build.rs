@@ -37,6 +37,15 @@ pub fn executor(
     };
     let journal = crate::remedy::journal::Journal::open(&config.service.journal)
         .with_context(|| format!("opening the journal (service.journal in {})", config.path))?;
+    let episodes = client
+        .clone()
+        .filter(|_| config.service.shared_journal && !dry_run)
+        .map(|c| {
+            Arc::new(crate::k8s::remediation::KubeEpisodes::new(
+                c,
+                &config.service.namespace,
+            )) as Arc<dyn crate::k8s::remediation::Episodes>
+        });
     let nodes: Arc<dyn crate::k8s::NodeOps> = match client {
         Some(c) => Arc::new(
             KubeNodeOps::new(c, "default", holder).with_lease_namespace(&config.service.namespace),
@@ -60,10 +69,15 @@ pub fn executor(
             .iter()
             .map(|s| s.name().to_owned())
             .collect(),
+        node_lock: std::time::Duration::from_secs(config.service.node_lock_s),
         dry_run,
         feed,
     };
-    Ok(Executor::new(deps, settings))
+    let exec = Executor::new(deps, settings);
+    Ok(match episodes {
+        Some(e) => exec.with_episodes(e),
+        None => exec,
+    })
 }
 
 /// Build a service from a configuration. `feed` receives every timeline line (the demo

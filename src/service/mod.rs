@@ -14,6 +14,7 @@ mod http;
 mod look;
 pub mod metrics;
 mod outbox;
+mod shared;
 mod status;
 
 pub use build::{add_annotated, build, executor};
@@ -209,6 +210,8 @@ pub struct Service {
     node_cache: std::sync::OnceLock<crate::k8s::cache::NodeCache>,
     /// The cluster's side of the replacement rung (bootstrap tokens, restored labels).
     rejoin: Option<Arc<dyn crate::k8s::join::Rejoin>>,
+    /// Cluster mode: the OobRemediations others made (NHC), by node, as last listed.
+    requests: Mutex<HashMap<String, shared::Request>>,
     /// Last completed round (ms since the epoch), for /healthz.
     pub heartbeat: AtomicU64,
     pub ready: AtomicBool,
@@ -298,6 +301,7 @@ impl Service {
             liveness: Arc::new(Network { pinger }),
             hardware: Arc::new(crate::gather::host::OverSsh),
             node_cache: std::sync::OnceLock::new(),
+            requests: Mutex::default(),
             heartbeat: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         })
@@ -350,7 +354,7 @@ impl Service {
                 &self.config.service.namespace,
                 LEADER_LEASE,
                 self.exec.holder(),
-                crate::timeouts::LEADER_LEASE,
+                Duration::from_secs(self.config.service.lease_duration_s),
             )),
             _ => None,
         };
@@ -378,6 +382,11 @@ impl Service {
         // rounds keep their rate over time instead of the cycle stretching.
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut leading = leader.is_none();
+        let (mut last_try_ms, mut renewed_ms) = (0_u64, 0_u64);
+        if leading {
+            // One instance without election: what a previous run left in the API first.
+            self.adopt().await;
+        }
         let mut running: Vec<Option<tokio::task::JoinHandle<()>>> =
             (0..self.machines.len()).map(|_| None).collect();
         let mut late_said_ms = 0_u64;
@@ -393,16 +402,42 @@ impl Service {
             }
             let at = k % SLOTS as usize;
             k = k.wrapping_add(1);
-            if at == 0 {
-                if let Some(lease) = &leader {
-                    let now = lease.try_acquire().await.unwrap_or_else(|e| {
-                        warn!(error = %e, "leader lease renewal failed");
-                        false
-                    });
-                    if now != leading {
-                        info!(leading = now, holder = %self.exec.holder(), "leadership changed");
+            // Leader election: try every retry period; a leader that could not renew for
+            // the renew deadline steps down (another replica may take the lease once it
+            // expires, lease_duration_s after the last renewal).
+            if let Some(lease) = &leader {
+                let now = now_ms();
+                if now.saturating_sub(last_try_ms) >= self.config.service.retry_period_ms {
+                    last_try_ms = now;
+                    let held = match lease.try_acquire().await {
+                        Ok(held) => {
+                            if held {
+                                renewed_ms = now;
+                            }
+                            held
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "leader lease renewal failed");
+                            // Still the leader until the renew deadline passes.
+                            leading
+                                && now.saturating_sub(renewed_ms)
+                                    < self.config.service.renew_deadline_s * 1000
+                        }
+                    };
+                    if held != leading {
+                        info!(leading = held, holder = %self.exec.holder(), "leadership changed");
                     }
-                    leading = now;
+                    if held && !leading {
+                        // Taking over: the old leader's intents and positions first, so that
+                        // nothing it began is begun again.
+                        self.adopt().await;
+                    }
+                    leading = held;
+                }
+            }
+            if at == 0 {
+                if leading {
+                    self.refresh_requests().await;
                 }
                 self.metrics.leader.set(i64::from(leading));
                 self.heartbeat.store(now_ms(), Ordering::Relaxed);

@@ -233,6 +233,35 @@ impl Service {
         if paused {
             return;
         }
+        // Cluster mode: an OobRemediation someone else made (Node Healthcheck) asks for the
+        // ladder; timed out by them, nothing more is done for it.
+        if let Some(req) = self.request(name) {
+            if req.timed_out {
+                self.stop_request(name, &req).await;
+                return;
+            }
+            let open = req
+                .status
+                .condition(crate::k8s::remediation::SUCCEEDED)
+                .is_none_or(|c| c.status == "Unknown");
+            // Only to enter the ladder: once a remedy runs, recovery is judged on the
+            // machine's own evidence.
+            let entering = matches!(
+                st.position.stage,
+                Stage::Healthy | Stage::Suspect { .. } | Stage::Confirm { .. }
+            );
+            if open && entering {
+                evidence.conditions.push(crate::verdict::NodeCondition {
+                    type_: "OobRemediation".into(),
+                    class: crate::verdict::ConditionClass::Reboot,
+                    why: format!(
+                        "requested by OobRemediation {} (Node Healthcheck)",
+                        req.name
+                    ),
+                });
+                self.start_request(name, &req).await;
+            }
+        }
         // Room for exactly `HISTORY`: the oldest goes before the newest comes.
         while st.history.len() >= super::HISTORY {
             st.history.pop_front();

@@ -74,6 +74,7 @@ fn fleet_with(n: usize, policy: &str, tables: &str) -> Fleet {
         holder: "oob-test".into(),
         reports_dir: config.service.reports_dir.clone(),
         sinks: Vec::new(),
+        node_lock: crate::timeouts::NODE_LOCK,
         dry_run: false,
         feed: broadcast::channel(256).0,
     };

@@ -122,3 +122,31 @@ pub fn served_at(dir: &Path) -> Option<String> {
         .find_map(|r| r.split_whitespace().next())
         .map(|a| format!("http://{a}/"))
 }
+
+/// The reset types a BMC of the fleet received, in order (its `/_mock/state`).
+pub async fn resets(fleet: &Value, node: &str) -> Vec<String> {
+    let host = fleet["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == node)
+        .unwrap();
+    let bmc = host["bmc"].as_str().unwrap();
+    let base = bmc
+        .trim_start_matches("redfish+")
+        .split("/redfish")
+        .next()
+        .unwrap();
+    let state: Value = reqwest::get(format!("{base}/_mock/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    state["counters"]["resets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[1].as_str().unwrap().to_owned())
+        .collect()
+}

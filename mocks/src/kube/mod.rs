@@ -9,6 +9,7 @@
 //!
 //! Seeded from a fixture: `{"nodes": [Node, …]}`.
 
+mod custom;
 mod patch;
 pub mod validate;
 mod writes;
@@ -60,6 +61,10 @@ struct State {
     /// lease created in another is refused with 404 as the real server does. Without the
     /// list every namespace exists.
     namespaces: Option<Vec<String>>,
+    /// oob's custom resources: (plural, namespace, name) → object.
+    custom: BTreeMap<(String, String, String), Value>,
+    /// Whether oob's CRDs are installed (the default; a fixture may say `"crds": false`).
+    crds: bool,
 }
 
 /// Tell open node watches about a change.
@@ -108,6 +113,7 @@ impl FakeApi {
             state: Arc::new(Mutex::new(State::default())),
         };
         api.lock().node_watch = Some(tokio::sync::broadcast::channel(1024).0);
+        api.lock().crds = fixture.get("crds").and_then(Value::as_bool) != Some(false);
         {
             let mut s = api.lock();
             for p in fixture
@@ -183,6 +189,50 @@ impl FakeApi {
         let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"namespace": ns, "name": name}, "data": data});
         stamp(&mut s, &mut cm, true);
         s.configmaps.insert((ns.to_owned(), name.to_owned()), cm);
+    }
+
+    /// An OobRemediation (or template) as stored.
+    pub fn custom(&self, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .custom
+            .get(&(plural.to_owned(), ns.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// Every stored object of `plural` in `ns`.
+    pub fn customs(&self, plural: &str, ns: &str) -> Vec<Value> {
+        self.lock()
+            .custom
+            .iter()
+            .filter(|((p, n, _), _)| p == plural && n == ns)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// Put an object as another client (Node Healthcheck) would create it (stamped, status
+    /// kept as given: a test may seed one mid-episode).
+    pub fn put_custom(&self, plural: &str, ns: &str, obj: Value) {
+        let mut s = self.lock();
+        let mut obj = obj;
+        obj["metadata"]["namespace"] = json!(ns);
+        stamp(&mut s, &mut obj, true);
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        s.custom
+            .insert((plural.to_owned(), ns.to_owned(), name), obj);
+    }
+
+    /// Change an object as another client would (a new resourceVersion).
+    pub fn edit_custom(&self, plural: &str, ns: &str, name: &str, f: impl FnOnce(&mut Value)) {
+        let mut s = self.lock();
+        let key = (plural.to_owned(), ns.to_owned(), name.to_owned());
+        if let Some(mut obj) = s.custom.get(&key).cloned() {
+            f(&mut obj);
+            stamp(&mut s, &mut obj, false);
+            s.custom.insert(key, obj);
+        }
     }
 
     pub fn lease(&self, ns: &str, name: &str) -> Option<Value> {
@@ -386,6 +436,25 @@ async fn handle(
         ("PUT", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
             writes::replace_lease(&mut s, ns, name, parsed)
         }
+        ("GET", ["apis", custom::GROUP, custom::VERSION, "namespaces", ns, plural]) => {
+            custom::list(&s, ns, plural)
+        }
+        ("GET", ["apis", custom::GROUP, custom::VERSION, "namespaces", ns, plural, name]) => {
+            custom::get(&s, ns, plural, name)
+        }
+        ("POST", ["apis", custom::GROUP, custom::VERSION, "namespaces", ns, plural]) => {
+            custom::create(&mut s, ns, plural, parsed)
+        }
+        ("PUT", ["apis", custom::GROUP, custom::VERSION, "namespaces", ns, plural, name]) => {
+            custom::replace(&mut s, ns, plural, name, parsed, false)
+        }
+        (
+            "PUT",
+            ["apis", custom::GROUP, custom::VERSION, "namespaces", ns, plural, name, "status"],
+        ) => custom::replace(&mut s, ns, plural, name, parsed, true),
+        ("DELETE", ["apis", custom::GROUP, custom::VERSION, "namespaces", ns, plural, name]) => {
+            custom::delete(&mut s, ns, plural, name)
+        }
         ("GET", ["api", "v1", "namespaces", ns, "configmaps", name]) => {
             match s.configmaps.get(&((*ns).to_owned(), (*name).to_owned())) {
                 Some(c) => ok(c),
@@ -428,13 +497,15 @@ async fn handle(
 }
 
 fn api_groups() -> Value {
-    let groups: Vec<Value> = ["events.k8s.io", "coordination.k8s.io", "policy"]
+    let mut groups: Vec<Value> = ["events.k8s.io", "coordination.k8s.io", "policy"]
         .iter()
         .map(|g| {
             let v = json!({"groupVersion": format!("{g}/v1"), "version": "v1"});
             json!({"name": g, "versions": [v.clone()], "preferredVersion": v})
         })
         .collect();
+    let v = json!({"groupVersion": "oob.dev/v1alpha1", "version": "v1alpha1"});
+    groups.push(json!({"name": "oob.dev", "versions": [v.clone()], "preferredVersion": v}));
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 

@@ -94,7 +94,10 @@ impl Executor {
             boot_id: s.node.boot_id.clone(),
             power: None,
         };
-        match self.intent(&key, node, &format!("restart {unit}"), &before) {
+        match self
+            .intent(&key, node, &format!("restart {unit}"), &before)
+            .await
+        {
             Err(done) => return done,
             Ok(Intent::Seen(_)) => {
                 return match self.journaled(node, &key) {
@@ -115,7 +118,7 @@ impl Executor {
             Ok(Err(e)) => Done::Failed(format!("`systemctl restart {unit}`: {e}")),
             Err(busy) => return busy,
         };
-        self.outcome(&key, &done);
+        self.outcome(&key, &done).await;
         done
     }
 
@@ -147,7 +150,7 @@ impl Executor {
             boot_id: s.node.boot_id.clone(),
             power: None,
         };
-        match self.intent(&key, node, "systemctl-reboot", &before) {
+        match self.intent(&key, node, "systemctl-reboot", &before).await {
             Err(done) => return Some(done),
             Ok(Intent::Seen(_)) => {
                 return match self.journaled(node, &key) {
@@ -164,7 +167,7 @@ impl Executor {
             Ok(Err(e)) => Done::Failed(format!("`systemctl reboot` over SSH: {e}")),
             Err(busy) => return Some(busy),
         };
-        self.outcome(&key, &done);
+        self.outcome(&key, &done).await;
         match done {
             Done::Failed(why) => {
                 self.note(node, format!("{why}; the BMC's graceful restart instead"));

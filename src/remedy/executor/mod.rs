@@ -128,6 +128,8 @@ pub struct Settings {
     /// The report sinks' names: each report and follow-up gets one delivery per sink in
     /// the outbox.
     pub sinks: Vec<String>,
+    /// The per-node lock's lease (renewed every third while a step runs).
+    pub node_lock: Duration,
     pub dry_run: bool,
     /// Every timeline line also goes here (the demo and `oob reboot` print them).
     pub feed: broadcast::Sender<Line>,
@@ -148,8 +150,11 @@ pub struct Executor {
     holder: String,
     reports_dir: PathBuf,
     sinks: Vec<String>,
+    node_lock: Duration,
     dry_run: bool,
     feed: broadcast::Sender<Line>,
+    /// Cluster mode: the OobRemediations, where every intent goes before it is sent.
+    episodes: Option<Arc<dyn crate::k8s::remediation::Episodes>>,
 }
 
 /// What the ladder knows about a machine for one step.
@@ -193,9 +198,24 @@ impl Executor {
             holder: settings.holder,
             reports_dir: settings.reports_dir,
             sinks: settings.sinks,
+            node_lock: settings.node_lock,
             dry_run: settings.dry_run,
             feed: settings.feed,
+            episodes: None,
         }
+    }
+
+    /// Share the journal through the API (cluster mode): every intent is written to the
+    /// node's OobRemediation before anything is sent, outcomes after.
+    #[must_use]
+    pub fn with_episodes(mut self, episodes: Arc<dyn crate::k8s::remediation::Episodes>) -> Self {
+        self.episodes = Some(episodes);
+        self
+    }
+
+    /// The shared journal, in cluster mode.
+    pub fn episodes(&self) -> Option<&Arc<dyn crate::k8s::remediation::Episodes>> {
+        self.episodes.as_ref()
     }
 
     pub fn journal(&self) -> &Journal {
@@ -368,7 +388,8 @@ impl Executor {
         }
     }
 
-    /// Hold the per-node lock (shared with the CLI) around `work`.
+    /// Hold the per-node lock (shared with the CLI) around `work`, renewing it every third
+    /// of its duration while `work` runs (a crashed holder blocks the node one duration).
     async fn locked<F, T>(&self, node: &str, work: F) -> Result<T, Done>
     where
         F: std::future::Future<Output = T>,
@@ -376,7 +397,7 @@ impl Executor {
         let lease = node_lock_name(node);
         match self
             .nodes
-            .try_lock(&lease, &self.holder, crate::timeouts::NODE_LOCK)
+            .try_lock(&lease, &self.holder, self.node_lock)
             .await
         {
             Ok(true) => {}
@@ -388,7 +409,20 @@ impl Executor {
             }
             Err(e) => return Err(Done::Failed(format!("per-node lock: {e}"))),
         }
-        let out = work.await;
+        tokio::pin!(work);
+        let out = loop {
+            tokio::select! {
+                out = &mut work => break out,
+                () = tokio::time::sleep(self.node_lock / 3) => {
+                    if !matches!(
+                        self.nodes.try_lock(&lease, &self.holder, self.node_lock).await,
+                        Ok(true)
+                    ) {
+                        warn!(node, "renewing the per-node lock failed; the step in progress finishes");
+                    }
+                }
+            }
+        };
         if let Err(e) = self.nodes.unlock(&lease, &self.holder).await {
             warn!(node, error = %e, "releasing the per-node lock failed; it expires on its own");
         }
@@ -396,22 +430,94 @@ impl Executor {
     }
 
     /// Journal an intent; `Err` carries the step's end when it was seen before.
-    fn intent(
+    /// Journal the intent for `key` before anything is sent. In cluster mode the intent is
+    /// written to the node's OobRemediation first: if the API does not take it, nothing is
+    /// journaled and nothing is sent (a new leader must find every intent there).
+    async fn intent(
         &self,
         key: &str,
         node: &str,
         action: &str,
         before: &super::journal::Before,
     ) -> Result<Intent, Done> {
+        self.share_intent(key, node, action, before)
+            .await
+            .map_err(Done::Failed)?;
         self.journal
             .intent(key, node, action, before, self.now_ms())
             .map_err(|e| Done::Failed(format!("journal: {e}")))
     }
 
-    fn outcome(&self, key: &str, done: &Done) {
+    /// The shared half of [`Self::intent`]: `Err` when the intent could not be recorded in
+    /// the API (nothing may be sent then). A key the local journal holds already is not
+    /// written again.
+    async fn share_intent(
+        &self,
+        key: &str,
+        node: &str,
+        action: &str,
+        before: &super::journal::Before,
+    ) -> Result<(), String> {
+        let Some(shared) = &self.episodes else {
+            return Ok(());
+        };
+        match self.journal.entry(key) {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {}
+            Err(e) => return Err(format!("journal: {e}")),
+        }
+        let step = crate::k8s::remediation::Step {
+            key: key.to_owned(),
+            action: action.to_owned(),
+            intent_ms: self.now_ms(),
+            before: serde_json::to_value(before).unwrap_or_default(),
+            outcome: None,
+            detail: None,
+            done_ms: None,
+        };
+        shared
+            .update(node, &crate::k8s::remediation::tag_of(key), &|s| {
+                s.put_step(&step);
+            })
+            .await
+            .map_err(|e| {
+                format!("the intent could not be recorded in the cluster, nothing was sent: {e}")
+            })
+    }
+
+    /// The shared half of an outcome (best effort: without it a new leader re-reads the
+    /// machine's state instead of trusting a record, which is safe).
+    async fn share_outcome(&self, key: &str, outcome: &str, detail: &str) {
+        let Some(shared) = &self.episodes else {
+            return;
+        };
+        let Ok(Some(entry)) = self.journal.entry(key) else {
+            return;
+        };
+        let step = crate::k8s::remediation::Step {
+            key: key.to_owned(),
+            action: entry.action.clone(),
+            intent_ms: entry.intent_ms,
+            before: serde_json::to_value(&entry.before).unwrap_or_default(),
+            outcome: Some(outcome.to_owned()),
+            detail: Some(detail.to_owned()),
+            done_ms: Some(self.now_ms()),
+        };
+        if let Err(e) = shared
+            .update(&entry.node, &crate::k8s::remediation::tag_of(key), &|s| {
+                s.put_step(&step);
+            })
+            .await
+        {
+            warn!(key, error = %e, "recording the outcome in the cluster failed");
+        }
+    }
+
+    async fn outcome(&self, key: &str, done: &Done) {
         let (outcome, detail) = done.outcome();
         if let Err(e) = self.journal.outcome(key, outcome, detail, self.now_ms()) {
             warn!(key, error = %e, "journal write failed");
         }
+        self.share_outcome(key, outcome, detail).await;
     }
 }

@@ -52,7 +52,7 @@ impl Executor {
             boot_id: s.node.boot_id.clone(),
             power: Some(state.to_string()),
         };
-        match self.intent(key, node, what.name(), &before) {
+        match self.intent(key, node, what.name(), &before).await {
             Err(done) => return done,
             Ok(Intent::Seen(e)) if e.outcome.is_some() => {
                 let d = format!(
@@ -76,7 +76,7 @@ impl Executor {
                     ),
                 );
                 let done = self.resume(s, c, what, state, &e.before).await;
-                self.outcome(key, &done);
+                self.outcome(key, &done).await;
                 return done;
             }
             Ok(Intent::New) => {}
@@ -90,7 +90,7 @@ impl Executor {
                 "the BMC's governor did not give a turn within {} s",
                 crate::timeouts::GOVERNOR_WAIT.as_secs()
             ));
-            self.outcome(key, &done);
+            self.outcome(key, &done).await;
             return done;
         };
         let done = match what {
@@ -104,7 +104,7 @@ impl Executor {
             PowerStep::Action(action) => verified(c, action).await,
         };
         drop(permit);
-        self.outcome(key, &done);
+        self.outcome(key, &done).await;
         done
     }
 

@@ -38,6 +38,8 @@ const ETCDCTL_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplaceError {
+    #[error("{detail}")]
+    Cluster { detail: String },
     #[error("node {node} is Ready: a kubelet is running under that name; kubeadm refuses to join a second Ready node named {node}, and oob does not delete a working node. Stop that kubelet (or drain and delete the Node yourself) and run the replacement again")]
     ReadyNodeExists { node: String },
     #[error("identity check failed for {node}: {why}. If the board was replaced, say so: `oob node replace {node} --new-board`")]
@@ -300,7 +302,7 @@ impl Executor {
                 node: node.to_owned(),
             });
         }
-        let kept = self.replace_record(run, current.as_ref())?;
+        let kept = self.replace_record(run, current.as_ref()).await?;
         run.out.control_plane = kept.control_plane;
         let host = host_of(run.r.machine, current.as_ref()).or_else(|| kept.host.clone());
         let board = self.replace_identity(run, &kept).await?;
@@ -326,7 +328,7 @@ impl Executor {
             .await?;
         self.renew_lock(run).await?;
         self.replace_uncordon(run, &kept).await?;
-        self.replace_close(run, &board)?;
+        self.replace_close(run, &board).await?;
         Ok(())
     }
 
@@ -357,48 +359,60 @@ impl Executor {
     }
 
     /// Journal `step`'s intent; `Some(entry)` when it was started before.
-    fn replace_intent(
+    async fn replace_intent(
         &self,
         run: &Run<'_>,
         step: &str,
         action: &str,
     ) -> Result<Option<crate::remedy::journal::Entry>, ReplaceError> {
-        match self.journal.intent(
-            &run.key(step),
-            run.node,
-            action,
-            &Before::default(),
-            self.now_ms(),
-        )? {
+        let key = run.key(step);
+        self.share_intent(&key, run.node, action, &Before::default())
+            .await
+            .map_err(|detail| ReplaceError::Cluster { detail })?;
+        match self
+            .journal
+            .intent(&key, run.node, action, &Before::default(), self.now_ms())?
+        {
             Intent::New => Ok(None),
             Intent::Seen(e) => Ok(Some(e)),
         }
     }
 
-    fn replace_outcome(&self, run: &Run<'_>, step: &str, detail: &str) -> Result<(), ReplaceError> {
-        self.journal
-            .outcome(&run.key(step), "done", detail, self.now_ms())?;
+    async fn replace_outcome(
+        &self,
+        run: &Run<'_>,
+        step: &str,
+        detail: &str,
+    ) -> Result<(), ReplaceError> {
+        let key = run.key(step);
+        self.journal.outcome(&key, "done", detail, self.now_ms())?;
+        self.share_outcome(&key, "done", detail).await;
         crash_point(step);
         Ok(())
     }
 
     /// `step` done: the timeline line, the outcome journaled, the step's row.
-    fn replace_finish(
+    async fn replace_finish(
         &self,
         run: &mut Run<'_>,
         step: &'static str,
         what: String,
     ) -> Result<(), ReplaceError> {
         self.note(run.node, format!("replace: {what}"));
-        self.replace_outcome(run, step, &what)?;
+        self.replace_outcome(run, step, &what).await?;
         run.push(step, "done", what);
         Ok(())
     }
 
     /// Whether `step` may be sent now: journaled as new, or journaled before and known not
     /// to have reached the host (then reopened). `false`: it may have been sent.
-    fn may_send(&self, run: &Run<'_>, step: &str, action: &str) -> Result<bool, ReplaceError> {
-        match self.replace_intent(run, step, action)? {
+    async fn may_send(
+        &self,
+        run: &Run<'_>,
+        step: &str,
+        action: &str,
+    ) -> Result<bool, ReplaceError> {
+        match self.replace_intent(run, step, action).await? {
             None => Ok(true),
             Some(e) if e.outcome.as_deref() == Some("not-sent") => {
                 self.journal.reopen(&run.key(step))?;
@@ -432,7 +446,7 @@ impl Executor {
     }
 
     /// Step 1: What is restored afterwards, recorded before anything changes.
-    fn replace_record(
+    async fn replace_record(
         &self,
         run: &mut Run<'_>,
         current: Option<&NodeInfo>,
@@ -461,9 +475,9 @@ impl Executor {
             return Ok(kept);
         }
         let json = serde_json::to_string(&kept).map_err(|e| run.fail("record", e.to_string()))?;
-        self.replace_intent(run, "record", "record")?;
+        self.replace_intent(run, "record", "record").await?;
         self.note(run.node, format!("replace: recorded {what}"));
-        self.replace_outcome(run, "record", &json)?;
+        self.replace_outcome(run, "record", &json).await?;
         run.push("record", "done", what);
         Ok(kept)
     }
@@ -522,11 +536,11 @@ impl Executor {
             run.push("identity", "dry-run", what);
             return Ok(board);
         }
-        self.replace_intent(run, "identity", "identity")?;
+        self.replace_intent(run, "identity", "identity").await?;
         self.note(node, format!("replace: {what}"));
         let json =
             serde_json::to_string(&board).map_err(|e| run.fail("identity", e.to_string()))?;
-        self.replace_outcome(run, "identity", &json)?;
+        self.replace_outcome(run, "identity", &json).await?;
         run.push("identity", "done", what);
         Ok(board)
     }
@@ -626,10 +640,11 @@ impl Executor {
             );
             if !self.dry_run {
                 if seen.is_none() {
-                    self.replace_intent(run, "etcd-member", "etcd member remove")?;
+                    self.replace_intent(run, "etcd-member", "etcd member remove")
+                        .await?;
                 }
                 self.note(node, format!("replace: {d}"));
-                self.replace_outcome(run, "etcd-member", &d)?;
+                self.replace_outcome(run, "etcd-member", &d).await?;
             }
             run.push(
                 "etcd-member",
@@ -677,7 +692,8 @@ impl Executor {
             );
             return Ok(());
         }
-        self.replace_intent(run, "etcd-member", "etcd member remove")?;
+        self.replace_intent(run, "etcd-member", "etcd member remove")
+            .await?;
         crash_point("etcd-member-sent");
         self.note(
             node,
@@ -696,7 +712,7 @@ impl Executor {
             "etcdctl member remove",
         )
         .await?;
-        self.replace_outcome(run, "etcd-member", &what)?;
+        self.replace_outcome(run, "etcd-member", &what).await?;
         run.push("etcd-member", "done", what);
         Ok(())
     }
@@ -716,13 +732,36 @@ impl Executor {
             );
             return Ok(());
         }
-        self.replace_intent(run, "delete-node", "delete node")?;
+        self.replace_intent(run, "delete-node", "delete node")
+            .await?;
+        // Node Healthcheck, when it asked for this node, learns that the Node goes away on
+        // purpose (and waits for Succeeded before it cleans up).
+        if let Some(shared) = &self.episodes {
+            let now = crate::clock::rfc3339(self.now_ms());
+            let said = shared
+                .update(node, "", &|s| {
+                    s.set_condition(
+                        crate::k8s::remediation::PERMANENT_NODE_DELETION_EXPECTED,
+                        "True",
+                        "NodeReplaced",
+                        "the machine is replaced: its Node is deleted and registers again after kubeadm join",
+                        &now,
+                    );
+                })
+                .await;
+            match said {
+                Ok(()) | Err(NodeOpsError::NotFound { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(node, error = %e, "PermanentNodeDeletionExpected not written");
+                }
+            }
+        }
         let what = match self.nodes.delete(node).await {
             Ok(()) => format!("Node {node} deleted"),
             Err(NodeOpsError::NotFound { .. }) => format!("Node {node} already gone"),
             Err(e) => return Err(run.fail("delete-node", e.to_string())),
         };
-        self.replace_finish(run, "delete-node", what)?;
+        self.replace_finish(run, "delete-node", what).await?;
         Ok(())
     }
 
@@ -769,7 +808,7 @@ impl Executor {
                 Err(e) => return Err(run.fail("token", e.to_string())),
             }
         } else {
-            self.replace_intent(run, "token", "bootstrap token")?;
+            self.replace_intent(run, "token", "bootstrap token").await?;
         }
         let token = rejoin
             .mint(ttl)
@@ -782,7 +821,7 @@ impl Executor {
         self.note(run.node, format!("replace: {what}"));
         // The id only: the outcome of a re-minted token replaces the first one's.
         self.journal.reopen(&run.key("token"))?;
-        self.replace_outcome(run, "token", &token.id)?;
+        self.replace_outcome(run, "token", &token.id).await?;
         run.push("token", "done", what);
         Ok(Some(token))
     }
@@ -822,9 +861,9 @@ impl Executor {
                     "dry-run",
                     format!("would run on {node}: kubeadm reset -f"),
                 );
-            } else if !self.may_send(run, "reset", "kubeadm reset")? {
+            } else if !self.may_send(run, "reset", "kubeadm reset").await? {
                 let d = "kubeadm reset -f journaled before; not run again";
-                self.replace_outcome(run, "reset", d)?;
+                self.replace_outcome(run, "reset", d).await?;
                 run.push("reset", "journaled", d);
             } else {
                 crash_point("reset-sent");
@@ -841,7 +880,8 @@ impl Executor {
                     .await;
                 self.not_sent(run, "reset", &sent)?;
                 sent?;
-                self.replace_outcome(run, "reset", "kubeadm reset -f done")?;
+                self.replace_outcome(run, "reset", "kubeadm reset -f done")
+                    .await?;
                 run.push("reset", "done", "kubeadm reset -f");
             }
         } else {
@@ -929,7 +969,8 @@ impl Executor {
                 });
             }
         }
-        self.may_send(run, "join", if hook { "join hook" } else { "kubeadm join" })?;
+        self.may_send(run, "join", if hook { "join hook" } else { "kubeadm join" })
+            .await?;
         crash_point("join-sent");
         let redact = |s: &str| {
             let mut s = s.replace(&secret, "<redacted>");
@@ -960,7 +1001,7 @@ impl Executor {
                 .map_err(|e| run.fail("join", redact(&e)))?;
             "join command handed to the provisioning hook".to_owned()
         };
-        self.replace_outcome(run, "join", &what)?;
+        self.replace_outcome(run, "join", &what).await?;
         run.push("join", "done", what);
         Ok(())
     }
@@ -1030,7 +1071,8 @@ impl Executor {
         }
         let done_before = self.replace_done(run, "registered")?.is_some();
         if !done_before {
-            self.replace_intent(run, "registered", "wait for the Node")?;
+            self.replace_intent(run, "registered", "wait for the Node")
+                .await?;
         }
         let limit = Duration::from_secs(run.r.settings.join_timeout_s);
         let start = tokio::time::Instant::now();
@@ -1086,7 +1128,7 @@ impl Executor {
                         );
                         if !done_before {
                             self.note(node, format!("replace: {what}"));
-                            self.replace_outcome(run, "registered", &what)?;
+                            self.replace_outcome(run, "registered", &what).await?;
                         }
                         run.push(
                             "registered",
@@ -1158,7 +1200,8 @@ impl Executor {
             run.push("restore", "dry-run", format!("would have {what}"));
             return Ok(());
         }
-        self.replace_intent(run, "restore", "restore labels and taints")?;
+        self.replace_intent(run, "restore", "restore labels and taints")
+            .await?;
         rejoin
             .restore(node, &kept.labels, annotations)
             .await
@@ -1174,7 +1217,7 @@ impl Executor {
                 .await
                 .map_err(|e| run.fail("restore", e.to_string()))?;
         }
-        self.replace_finish(run, "restore", what)?;
+        self.replace_finish(run, "restore", what).await?;
         Ok(())
     }
 
@@ -1249,7 +1292,7 @@ impl Executor {
             run.push("uncordon", "dry-run", format!("would have {what}"));
             return Ok(());
         }
-        self.replace_intent(run, "uncordon", "uncordon")?;
+        self.replace_intent(run, "uncordon", "uncordon").await?;
         if !theirs {
             self.nodes
                 .set_unschedulable(node, false)
@@ -1260,14 +1303,14 @@ impl Executor {
             .annotate(node, CORDONED_ANNOTATION, None)
             .await
             .map_err(|e| run.fail("uncordon", e.to_string()))?;
-        self.replace_finish(run, "uncordon", what)?;
+        self.replace_finish(run, "uncordon", what).await?;
         Ok(())
     }
 
     /// Step 8d: The replacement closed: an Event, the end of the fault report. The ladder's
     /// stage is the service's: a node awaiting replacement that is Ready goes back to Healthy
     /// there (its recovery), as with any node repaired by hand.
-    fn replace_close(&self, run: &mut Run<'_>, board: &Board) -> Result<(), ReplaceError> {
+    async fn replace_close(&self, run: &mut Run<'_>, board: &Board) -> Result<(), ReplaceError> {
         let node = run.node;
         if self.dry_run {
             run.push(
@@ -1290,7 +1333,7 @@ impl Executor {
                 String::new()
             }
         );
-        self.replace_intent(run, "close", "close")?;
+        self.replace_intent(run, "close", "close").await?;
         self.note(node, format!("replace: {what}"));
         if let Err(e) = self.report_end(node, &run.prefix, &what) {
             tracing::warn!(node, error = %e, "writing the end of the fault report failed");
@@ -1302,7 +1345,7 @@ impl Executor {
             Some(format!("{}/replaced", run.prefix)),
             &format!("{node} was replaced and rejoined the cluster: {what}"),
         );
-        self.replace_outcome(run, "close", &what)?;
+        self.replace_outcome(run, "close", &what).await?;
         run.push("close", "done", what);
         Ok(())
     }

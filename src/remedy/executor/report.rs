@@ -59,7 +59,7 @@ impl Executor {
         // Journaled like an action: one report per episode, also across restarts (the file
         // name comes from the first intent, so a rewrite after a crash replaces, not adds).
         let key = s.key("report");
-        let first = match self.intent(&key, node, "report", &Before::default()) {
+        let first = match self.intent(&key, node, "report", &Before::default()).await {
             Err(done) => return (done, Vec::new()),
             Ok(Intent::Seen(e)) if e.outcome.is_some() => {
                 return (Done::Ok("already reported".into()), Vec::new())
@@ -84,7 +84,7 @@ impl Executor {
             Ok(p) => p,
             Err(e) => {
                 let done = Done::Failed(e.to_string());
-                self.outcome(&key, &done);
+                self.outcome(&key, &done).await;
                 return (done, Vec::new());
             }
         };
@@ -109,7 +109,7 @@ impl Executor {
         )
         .await;
         let done = Done::Ok(summary.to_owned());
-        self.outcome(&key, &done);
+        self.outcome(&key, &done).await;
         (done, paths)
     }
 }

@@ -60,6 +60,7 @@ fn world_with(dry_run: bool, min_interval_ms: u64, sinks: &[&str]) -> World {
         holder: "oob-test".into(),
         reports_dir: dir.path().join("reports"),
         sinks: sinks.iter().map(|s| (*s).to_owned()).collect(),
+        node_lock: crate::timeouts::NODE_LOCK,
         dry_run,
         feed: broadcast::channel(64).0,
     };

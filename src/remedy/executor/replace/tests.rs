@@ -85,6 +85,7 @@ fn world() -> World {
         holder: "oob-test".into(),
         reports_dir: dir.path().join("reports"),
         sinks: Vec::new(),
+        node_lock: crate::timeouts::NODE_LOCK,
         dry_run: false,
         feed: broadcast::channel(64).0,
     };
