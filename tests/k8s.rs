@@ -919,3 +919,41 @@ async fn without_the_medik8s_namespace_the_lock_is_oobs_alone() {
         "oob's own lease still excludes"
     );
 }
+
+#[tokio::test]
+async fn node_healthchecks_lease_holds_the_node_for_oob_only_when_it_asked_oob() {
+    use oob::k8s::lease::node_lock_name;
+    let (api, client) = start().await;
+    let ops = ops(&client);
+    let lock = node_lock_name("node-1");
+    let ttl = std::time::Duration::from_secs(60);
+    // NHC took the node's lease when it created a remediation (its holder convention).
+    api.api.put_lease(
+        "medik8s-leases",
+        medik8s_lease(
+            "node-1",
+            "NodeHealthCheck-nhc-worker",
+            std::time::Duration::from_secs(5),
+            660,
+        ),
+    );
+    // For another remediator (no OobRemediation from NHC for node-1): oob yields.
+    let held = ops.try_lock(&lock, "oob-a", ttl).await.unwrap_err();
+    assert!(
+        held.to_string().contains("NodeHealthCheck-nhc-worker"),
+        "{held}"
+    );
+    // NHC asked oob: the node is held for oob; NHC's lease untouched, also when oob lets go.
+    ops.set_requested(["node-1".to_owned()].into());
+    assert!(ops.try_lock(&lock, "oob-a", ttl).await.unwrap());
+    let lease = api.api.lease("medik8s-leases", "node-node-1").unwrap();
+    assert_eq!(
+        lease["spec"]["holderIdentity"],
+        "NodeHealthCheck-nhc-worker"
+    );
+    ops.unlock(&lock, "oob-a").await.unwrap();
+    assert_eq!(
+        api.api.lease("medik8s-leases", "node-node-1").unwrap()["spec"]["holderIdentity"],
+        "NodeHealthCheck-nhc-worker"
+    );
+}

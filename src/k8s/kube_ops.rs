@@ -57,6 +57,8 @@ pub struct KubeNodeOps {
     events: Api<Event>,
     /// `reportingInstance` of events (the pod or host name).
     instance: String,
+    /// Nodes NHC asked oob to remediate (its medik8s lease is then held for oob).
+    requested: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl KubeNodeOps {
@@ -67,6 +69,7 @@ impl KubeNodeOps {
             nodes: Api::all(client.clone()),
             events: Api::namespaced(client.clone(), namespace),
             instance: instance.to_owned(),
+            requested: std::sync::Mutex::default(),
             client,
         }
     }
@@ -336,7 +339,13 @@ impl NodeOps for KubeNodeOps {
             Ok(n) => n.metadata.uid,
             Err(_) => None,
         };
-        match super::lease::medik8s_acquire(&self.client, node, uid.as_deref(), ttl).await {
+        let for_oob = self
+            .requested
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(node);
+        match super::lease::medik8s_acquire(&self.client, node, uid.as_deref(), ttl, for_oob).await
+        {
             Ok(()) => Ok(true),
             // Another remediator has the node: oob's own lease back, at once.
             Err(e @ NodeOpsError::Held { .. }) => {
@@ -349,6 +358,10 @@ impl NodeOps for KubeNodeOps {
             // caller stops; it expires on its own if nobody renews it.
             Err(e) => Err(e),
         }
+    }
+
+    fn set_requested(&self, nodes: std::collections::HashSet<String>) {
+        *self.requested.lock().unwrap_or_else(|p| p.into_inner()) = nodes;
     }
 
     async fn unlock(&self, name: &str, holder: &str) -> Result<(), NodeOpsError> {

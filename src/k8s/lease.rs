@@ -199,6 +199,7 @@ pub async fn medik8s_acquire(
     node: &str,
     uid: Option<&str>,
     ttl: Duration,
+    nhc_asked: bool,
 ) -> Result<(), NodeOpsError> {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
     let api: Api<Lease> = Api::namespaced(client.clone(), MEDIK8S_NAMESPACE);
@@ -260,6 +261,16 @@ pub async fn medik8s_acquire(
     };
     let spec = lease.spec.clone().unwrap_or_default();
     let ours = spec.holder_identity.as_deref() == Some(MEDIK8S_HOLDER);
+    // Node Healthcheck takes the node's lease when it creates a remediation; when that
+    // remediation is oob's (an OobRemediation it made), it holds the node for oob.
+    let nhc = spec
+        .holder_identity
+        .as_deref()
+        .is_some_and(|h| h.starts_with("NodeHealthCheck") || h == "NHC");
+    if nhc && nhc_asked && medik8s_valid(&spec, now) {
+        debug!(node, holder = ?spec.holder_identity, "the medik8s lease is Node Healthcheck's, held for oob");
+        return Ok(());
+    }
     if !ours && medik8s_valid(&spec, now) {
         return Err(NodeOpsError::Held {
             lease: format!("{MEDIK8S_NAMESPACE}/{name}"),

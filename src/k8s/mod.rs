@@ -223,6 +223,9 @@ pub trait NodeOps: Send + Sync {
     ) -> Result<bool, NodeOpsError>;
     /// Give the lease `name` up if `holder` holds it.
     async fn unlock(&self, name: &str, holder: &str) -> Result<(), NodeOpsError>;
+    /// The nodes Node Healthcheck asked oob to remediate (an OobRemediation it made): on
+    /// those, NHC holding the node's medik8s lease is NHC holding it for oob.
+    fn set_requested(&self, _nodes: std::collections::HashSet<String>) {}
     /// PDB-aware drain by eviction; `Ok(None)` when there is no cluster to drain in.
     async fn drain(
         &self,

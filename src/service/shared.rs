@@ -197,6 +197,12 @@ impl Service {
                         )
                     })
                     .collect();
+                self.exec.nodes().set_requested(
+                    map.iter()
+                        .filter(|(_, r)| !r.timed_out)
+                        .map(|(n, _)| n.clone())
+                        .collect(),
+                );
                 *self.requests.lock().unwrap_or_else(|p| p.into_inner()) = map;
             }
             Err(e) => warn!(error = %e, "listing the OobRemediations failed"),
