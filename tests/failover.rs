@@ -269,6 +269,70 @@ async fn a_request_made_as_nhc_makes_it_drives_the_ladder_and_follows_the_contra
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_for_a_hung_node_ends_succeeded_after_the_verified_hard_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fleet = start_fleet(d, 3, &["--hang", "node-1"]);
+    let api = fleet.desc["api"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let list = format!("{api}/apis/oob.dev/v1alpha1/namespaces/oob-system/oobremediations");
+    // NHC without multiple-template support: the object is named after the node.
+    let mut request = nhc_request("node-1");
+    request["metadata"]["name"] = json!("node-1");
+    assert!(http
+        .post(&list)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let url = format!("{list}/node-1");
+    let config = replica(d, &fleet.desc, "a");
+    let mut s = start(d, &config, "a");
+    let seen_processing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    wait_for("Succeeded=True", Duration::from_secs(90), || {
+        let url = url.clone();
+        let seen = seen_processing.clone();
+        async move {
+            let Some(cr) = get(&url).await else {
+                return false;
+            };
+            if condition(&cr, "Processing").is_some_and(|c| c["status"] == "True") {
+                seen.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            condition(&cr, "Succeeded").is_some_and(|c| c["status"] == "True")
+        }
+    })
+    .await;
+    assert!(
+        seen_processing.load(std::sync::atomic::Ordering::Relaxed),
+        "Processing=True while the ladder ran"
+    );
+    assert_eq!(
+        resets(&fleet.desc, "node-1").await,
+        ["GracefulRestart", "ForceOff", "On"]
+    );
+    let cr = get(&url).await.unwrap();
+    assert_eq!(
+        condition(&cr, "Processing").unwrap()["status"],
+        "False",
+        "{cr}"
+    );
+    let keys: Vec<&str> = cr["status"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["key"].as_str())
+        .collect();
+    assert!(
+        keys.iter().any(|k| k.ends_with("/hard-reboot")),
+        "the steps are on NHC's object: {keys:?}"
+    );
+    s.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_timed_out_annotation_stops_the_ladder_between_steps() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -37,15 +37,6 @@ pub fn executor(
     };
     let journal = crate::remedy::journal::Journal::open(&config.service.journal)
         .with_context(|| format!("opening the journal (service.journal in {})", config.path))?;
-    let episodes = client
-        .clone()
-        .filter(|_| config.service.shared_journal && !dry_run)
-        .map(|c| {
-            Arc::new(crate::k8s::remediation::KubeEpisodes::new(
-                c,
-                &config.service.namespace,
-            )) as Arc<dyn crate::k8s::remediation::Episodes>
-        });
     let nodes: Arc<dyn crate::k8s::NodeOps> = match client {
         Some(c) => Arc::new(
             KubeNodeOps::new(c, "default", holder).with_lease_namespace(&config.service.namespace),
@@ -73,11 +64,7 @@ pub fn executor(
         dry_run,
         feed,
     };
-    let exec = Executor::new(deps, settings);
-    Ok(match episodes {
-        Some(e) => exec.with_episodes(e),
-        None => exec,
-    })
+    Ok(Executor::new(deps, settings))
 }
 
 /// Build a service from a configuration. `feed` receives every timeline line (the demo
@@ -89,7 +76,15 @@ pub fn build(
     holder: &str,
     feed: tokio::sync::broadcast::Sender<crate::remedy::executor::Line>,
 ) -> anyhow::Result<Arc<Service>> {
-    let exec = executor(&config, Some(client.clone()), dry_run, holder, feed)?;
+    let mut exec = executor(&config, Some(client.clone()), dry_run, holder, feed)?;
+    // The service's journal is shared through the API (a person's command is serialized
+    // with it by the per-node lock and journals locally).
+    if config.service.shared_journal && !dry_run {
+        exec = exec.with_episodes(Arc::new(crate::k8s::remediation::KubeEpisodes::new(
+            client.clone(),
+            &config.service.namespace,
+        )));
+    }
     for e in exec.journal().in_flight()? {
         warn!(key = %e.key, node = %e.node, action = %e.action, "journaled action without an outcome (interrupted); it is resumed from the real state, never re-sent");
     }
