@@ -595,3 +595,95 @@ impl crate::k8s::join::Rejoin for FakeRejoin {
         Ok(())
     }
 }
+
+/// The OobRemediations in memory, with the API's choice of object (a request someone made
+/// for the node first, else oob's own `NODE.TAG`, created on first write). `refuse` makes
+/// every write fail, like an API server that is down.
+#[derive(Default)]
+pub struct FakeEpisodes {
+    pub objects: Mutex<BTreeMap<String, crate::k8s::remediation::Remediation>>,
+    pub refuse: std::sync::atomic::AtomicBool,
+    pub writes: std::sync::atomic::AtomicUsize,
+}
+
+impl FakeEpisodes {
+    /// Put a request as Node Healthcheck would make it.
+    pub fn request(&self, name: &str, node: &str) {
+        self.objects.lock().unwrap().insert(
+            name.to_owned(),
+            crate::k8s::remediation::Remediation {
+                name: name.to_owned(),
+                node: node.to_owned(),
+                requested: true,
+                timed_out: false,
+                status: crate::k8s::remediation::Status::default(),
+            },
+        );
+    }
+}
+
+#[async_trait]
+impl crate::k8s::remediation::Episodes for FakeEpisodes {
+    async fn list(&self) -> Result<Vec<crate::k8s::remediation::Remediation>, NodeOpsError> {
+        Ok(self.objects.lock().unwrap().values().cloned().collect())
+    }
+
+    async fn update(
+        &self,
+        node: &str,
+        tag: &str,
+        change: &(dyn for<'s> Fn(&'s mut crate::k8s::remediation::Status) + Send + Sync),
+    ) -> Result<(), NodeOpsError> {
+        if self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(NodeOpsError::Transport {
+                detail: "connection refused".into(),
+            });
+        }
+        let own = crate::k8s::remediation::own_name(node, tag);
+        let mut objects = self.objects.lock().unwrap();
+        let name = objects
+            .values()
+            .filter(|r| r.node == node)
+            .find(|r| {
+                (r.requested && (!r.timed_out || tag.is_empty()))
+                    || (!tag.is_empty() && r.name == own)
+            })
+            .map(|r| r.name.clone());
+        let name = match name {
+            Some(n) => n,
+            None if tag.is_empty() => {
+                return Err(NodeOpsError::NotFound {
+                    node: node.to_owned(),
+                })
+            }
+            None => {
+                objects.insert(
+                    own.clone(),
+                    crate::k8s::remediation::Remediation {
+                        name: own.clone(),
+                        node: node.to_owned(),
+                        requested: false,
+                        timed_out: false,
+                        status: crate::k8s::remediation::Status::default(),
+                    },
+                );
+                own
+            }
+        };
+        if let Some(r) = objects.get_mut(&name) {
+            change(&mut r.status);
+            r.status.node.get_or_insert_with(|| node.to_owned());
+        }
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn delete_own(&self, name: &str) -> Result<(), NodeOpsError> {
+        let mut objects = self.objects.lock().unwrap();
+        if objects.get(name).is_some_and(|r| !r.requested) {
+            objects.remove(name);
+        }
+        Ok(())
+    }
+}

@@ -15,7 +15,8 @@ use crate::remedy::guard::CONTROL_PLANE_LABEL;
 use crate::remedy::journal::Journal;
 use crate::remedy::stage::Stage;
 use crate::testing::{
-    said, BmcState, FakeCluster, FakeConnector, FakeHardware, FakeHosts, Log, TokioClock,
+    said, BmcState, FakeCluster, FakeConnector, FakeEpisodes, FakeHardware, FakeHosts, Log,
+    TokioClock,
 };
 
 struct Fleet {
@@ -36,6 +37,15 @@ fn fleet(n: usize, policy: &str) -> Fleet {
 
 /// The same, with more tables (`[replacement]`…) in the config.
 fn fleet_with(n: usize, policy: &str, tables: &str) -> Fleet {
+    fleet_full(n, policy, tables, None)
+}
+
+/// The same in cluster mode: the journal shared through `episodes`.
+fn fleet_shared(n: usize, policy: &str, episodes: Arc<FakeEpisodes>) -> Fleet {
+    fleet_full(n, policy, "", Some(episodes))
+}
+
+fn fleet_full(n: usize, policy: &str, tables: &str, episodes: Option<Arc<FakeEpisodes>>) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
     let mut toml = format!(
         "[service]\nliveness = \"ssh-port\"\nprobe_interval_ms = 2000\nprobe_timeout_ms = 500\nhardware_interval_ms = 10000\n\n[policy]\n{policy}\n\n{tables}\n"
@@ -78,7 +88,11 @@ fn fleet_with(n: usize, policy: &str, tables: &str) -> Fleet {
         dry_run: false,
         feed: broadcast::channel(256).0,
     };
-    let exec = Arc::new(Executor::new(deps, settings));
+    let mut exec = Executor::new(deps, settings);
+    if let Some(e) = episodes {
+        exec = exec.with_episodes(e);
+    }
+    let exec = Arc::new(exec);
     let hardware = Arc::new(FakeHardware::default());
     for i in 1..=n {
         hardware.edit(&format!("node-{i}"), |p| p.rx_packets = 1_000_000);
@@ -981,4 +995,196 @@ async fn a_replacement_that_stops_is_tried_once_per_release_not_every_round() {
         f.stage(1)
     );
     assert!(f.hosts.actions().iter().all(|a| !a.contains("kubeadm")));
+}
+
+const SHARED_POLICY: &str =
+    "suspect_after = 2\nconfirm_timeout_s = 60\nsoft_reboot_timeout_s = 60\nhard_reboot_timeout_s = 300";
+
+#[tokio::test(start_paused = true)]
+async fn in_cluster_mode_nothing_is_sent_that_the_api_did_not_record_first() {
+    let episodes = Arc::new(FakeEpisodes::default());
+    episodes
+        .refuse
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let f = fleet_shared(5, SHARED_POLICY, episodes.clone());
+    f.rounds(2).await;
+    f.go_dark(1);
+    f.rounds(6).await;
+    assert!(f.requests(1).is_empty(), "{}", f.timeline(1));
+    let t = f.timeline(1);
+    assert!(t.contains("not sent"), "{t}");
+    // The API back: the soft reboot goes, its intent and the position recorded first.
+    episodes
+        .refuse
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    f.rounds(2).await;
+    assert_eq!(f.requests(1), [PowerRequest::GracefulRestart]);
+    let objects = episodes.objects.lock().unwrap().clone();
+    let own = objects
+        .values()
+        .find(|r| r.node == "node-1")
+        .expect("node-1's episode");
+    assert!(!own.requested);
+    assert!(
+        own.status
+            .steps
+            .iter()
+            .any(|s| s.key.ends_with("/soft-reboot")),
+        "{:?}",
+        own.status
+    );
+    assert_eq!(own.status.stage.as_deref(), Some("soft-reboot"));
+    assert!(own.status.position.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_leader_adopts_an_intent_without_outcome_and_never_sends_it_again() {
+    // What the old leader left: node-1 in soft-reboot, its graceful restart journaled
+    // without an outcome (it may have reached the BMC).
+    let episodes = Arc::new(FakeEpisodes::default());
+    {
+        let old = fleet_shared(5, SHARED_POLICY, episodes.clone());
+        old.rounds(2).await;
+        old.go_dark(1);
+        old.rounds(2).await;
+        assert_eq!(old.requests(1), [PowerRequest::GracefulRestart]);
+    }
+    // Its outcome never reached the API (the crash came first).
+    for r in episodes.objects.lock().unwrap().values_mut() {
+        for step in &mut r.status.steps {
+            step.outcome = None;
+            step.detail = None;
+            step.done_ms = None;
+        }
+    }
+    // The new leader: its own empty journal, the same cluster state.
+    let f = fleet_shared(5, SHARED_POLICY, episodes.clone());
+    f.go_dark(1);
+    f.svc.adopt().await;
+    assert!(
+        matches!(f.stage(1), Stage::SoftReboot { .. }),
+        "{:?}",
+        f.stage(1)
+    );
+    let in_flight = f.svc.exec.journal().in_flight().unwrap();
+    assert!(
+        in_flight.iter().any(|e| e.key.ends_with("/soft-reboot")),
+        "{in_flight:?}"
+    );
+    assert!(f.timeline(1).contains("taken over from the cluster"));
+    // It resumes from the machine's state: the graceful restart is not sent again; when
+    // the soft reboot's time is up, the verified cycle.
+    f.rounds(40).await;
+    assert_eq!(
+        f.requests(1),
+        [PowerRequest::ForceOff, PowerRequest::On],
+        "{}",
+        f.timeline(1)
+    );
+    f.come_back(1, "boot-b");
+    f.rounds(1).await;
+    assert_eq!(f.stage(1), Stage::Healthy);
+    // The episode is over: oob's own object deleted.
+    assert!(episodes.objects.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_from_node_healthcheck_runs_the_ladder_and_its_conditions_follow() {
+    let episodes = Arc::new(FakeEpisodes::default());
+    let f = fleet_shared(5, SHARED_POLICY, episodes.clone());
+    f.rounds(1).await;
+    // node-2 answers and is Ready; NHC says it is unhealthy.
+    episodes.request("node-2-x7k2p", "node-2");
+    f.svc.refresh_requests().await;
+    f.rounds(1).await;
+    let status = |e: &FakeEpisodes| e.objects.lock().unwrap()["node-2-x7k2p"].status.clone();
+    let st = status(&episodes);
+    assert_eq!(
+        st.condition("Processing").map(|c| c.status.as_str()),
+        Some("True"),
+        "{st:?}\n{}",
+        f.timeline(2)
+    );
+    assert_eq!(
+        st.condition("Succeeded").map(|c| c.status.as_str()),
+        Some("Unknown")
+    );
+    assert!(f
+        .timeline(2)
+        .contains("remediation requested by OobRemediation node-2-x7k2p"));
+    // The ladder: confirmed, cordoned, rebooted over SSH, health check, uncordoned.
+    f.rounds(4).await;
+    let st = status(&episodes);
+    assert_eq!(
+        st.condition("Succeeded")
+            .map(|c| (c.status.as_str(), c.reason.as_str())),
+        Some(("True", "RemediationFinished")),
+        "{st:?}\n{}",
+        f.timeline(2)
+    );
+    assert_eq!(
+        st.condition("Processing").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    // The steps were recorded on NHC's object, none of oob's own was made.
+    assert!(
+        st.steps
+            .iter()
+            .any(|s| s.outcome.as_deref() == Some("done")),
+        "{st:?}"
+    );
+    assert_eq!(episodes.objects.lock().unwrap().len(), 1);
+    // A request that succeeded starts nothing more (NHC deletes it when it sees the node
+    // healthy), and oob never deletes it.
+    let t = f.timeline(2);
+    f.svc.refresh_requests().await;
+    f.rounds(10).await;
+    assert_eq!(f.timeline(2), t);
+    assert!(episodes
+        .objects
+        .lock()
+        .unwrap()
+        .contains_key("node-2-x7k2p"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn node_healthchecks_time_out_stops_the_ladder_between_steps() {
+    let episodes = Arc::new(FakeEpisodes::default());
+    let f = fleet_shared(5, SHARED_POLICY, episodes.clone());
+    f.rounds(1).await;
+    episodes.request("node-1", "node-1");
+    f.svc.refresh_requests().await;
+    f.go_dark(1);
+    f.rounds(3).await;
+    assert_eq!(
+        f.requests(1),
+        [PowerRequest::GracefulRestart],
+        "{}",
+        f.timeline(1)
+    );
+    // NHC times it out: no hard cycle, and the conditions say why.
+    episodes
+        .objects
+        .lock()
+        .unwrap()
+        .get_mut("node-1")
+        .unwrap()
+        .timed_out = true;
+    f.svc.refresh_requests().await;
+    f.rounds(40).await;
+    assert_eq!(f.requests(1), [PowerRequest::GracefulRestart]);
+    let st = episodes.objects.lock().unwrap()["node-1"].status.clone();
+    assert_eq!(
+        st.condition("Processing")
+            .map(|c| (c.status.as_str(), c.reason.as_str())),
+        Some(("False", "RemediationStoppedByNHC"))
+    );
+    assert_eq!(
+        st.condition("Succeeded").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    assert!(f
+        .timeline(1)
+        .contains("stopped: Node Healthcheck timed OobRemediation node-1 out"));
+    assert!(episodes.objects.lock().unwrap().contains_key("node-1"));
 }
