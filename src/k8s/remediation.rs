@@ -84,6 +84,10 @@ pub struct Status {
     pub position: Option<Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// The episode's findings (code, severity, component, detail), for `kubectl describe`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Value>,
+    /// The fault report's file (the status page serves it at `/report/FILE`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -291,10 +291,9 @@ impl Service {
         st.position = position;
         self.put(name, &mut st);
         // Cluster mode: what a new leader needs, and what Node Healthcheck reads.
-        if real
-            || self.request(name).is_some()
-            || (matches!(st.position.stage, Stage::Healthy) && remediating(&from))
-        {
+        let changed = st.position.stage.name() != from.name();
+        let episodic = |s: &Stage| remediating(s) || matches!(s, Stage::AwaitReplacement { .. });
+        if real || self.request(name).is_some() || (changed && episodic(&from)) {
             self.share_after(name, from, &st.position).await;
         }
     }

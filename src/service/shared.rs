@@ -69,11 +69,22 @@ impl Service {
             return true;
         };
         let value = serde_json::to_value(Shared::of(p)).unwrap_or_default();
+        let findings: Vec<serde_json::Value> = p
+            .findings
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "code": f.code, "severity": f.severity.name(),
+                    "component": f.component, "detail": f.detail,
+                })
+            })
+            .collect();
         let stage = p.stage.name().to_owned();
         let episode = p.episode;
         match shared
             .update(name, &format!("e{episode}"), &|s: &mut Status| {
                 s.position = Some(value.clone());
+                s.findings.clone_from(&findings);
                 s.stage = Some(stage.clone());
                 s.episode = Some(episode);
             })

@@ -1188,3 +1188,40 @@ async fn node_healthchecks_time_out_stops_the_ladder_between_steps() {
         .contains("stopped: Node Healthcheck timed OobRemediation node-1 out"));
     assert!(episodes.objects.lock().unwrap().contains_key("node-1"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn in_cluster_mode_the_episode_names_its_findings_and_its_report() {
+    let episodes = Arc::new(FakeEpisodes::default());
+    let f = fleet_shared(4, "", episodes.clone());
+    f.rounds(6).await;
+    f.bmcs[0].lock().unwrap().sel.push(SelEntry {
+        id: "7".into(),
+        created: None,
+        severity: Severity::Critical,
+        message: "Uncorrectable ECC memory error on DIMM A1".into(),
+        message_id: None,
+        sensor_type: Some("Memory".into()),
+    });
+    f.rounds(8).await;
+    assert!(matches!(f.stage(1), Stage::AwaitReplacement { .. }));
+    let objects = episodes.objects.lock().unwrap().clone();
+    let r = objects
+        .values()
+        .find(|r| r.node == "node-1")
+        .expect("the episode");
+    let report = r.status.report.clone().expect("the report named");
+    assert!(
+        report.starts_with("node-1-") && report.ends_with(".html"),
+        "{report}"
+    );
+    assert!(f.dir.path().join("reports").join(&report).is_file());
+    assert!(
+        r.status
+            .findings
+            .iter()
+            .any(|x| x["severity"] == "critical"),
+        "{:?}",
+        r.status.findings
+    );
+    assert_eq!(r.status.stage.as_deref(), Some("await-replacement"));
+}

@@ -101,6 +101,24 @@ impl Executor {
         // Into the outbox before the outcome: a crash in between writes the report again
         // after the restart, and the outbox keeps the first copy.
         self.enqueue(&key, &report);
+        // Cluster mode: the episode's OobRemediation names the report (the status page
+        // serves it at /report/FILE).
+        if let Some(shared) = &self.episodes {
+            let file = paths
+                .iter()
+                .find(|p| p.extension().is_some_and(|e| e == "html"))
+                .and_then(|p| p.file_name())
+                .map(|f| f.to_string_lossy().into_owned());
+            if let Some(file) = file {
+                let tag = crate::k8s::remediation::tag_of(&key);
+                if let Err(e) = shared
+                    .update(node, &tag, &|st| st.report = Some(file.clone()))
+                    .await
+                {
+                    warn!(node, error = %e, "naming the report in the cluster failed");
+                }
+            }
+        }
         let note = format!("{summary}. Recommended: {recommended}");
         self.mark(
             node,
