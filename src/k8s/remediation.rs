@@ -55,6 +55,21 @@ pub struct Step {
     pub done_ms: Option<u64>,
 }
 
+/// A message for the machine room (fault report, follow-up) as the shared outbox keeps
+/// it: a new leader delivers what the old one had not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedMessage {
+    pub id: String,
+    pub kind: String,
+    pub created_ms: u64,
+    /// The message as the local outbox stores it (JSON).
+    pub body: String,
+    /// The sinks that took it.
+    #[serde(default)]
+    pub delivered: Vec<String>,
+}
+
 /// A `metav1.Condition`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -92,6 +107,8 @@ pub struct Status {
     pub report: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<SharedMessage>,
 }
 
 impl Status {

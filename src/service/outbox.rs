@@ -42,7 +42,7 @@ impl Service {
             if *stop.borrow() {
                 break;
             }
-            self.still_down();
+            self.still_down().await;
             self.deliver_pass(&sinks).await;
         }
     }
@@ -57,6 +57,11 @@ impl Service {
             .await
             {
                 Ok(attempts) => {
+                    for a in &attempts {
+                        if a.outcome == crate::report::outbox::Outcome::Delivered {
+                            self.share_delivered(&a.message, &a.sink).await;
+                        }
+                    }
                     for a in attempts {
                         self.metrics
                             .report_deliveries
@@ -79,7 +84,7 @@ impl Service {
 
     /// "Still down after N hours" for every machine that waits for hands with an open
     /// report, once per `report.still_down_after_s` since the report.
-    fn still_down(&self) {
+    async fn still_down(&self) {
         let every = self.config.report.still_down_after_s;
         if every == 0 || self.exec.dry_run() {
             return;
@@ -108,7 +113,7 @@ impl Service {
                     "{node} is still waiting for hands, {} after the fault report",
                     spoken(k.saturating_mul(every))
                 ),
-            );
+            ).await;
         }
     }
 }

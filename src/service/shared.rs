@@ -304,6 +304,28 @@ impl Service {
         );
     }
 
+    /// A sink took `message`: said on the episode's OobRemediation, so that a new leader
+    /// does not deliver it again (best effort).
+    pub(super) async fn share_delivered(&self, message: &str, sink: &str) {
+        let Some(shared) = self.exec.episodes() else {
+            return;
+        };
+        let node = message.split('/').next().unwrap_or_default();
+        let tag = remediation::tag_of(message);
+        let result = shared
+            .update(node, &tag, &|s: &mut Status| {
+                if let Some(m) = s.messages.iter_mut().find(|m| m.id == message) {
+                    if !m.delivered.iter().any(|d| d == sink) {
+                        m.delivered.push(sink.to_owned());
+                    }
+                }
+            })
+            .await;
+        if let Err(e) = result {
+            warn!(message, sink, error = %e, "recording the delivery in the cluster failed");
+        }
+    }
+
     /// A new leader takes over what the old one left in the API: step records into the
     /// local journal, positions that are newer than the local ones.
     pub(super) async fn adopt(&self) {
@@ -322,8 +344,36 @@ impl Service {
             }
         };
         let journal = self.exec.journal();
+        let sinks: Vec<&str> = self
+            .config
+            .report
+            .sinks
+            .iter()
+            .map(crate::config::SinkSettings::name)
+            .collect();
         let mut steps = 0;
         for r in &all {
+            // Messages the old leader had not delivered everywhere: this replica's outbox.
+            for m in &r.status.messages {
+                if journal.has_message(&m.id).unwrap_or(true) {
+                    continue;
+                }
+                let left: Vec<&str> = sinks
+                    .iter()
+                    .copied()
+                    .filter(|s| !m.delivered.iter().any(|d| d == s))
+                    .collect();
+                let stored = crate::remedy::journal::StoredMessage {
+                    id: m.id.clone(),
+                    node: r.node.clone(),
+                    kind: m.kind.clone(),
+                    created_ms: m.created_ms,
+                    body: m.body.clone(),
+                };
+                if let Err(e) = journal.enqueue(&stored, &left) {
+                    warn!(node = %r.node, error = %e, "importing a message failed");
+                }
+            }
             for s in &r.status.steps {
                 let before = serde_json::from_value(s.before.clone()).unwrap_or_default();
                 match journal.import(

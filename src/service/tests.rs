@@ -83,7 +83,12 @@ fn fleet_full(n: usize, policy: &str, tables: &str, episodes: Option<Arc<FakeEpi
         policy: config.policy.clone(),
         holder: "oob-test".into(),
         reports_dir: config.service.reports_dir.clone(),
-        sinks: Vec::new(),
+        sinks: config
+            .report
+            .sinks
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect(),
         node_lock: crate::timeouts::NODE_LOCK,
         dry_run: false,
         feed: broadcast::channel(256).0,
@@ -1224,4 +1229,48 @@ async fn in_cluster_mode_the_episode_names_its_findings_and_its_report() {
         r.status.findings
     );
     assert_eq!(r.status.stage.as_deref(), Some("await-replacement"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_leader_delivers_what_the_old_one_had_not() {
+    const SINKS: &str = "[[report.sinks]]\nkind = \"webhook\"\nname = \"hook\"\nurl = \"http://127.0.0.1:9/reports\"\n\n[[report.sinks]]\nkind = \"smtp\"\nname = \"mail\"\nhost = \"127.0.0.1\"\nport = 9\ntls = \"none\"\nfrom = \"oob@example.net\"\nto = [\"noc@example.net\"]\n";
+    let episodes = Arc::new(FakeEpisodes::default());
+    let id = {
+        let old = fleet_full(4, "", SINKS, Some(episodes.clone()));
+        old.rounds(6).await;
+        old.bmcs[0].lock().unwrap().sel.push(SelEntry {
+            id: "7".into(),
+            created: None,
+            severity: Severity::Critical,
+            message: "Uncorrectable ECC memory error on DIMM A1".into(),
+            message_id: None,
+            sensor_type: Some("Memory".into()),
+        });
+        old.rounds(8).await;
+        let rows = old.svc.exec.journal().deliveries(Some("node-1")).unwrap();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        let id = rows[0].message.clone();
+        // The webhook took it; the mail relay had not yet when the leader died.
+        old.svc.share_delivered(&id, "hook").await;
+        id
+    };
+    let objects = episodes.objects.lock().unwrap().clone();
+    let shared = objects
+        .values()
+        .flat_map(|r| r.status.messages.clone())
+        .find(|m| m.id == id)
+        .expect("the report in the shared outbox");
+    assert_eq!(shared.delivered, ["hook"]);
+    let new = fleet_full(4, "", SINKS, Some(episodes.clone()));
+    new.svc.adopt().await;
+    let rows = new.svc.exec.journal().deliveries(Some("node-1")).unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.message.as_str(), r.sink.as_str(), r.state))
+            .collect::<Vec<_>>(),
+        [(id.as_str(), "mail", "pending")]
+    );
+    // Adopted twice (another takeover): still one.
+    new.svc.adopt().await;
+    assert_eq!(new.svc.exec.journal().deliveries(Some("node-1")).unwrap().len(), 1);
 }

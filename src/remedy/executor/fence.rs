@@ -213,7 +213,7 @@ impl Executor {
             "recovered",
             None,
             &format!("{node} is back: {how}; uncordoned"),
-        );
+        ).await;
         Done::Ok(how.to_owned())
     }
 }

@@ -100,7 +100,7 @@ impl Executor {
         );
         // Into the outbox before the outcome: a crash in between writes the report again
         // after the restart, and the outbox keeps the first copy.
-        self.enqueue(&key, &report);
+        self.enqueue(&key, &report).await;
         // Cluster mode: the episode's OobRemediation names the report (the status page
         // serves it at /report/FILE).
         if let Some(shared) = &self.episodes {
@@ -134,14 +134,12 @@ impl Executor {
 
 impl Executor {
     /// Put a report into the outbox (one delivery per sink).
-    fn enqueue(&self, id: &str, report: &FaultReport) {
+    async fn enqueue(&self, id: &str, report: &FaultReport) {
         let node = report.node.as_str();
-        let queued = Message::report(id, report)
-            .map_err(|e| e.to_string())
-            .and_then(|m| {
-                outbox::enqueue(&self.journal, &self.sink_names(), &m, self.now_ms())
-                    .map_err(|e| e.to_string())
-            });
+        let queued = match Message::report(id, report) {
+            Ok(m) => self.queue(&m).await,
+            Err(e) => Err(e.to_string()),
+        };
         match queued {
             Ok(true) if !self.sinks.is_empty() => self.note(
                 node,
@@ -150,6 +148,37 @@ impl Executor {
             Ok(_) => {}
             Err(e) => warn!(node, error = %e, "queueing the fault report failed"),
         }
+    }
+
+    /// The outbox: the local journal, and in cluster mode the episode's OobRemediation too
+    /// (best effort: a new leader then delivers what this replica had not). `Ok(true)` when
+    /// the message is new.
+    async fn queue(&self, m: &Message) -> Result<bool, String> {
+        let now = self.now_ms();
+        let new =
+            outbox::enqueue(&self.journal, &self.sink_names(), m, now).map_err(|e| e.to_string())?;
+        if let (true, Some(shared)) = (new, &self.episodes) {
+            let body = serde_json::to_string(m).map_err(|e| e.to_string())?;
+            let shared_message = crate::k8s::remediation::SharedMessage {
+                id: m.id.clone(),
+                kind: m.kind.name().to_owned(),
+                created_ms: now,
+                body,
+                delivered: Vec::new(),
+            };
+            let tag = crate::k8s::remediation::tag_of(&m.id);
+            if let Err(e) = shared
+                .update(&m.node, &tag, &|st| {
+                    if !st.messages.iter().any(|x| x.id == shared_message.id) {
+                        st.messages.push(shared_message.clone());
+                    }
+                })
+                .await
+            {
+                warn!(node = %m.node, error = %e, "sharing the message in the cluster failed; delivered from this replica");
+            }
+        }
+        Ok(new)
     }
 
     fn sink_names(&self) -> Vec<&str> {
@@ -177,7 +206,7 @@ impl Executor {
     /// event, also across restarts). With no open report, `alone` is its id when the event
     /// is worth a message of its own (a replacement), else nothing is sent. `true` when it
     /// was queued now.
-    pub fn follow_up(
+    pub async fn follow_up(
         &self,
         node: &str,
         kind: Kind,
@@ -220,7 +249,7 @@ impl Executor {
             &details,
             report.as_ref(),
         );
-        match outbox::enqueue(&self.journal, &self.sink_names(), &m, self.now_ms()) {
+        match self.queue(&m).await {
             Ok(true) => {
                 if !self.sinks.is_empty() {
                     self.note(node, format!("follow-up queued: {what}"));

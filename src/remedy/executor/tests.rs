@@ -558,14 +558,14 @@ async fn a_report_goes_to_the_outbox_once_and_the_recovery_follows_it_up_once() 
         "still-down-1",
         None,
         "still down"
-    ));
+    ).await);
     assert!(!w.exec.follow_up(
         "node-1",
         crate::report::message::Kind::StillDown,
         "still-down-1",
         None,
         "still down"
-    ));
+    ).await);
 
     // Back: the recovery follows the report up, threaded on it; the report is closed.
     w.cluster.edit("node-1", |n| n.ready = Some("True".into()));
@@ -594,7 +594,7 @@ async fn a_report_goes_to_the_outbox_once_and_the_recovery_follows_it_up_once() 
         "still-down-2",
         None,
         "still down"
-    ));
+    ).await);
 }
 
 #[tokio::test(start_paused = true)]
