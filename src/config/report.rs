@@ -297,6 +297,11 @@ impl ReportSettings {
                         addr.parse::<lettre::message::Mailbox>()
                             .map_err(|e| format!("{what}: address {addr:?}: {e}"))?;
                     }
+                    if s.routes.iter().any(|r| r.to.is_empty()) {
+                        return Err(format!(
+                            "{what}: every route needs at least one address in to"
+                        ));
+                    }
                     if s.user.is_some() != s.password.is_some() {
                         return Err(format!("{what}: user and password go together"));
                     }

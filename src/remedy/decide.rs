@@ -145,7 +145,10 @@ pub fn decide(position: &Position, evidence: &Evidence, now: u64, policy: &Polic
     };
     let mut episode = position.episode;
     if matches!(before, Stage::Healthy) && !matches!(step.next, Stage::Healthy) {
-        episode += 1;
+        // A new episode's number is when it began (ms): unique across replicas and
+        // restarts (a counter is each journal's own, and a new leader's could repeat one the
+        // old leader used), and still growing.
+        episode = episode.saturating_add(1).max(now);
     }
     if matches!(step.next, Stage::Suspect { .. }) && !matches!(before, Stage::Suspect { .. }) {
         notes.push(format!("suspect: {reasons}"));

@@ -189,7 +189,14 @@ impl Message {
     /// (the labels identify it), firing from the report, resolved by the follow-up that
     /// says the machine is back; "still down" sends it again (Alertmanager resolves an
     /// alert nobody repeats).
-    pub fn alertmanager(&self, status_url: Option<&str>) -> serde_json::Value {
+    /// `firing_until` is the `endsAt` of a firing alert: Alertmanager resolves an alert
+    /// whose client stops repeating it after its own `resolve_timeout` (5 min by default),
+    /// so a firing alert says how long it holds (until the next "still down", with room).
+    pub fn alertmanager(
+        &self,
+        status_url: Option<&str>,
+        firing_until: Option<&str>,
+    ) -> serde_json::Value {
         let mut labels = BTreeMap::new();
         labels.insert("alertname", "OobFaultReport".to_owned());
         labels.insert("node", self.node.clone());
@@ -218,6 +225,8 @@ impl Message {
         });
         if self.kind.resolves() {
             alert["endsAt"] = serde_json::Value::String(self.created.clone());
+        } else if let Some(until) = firing_until {
+            alert["endsAt"] = serde_json::Value::String(until.to_owned());
         }
         if let Some(base) = status_url {
             alert["generatorURL"] = serde_json::Value::String(format!(
@@ -279,7 +288,7 @@ pub(crate) mod tests {
     #[test]
     fn a_follow_up_threads_on_the_report_and_resolves_its_alert() {
         let r = Message::report("node-2/4/report", &report()).unwrap();
-        let fired = r.alertmanager(Some("https://oob.example/"));
+        let fired = r.alertmanager(Some("https://oob.example/"), None);
         assert_eq!(fired[0]["labels"]["component"], "Drive 3");
         assert_eq!(fired[0]["labels"]["rack"], "r12");
         assert_eq!(fired[0]["startsAt"], "2026-11-22T10:00:00Z");
@@ -298,7 +307,7 @@ pub(crate) mod tests {
         assert!(back.subject.starts_with("Re: [oob] node-2 needs hands"));
         assert_eq!(back.document["event"], "recovered");
         assert!(back.html.contains("&lt;b&gt;hard cycle&lt;/b&gt;"));
-        let resolved = back.alertmanager(None);
+        let resolved = back.alertmanager(None, Some("2026-11-22T20:00:00Z"));
         // The same labels (so it resolves the same alert), ended.
         assert_eq!(resolved[0]["labels"], fired[0]["labels"]);
         assert_eq!(resolved[0]["startsAt"], "2026-11-22T10:00:00Z");
@@ -312,6 +321,11 @@ pub(crate) mod tests {
             &[],
             Some(&r),
         );
-        assert!(still.alertmanager(None)[0].get("endsAt").is_none());
+        assert!(still.alertmanager(None, None)[0].get("endsAt").is_none());
+        // Firing with a horizon: it holds until then, unless repeated or resolved.
+        assert_eq!(
+            still.alertmanager(None, Some("2026-11-22T20:00:00Z"))[0]["endsAt"],
+            "2026-11-22T20:00:00Z"
+        );
     }
 }

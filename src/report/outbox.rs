@@ -89,6 +89,9 @@ pub fn backoff_ms(settings: &ReportSettings, attempts: u32) -> u64 {
     min.saturating_mul(1_u64 << attempts.min(30)).min(max)
 }
 
+/// How long an attempt holds its delivery: longer than a delivery may take.
+const CLAIM_MS: u64 = 120_000;
+
 /// Deliveries a pass takes at most (the rest wait for the next pass).
 const PASS_LIMIT: usize = 64;
 
@@ -107,6 +110,12 @@ pub async fn deliver_due(
     for d in due {
         let id = d.message.id.clone();
         let at = now();
+        // Taken for this attempt (a second process delivering from the same journal skips
+        // it); the claim lapses by itself if this one dies mid-attempt.
+        let claim_until = at.saturating_add(CLAIM_MS);
+        if !journal.claim(&id, &d.sink, at, claim_until)? {
+            continue;
+        }
         let expire_at = d
             .message
             .created_ms

@@ -53,6 +53,9 @@ pub struct Sinks {
     settings: Vec<SinkSettings>,
     client: Option<kube::Client>,
     status_url: Option<String>,
+    /// How long a firing Alertmanager alert holds without being repeated: until the next
+    /// "still down" (or the messages' expiry), plus an hour.
+    firing_for_ms: u64,
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -76,6 +79,13 @@ impl Sinks {
             settings: settings.sinks.clone(),
             client,
             status_url: settings.status_url.clone(),
+            firing_for_ms: (if settings.still_down_after_s > 0 {
+                settings.still_down_after_s
+            } else {
+                settings.expire_after_s
+            })
+            .saturating_add(3600)
+            .saturating_mul(1000),
         }
     }
 
@@ -150,7 +160,12 @@ impl Sinks {
         let http = builder.build().map_err(|e| setup(chain(&e)))?;
         let body = match w.format {
             WebhookFormat::Json => m.document.clone(),
-            WebhookFormat::Alertmanager => m.alertmanager(self.status_url.as_deref()),
+            WebhookFormat::Alertmanager => {
+                let until = crate::clock::rfc3339(
+                    crate::clock::now_ms().saturating_add(self.firing_for_ms),
+                );
+                m.alertmanager(self.status_url.as_deref(), Some(&until))
+            }
         };
         let mut req = http
             .post(&w.url)
@@ -165,10 +180,12 @@ impl Sinks {
             let token = self.secret(&w.name, source, "token").await?;
             req = req.bearer_auth(token.expose());
         }
+        // The URL's path and query may be the credential (chat webhooks): errors name the
+        // host only.
         let resp = req.send().await.map_err(|e| SinkError::Http {
             sink: w.name.clone(),
-            url: w.url.clone(),
-            detail: chain(&e),
+            url: shown(&w.url),
+            detail: chain(&e.without_url()),
         })?;
         let status = resp.status();
         if status.is_success() {
@@ -181,7 +198,7 @@ impl Sinks {
             .unwrap_or_default();
         Err(SinkError::Refused {
             sink: w.name.clone(),
-            url: w.url.clone(),
+            url: shown(&w.url),
             status: status.as_u16(),
             excerpt: text.chars().take(200).collect(),
         })
@@ -233,6 +250,19 @@ impl Sinks {
             .map_err(|_| fail("timed out".into()))?
             .map(|_| ())
             .map_err(|e| fail(chain(&e)))
+    }
+}
+
+/// A webhook URL as errors show it: scheme, host and port (the path may be a secret).
+fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}/…",
+            u.scheme(),
+            u.host_str().unwrap_or_default(),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "(webhook url)".to_owned(),
     }
 }
 
@@ -332,6 +362,14 @@ mod tests {
             ],
             ca_cert: None,
         }
+    }
+
+    #[test]
+    fn errors_show_a_webhooks_host_not_its_path() {
+        assert_eq!(
+            shown("https://hooks.example.net:8443/services/T0/B1/s3cr3t?token=x"),
+            "https://hooks.example.net:8443/…"
+        );
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub const LEADER_LEASE: &str = "oob-leader";
 /// Slots per probe interval: machines start their rounds in the slot of their phase.
 const SLOTS: u32 = 20;
 
+/// How often the leader lists the OobRemediations for Node Healthcheck's requests.
+const REQUESTS_EVERY_MS: u64 = 5_000;
+
 /// Probe rounds a report shows.
 const HISTORY: usize = 10;
 
@@ -210,8 +213,13 @@ pub struct Service {
     node_cache: std::sync::OnceLock<crate::k8s::cache::NodeCache>,
     /// The cluster's side of the replacement rung (bootstrap tokens, restored labels).
     rejoin: Option<Arc<dyn crate::k8s::join::Rejoin>>,
+    /// Leading, with the shared journal adopted (the outbox delivers only then in cluster
+    /// mode: the messages are shared, the leader sends them).
+    pub leading: AtomicBool,
     /// Cluster mode: the OobRemediations others made (NHC), by node, as last listed.
     requests: Mutex<HashMap<String, shared::Request>>,
+    /// Requests whose ladder ended well (by object name), also before that is written.
+    finished: Mutex<std::collections::HashSet<String>>,
     /// Last completed round (ms since the epoch), for /healthz.
     pub heartbeat: AtomicU64,
     pub ready: AtomicBool,
@@ -302,6 +310,8 @@ impl Service {
             hardware: Arc::new(crate::gather::host::OverSsh),
             node_cache: std::sync::OnceLock::new(),
             requests: Mutex::default(),
+            finished: Mutex::default(),
+            leading: AtomicBool::new(false),
             heartbeat: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         })
@@ -383,10 +393,10 @@ impl Service {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut leading = leader.is_none();
         let (mut last_try_ms, mut renewed_ms) = (0_u64, 0_u64);
-        if leading {
-            // One instance without election: what a previous run left in the API first.
-            self.adopt().await;
-        }
+        // Whether what the API holds was adopted since this replica began to lead: no round
+        // runs before (it would not know what the old leader began).
+        let mut adopted = false;
+        let (mut last_adopt_ms, mut requests_ms) = (0_u64, 0_u64);
         let mut running: Vec<Option<tokio::task::JoinHandle<()>>> =
             (0..self.machines.len()).map(|_| None).collect();
         let mut late_said_ms = 0_u64;
@@ -427,16 +437,25 @@ impl Service {
                     if held != leading {
                         info!(leading = held, holder = %self.exec.holder(), "leadership changed");
                     }
-                    if held && !leading {
-                        // Taking over: the old leader's intents and positions first, so that
-                        // nothing it began is begun again.
-                        self.adopt().await;
+                    if !held {
+                        adopted = false;
                     }
                     leading = held;
                 }
             }
+            if leading && !adopted {
+                // Taking over (or starting): the old leader's intents and positions first,
+                // so that nothing it began is begun again; retried until the API answers.
+                let now = now_ms();
+                if now.saturating_sub(last_adopt_ms) >= self.config.service.retry_period_ms {
+                    last_adopt_ms = now;
+                    adopted = self.adopt().await;
+                }
+            }
+            self.leading.store(leading && adopted, Ordering::Relaxed);
             if at == 0 {
-                if leading {
+                if leading && adopted && now_ms().saturating_sub(requests_ms) >= REQUESTS_EVERY_MS {
+                    requests_ms = now_ms();
                     self.refresh_requests().await;
                 }
                 self.metrics.leader.set(i64::from(leading));
@@ -462,7 +481,7 @@ impl Service {
                 }
                 late_this_cycle = 0;
             }
-            if !leading {
+            if !(leading && adopted) {
                 continue;
             }
             for &i in &by_slot[at] {

@@ -42,6 +42,13 @@ impl Service {
             if *stop.borrow() {
                 break;
             }
+            // In cluster mode the messages are shared and the leader sends them (two replicas
+            // delivering their copies would send twice).
+            if self.exec.episodes().is_some()
+                && !self.leading.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                continue;
+            }
             self.still_down().await;
             self.deliver_pass(&sinks).await;
         }
@@ -104,16 +111,18 @@ impl Service {
             if k == 0 {
                 continue;
             }
-            self.exec.follow_up(
-                &node,
-                Kind::StillDown,
-                &format!("still-down-{k}"),
-                None,
-                &format!(
-                    "{node} is still waiting for hands, {} after the fault report",
-                    spoken(k.saturating_mul(every))
-                ),
-            ).await;
+            self.exec
+                .follow_up(
+                    &node,
+                    Kind::StillDown,
+                    &format!("still-down-{k}"),
+                    None,
+                    &format!(
+                        "{node} is still waiting for hands, {} after the fault report",
+                        spoken(k.saturating_mul(every))
+                    ),
+                )
+                .await;
         }
     }
 }

@@ -250,7 +250,12 @@ impl Service {
                 st.position.stage,
                 Stage::Healthy | Stage::Suspect { .. } | Stage::Confirm { .. }
             );
-            if open && entering {
+            if open && self.finished(&req.name) {
+                // Done here; the API does not say so yet: say it again, start nothing.
+                if entering {
+                    self.finish_request(name, &req).await;
+                }
+            } else if open && entering {
                 evidence.conditions.push(crate::verdict::NodeCondition {
                     type_: "OobRemediation".into(),
                     class: crate::verdict::ConditionClass::Reboot,

@@ -108,30 +108,7 @@ impl Service {
         let now = rfc3339(self.exec.now_ms());
         if matches!(p.stage, Stage::Healthy) && !matches!(from, Stage::Healthy) {
             if let Some(r) = &request {
-                let _ = shared
-                    .update(name, "", &|s: &mut Status| {
-                        s.stage = Some("healthy".into());
-                        s.set_condition(
-                            PROCESSING,
-                            "False",
-                            "RemediationFinished",
-                            "the node is Ready and healthy again",
-                            &now,
-                        );
-                        s.set_condition(
-                            SUCCEEDED,
-                            "True",
-                            "RemediationFinished",
-                            "the node is Ready and healthy again",
-                            &now,
-                        );
-                    })
-                    .await;
-                info!(node = name, remediation = %r.name, "remediation succeeded");
-                // Until the next listing says so: this request is done (no new episode).
-                self.note_request(name, |s| {
-                    s.set_condition(SUCCEEDED, "True", "RemediationFinished", "", &now);
-                });
+                self.finish_request(name, r).await;
             }
             // oob's own record of the episode is finished: every step has its outcome.
             let own = remediation::own_name(name, &format!("e{}", p.episode));
@@ -164,6 +141,58 @@ impl Service {
                 })
                 .await;
         }
+    }
+
+    /// The ladder ended well for a request: `Processing=False, Succeeded=True`. The request is
+    /// remembered as finished first, so that a failed write is retried by the next round and
+    /// never read as "still open" (which would start another episode on a healthy node).
+    pub(super) async fn finish_request(&self, name: &str, r: &Request) {
+        let Some(shared) = self.exec.episodes() else {
+            return;
+        };
+        self.finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(r.name.clone());
+        let now = rfc3339(self.exec.now_ms());
+        let said = shared
+            .update(name, "", &|s: &mut Status| {
+                s.stage = Some("healthy".into());
+                s.set_condition(
+                    PROCESSING,
+                    "False",
+                    "RemediationFinished",
+                    "the node is Ready and healthy again",
+                    &now,
+                );
+                s.set_condition(
+                    SUCCEEDED,
+                    "True",
+                    "RemediationFinished",
+                    "the node is Ready and healthy again",
+                    &now,
+                );
+            })
+            .await;
+        match said {
+            Ok(()) => {
+                info!(node = name, remediation = %r.name, "remediation succeeded");
+                self.note_request(name, |s| {
+                    s.set_condition(SUCCEEDED, "True", "RemediationFinished", "", &now);
+                });
+            }
+            Err(e) => {
+                warn!(node = name, error = %e, "writing Succeeded=True failed; retried next round")
+            }
+        }
+    }
+
+    /// Whether oob finished this request (its success may not be written yet).
+    pub(super) fn finished(&self, request: &str) -> bool {
+        self.finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(request)
     }
 
     /// Change the cached copy of `name`'s request (what was just written to the API).
@@ -214,6 +243,12 @@ impl Service {
                         .map(|(n, _)| n.clone())
                         .collect(),
                 );
+                // A finished request NHC has deleted is forgotten (NHC may make a new one
+                // under the same name, the node's, the next time).
+                self.finished
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|n| map.values().any(|r| &r.name == n));
                 *self.requests.lock().unwrap_or_else(|p| p.into_inner()) = map;
             }
             Err(e) => warn!(error = %e, "listing the OobRemediations failed"),
@@ -312,6 +347,13 @@ impl Service {
         };
         let node = message.split('/').next().unwrap_or_default();
         let tag = remediation::tag_of(message);
+        let all: Vec<&str> = self
+            .config
+            .report
+            .sinks
+            .iter()
+            .map(crate::config::SinkSettings::name)
+            .collect();
         let result = shared
             .update(node, &tag, &|s: &mut Status| {
                 if let Some(m) = s.messages.iter_mut().find(|m| m.id == message) {
@@ -319,6 +361,12 @@ impl Service {
                         m.delivered.push(sink.to_owned());
                     }
                 }
+                // A "still down" everyone has is of no further use (a report is kept: the
+                // follow-ups thread on it); the object stays small over a long wait.
+                s.messages.retain(|m| {
+                    m.kind != "still-down"
+                        || !all.iter().all(|a| m.delivered.iter().any(|d| d == a))
+                });
             })
             .await;
         if let Err(e) = result {
@@ -328,19 +376,21 @@ impl Service {
 
     /// A new leader takes over what the old one left in the API: step records into the
     /// local journal, positions that are newer than the local ones.
-    pub(super) async fn adopt(&self) {
+    /// `false` when the API could not be read: the replica must not act yet (it would not
+    /// know what the old leader began).
+    pub(super) async fn adopt(&self) -> bool {
         let Some(shared) = self.exec.episodes() else {
-            return;
+            return true;
         };
         let all: Vec<Remediation> = match shared.list().await {
             Ok(all) => all,
             Err(crate::k8s::NodeOpsError::NotFound { .. }) => {
                 tracing::error!("the OobRemediation CRD is not installed: no intent can be recorded, so no action is taken; kubectl apply -f deploy/crd-oobremediations.yaml, or set service.shared_journal = false");
-                return;
+                return false;
             }
             Err(e) => {
-                warn!(error = %e, "reading the OobRemediations failed; the local journal only");
-                return;
+                warn!(error = %e, "reading the OobRemediations failed; not acting until they are read");
+                return false;
             }
         };
         let journal = self.exec.journal();
@@ -408,11 +458,17 @@ impl Service {
                 continue;
             };
             let local = &st.position;
-            let newer = shared_position.episode > local.episode
-                || (shared_position.episode == local.episode
-                    && (shared_position.pending.is_some()
-                        || !matches!(shared_position.stage, Stage::Healthy))
-                    && local.pending.is_none());
+            // An episode in progress in the API is the truth (episode numbers are each
+            // replica's own: a higher local one may be an older history); only a local
+            // episode of its own in progress and newer than it is kept.
+            let active = shared_position.pending.is_some()
+                || !matches!(shared_position.stage, Stage::Healthy);
+            let local_active = local.pending.is_some() || !matches!(local.stage, Stage::Healthy);
+            let newer = active
+                && (shared_position.episode >= local.episode || !local_active)
+                && !(shared_position.episode == local.episode
+                    && local.pending.is_some()
+                    && shared_position.pending.is_none());
             if newer {
                 st.position.stage = shared_position.stage;
                 st.position.episode = shared_position.episode;
@@ -440,5 +496,6 @@ impl Service {
             remediations = all.len(),
             steps, "adopted the shared journal"
         );
+        true
     }
 }

@@ -1065,7 +1065,7 @@ async fn a_new_leader_adopts_an_intent_without_outcome_and_never_sends_it_again(
     // The new leader: its own empty journal, the same cluster state.
     let f = fleet_shared(5, SHARED_POLICY, episodes.clone());
     f.go_dark(1);
-    f.svc.adopt().await;
+    assert!(f.svc.adopt().await);
     assert!(
         matches!(f.stage(1), Stage::SoftReboot { .. }),
         "{:?}",
@@ -1262,7 +1262,7 @@ async fn a_new_leader_delivers_what_the_old_one_had_not() {
         .expect("the report in the shared outbox");
     assert_eq!(shared.delivered, ["hook"]);
     let new = fleet_full(4, "", SINKS, Some(episodes.clone()));
-    new.svc.adopt().await;
+    assert!(new.svc.adopt().await);
     let rows = new.svc.exec.journal().deliveries(Some("node-1")).unwrap();
     assert_eq!(
         rows.iter()
@@ -1271,6 +1271,14 @@ async fn a_new_leader_delivers_what_the_old_one_had_not() {
         [(id.as_str(), "mail", "pending")]
     );
     // Adopted twice (another takeover): still one.
-    new.svc.adopt().await;
-    assert_eq!(new.svc.exec.journal().deliveries(Some("node-1")).unwrap().len(), 1);
+    assert!(new.svc.adopt().await);
+    assert_eq!(
+        new.svc
+            .exec
+            .journal()
+            .deliveries(Some("node-1"))
+            .unwrap()
+            .len(),
+        1
+    );
 }

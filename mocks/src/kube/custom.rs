@@ -56,6 +56,88 @@ fn no_resource(plural: &str) -> Response {
     )
 }
 
+/// What the real server does to fields the structural schema does not declare: drops them
+/// (pruning), silently. The declared fields, from deploy/crd-*.yaml.
+fn prune(kind: &str, obj: &mut Value) {
+    fn keep(v: &mut Value, fields: &[&str]) {
+        if let Some(o) = v.as_object_mut() {
+            o.retain(|k, _| fields.contains(&k.as_str()));
+        }
+    }
+    const SPEC: &[&str] = &["nodeName", "strategy"];
+    if kind == "OobRemediationTemplate" {
+        keep(&mut obj["spec"], &["template"]);
+        keep(&mut obj["spec"]["template"], &["spec"]);
+        keep(&mut obj["spec"]["template"]["spec"], SPEC);
+        return;
+    }
+    if obj.get("spec").is_some() {
+        keep(&mut obj["spec"], SPEC);
+    }
+    let Some(status) = obj.get_mut("status") else {
+        return;
+    };
+    keep(
+        status,
+        &[
+            "node",
+            "stage",
+            "episode",
+            "lastStep",
+            "position",
+            "steps",
+            "findings",
+            "report",
+            "conditions",
+            "messages",
+        ],
+    );
+    let lists: [(&str, &[&str]); 3] = [
+        (
+            "steps",
+            &[
+                "key", "action", "intentMs", "before", "outcome", "detail", "doneMs",
+            ],
+        ),
+        (
+            "conditions",
+            &[
+                "type",
+                "status",
+                "observedGeneration",
+                "lastTransitionTime",
+                "reason",
+                "message",
+            ],
+        ),
+        (
+            "messages",
+            &["id", "kind", "createdMs", "body", "delivered"],
+        ),
+    ];
+    for (list, fields) in lists {
+        if let Some(items) = status.get_mut(list).and_then(Value::as_array_mut) {
+            for item in items {
+                keep(item, fields);
+            }
+        }
+    }
+}
+
+/// etcd's limit on one object (the API server answers 413 above it).
+const OBJECT_MAX_BYTES: usize = 1_572_864;
+
+fn too_large(obj: &Value) -> Option<Response> {
+    let size = serde_json::to_vec(obj).map_or(0, |v| v.len());
+    (size > OBJECT_MAX_BYTES).then(|| {
+        status(
+            413,
+            "RequestEntityTooLarge",
+            &format!("Request entity too large: limit is {OBJECT_MAX_BYTES}"),
+        )
+    })
+}
+
 /// The schema's checks (deploy/crd-*.yaml): required fields and enums.
 fn schema(kind: &str, obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
@@ -209,6 +291,10 @@ pub(super) fn create(s: &mut State, ns: &str, plural: &str, mut obj: Value) -> R
             o.remove("status");
         }
     }
+    prune(kind, &mut obj);
+    if let Some(r) = too_large(&obj) {
+        return r;
+    }
     let mut errs: Vec<FieldError> = meta::create(&obj["metadata"], true);
     for e in names::name_is_dns_subdomain(&name, false) {
         errs.push(FieldError::invalid(
@@ -305,6 +391,10 @@ pub(super) fn replace(
         }
         n
     };
+    prune(kind, &mut next);
+    if let Some(r) = too_large(&next) {
+        return r;
+    }
     let mut errs = meta::update(&next["metadata"], &current["metadata"]);
     errs.extend(schema(kind, &next));
     if let Some(r) = validate::rejection(gk(kind), name, &errs) {

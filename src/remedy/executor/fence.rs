@@ -213,7 +213,8 @@ impl Executor {
             "recovered",
             None,
             &format!("{node} is back: {how}; uncordoned"),
-        ).await;
+        )
+        .await;
         Done::Ok(how.to_owned())
     }
 }

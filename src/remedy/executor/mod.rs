@@ -409,19 +409,32 @@ impl Executor {
             }
             Err(e) => return Err(Done::Failed(format!("per-node lock: {e}"))),
         }
-        tokio::pin!(work);
-        let out = loop {
-            tokio::select! {
-                out = &mut work => break out,
-                () = tokio::time::sleep(self.node_lock / 3) => {
-                    if !matches!(
-                        self.nodes.try_lock(&lease, &self.holder, self.node_lock).await,
-                        Ok(true)
-                    ) {
-                        warn!(node, "renewing the per-node lock failed; the step in progress finishes");
-                    }
+        // Renewed next to the work, not in turn with it: the BMC's future keeps being polled
+        // while a renewal waits on the API.
+        let renew = async {
+            loop {
+                tokio::time::sleep(self.node_lock / 3).await;
+                if !matches!(
+                    self.nodes
+                        .try_lock(&lease, &self.holder, self.node_lock)
+                        .await,
+                    Ok(true)
+                ) {
+                    warn!(
+                        node,
+                        "renewing the per-node lock failed; the step in progress finishes"
+                    );
                 }
             }
+        };
+        tokio::pin!(work);
+        tokio::pin!(renew);
+        let out = tokio::select! {
+            out = &mut work => Some(out),
+            _ = &mut renew => None,
+        };
+        let Some(out) = out else {
+            return Err(Done::Failed("per-node lock: the renewal stopped".into()));
         };
         if let Err(e) = self.nodes.unlock(&lease, &self.holder).await {
             warn!(node, error = %e, "releasing the per-node lock failed; it expires on its own");
@@ -450,7 +463,8 @@ impl Executor {
 
     /// The shared half of [`Self::intent`]: `Err` when the intent could not be recorded in
     /// the API (nothing may be sent then). A key the local journal holds already is not
-    /// written again.
+    /// written again; a key the API holds already (another replica began the step) is not
+    /// overwritten but taken into the local journal, so that [`Self::intent`] finds it seen.
     async fn share_intent(
         &self,
         key: &str,
@@ -475,14 +489,42 @@ impl Executor {
             detail: None,
             done_ms: None,
         };
+        let found: std::sync::Mutex<Option<crate::k8s::remediation::Step>> =
+            std::sync::Mutex::default();
         shared
             .update(node, &crate::k8s::remediation::tag_of(key), &|s| {
-                s.put_step(&step);
+                let mut slot = found.lock().unwrap_or_else(|p| p.into_inner());
+                match s.steps.iter().find(|x| x.key == key) {
+                    Some(there) => *slot = Some(there.clone()),
+                    None => {
+                        *slot = None;
+                        s.put_step(&step);
+                    }
+                }
             })
             .await
             .map_err(|e| {
                 format!("the intent could not be recorded in the cluster, nothing was sent: {e}")
-            })
+            })?;
+        let there = found.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(there) = there {
+            let before = serde_json::from_value(there.before.clone()).unwrap_or_default();
+            let outcome = there.outcome.as_deref().map(|o| {
+                (
+                    o,
+                    there.detail.as_deref().unwrap_or(""),
+                    there.done_ms.unwrap_or(there.intent_ms),
+                )
+            });
+            self.journal
+                .import(key, node, &there.action, there.intent_ms, &before, outcome)
+                .map_err(|e| format!("journal: {e}"))?;
+            self.note(
+                node,
+                format!("{action}: begun before by another replica (found in the cluster); not sent again"),
+            );
+        }
+        Ok(())
     }
 
     /// The shared half of an outcome (best effort: without it a new leader re-reads the

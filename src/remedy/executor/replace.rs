@@ -1344,7 +1344,8 @@ impl Executor {
             "replaced",
             Some(format!("{}/replaced", run.prefix)),
             &format!("{node} was replaced and rejoined the cluster: {what}"),
-        ).await;
+        )
+        .await;
         self.replace_outcome(run, "close", &what).await?;
         run.push("close", "done", what);
         Ok(())

@@ -80,6 +80,10 @@ impl Executor {
             led
         });
         let stamp = rfc3339(first).replace([':', '-'], "");
+        // The message's id: the step's key and when it was first begun, unique across
+        // replicas and restarts (episode numbers are each replica's own), the same after a
+        // crash (the intent's time is journaled and shared).
+        let message_id = format!("{key}/{stamp}");
         let paths = match report.write(&self.reports_dir, &stamp) {
             Ok(p) => p,
             Err(e) => {
@@ -100,7 +104,7 @@ impl Executor {
         );
         // Into the outbox before the outcome: a crash in between writes the report again
         // after the restart, and the outbox keeps the first copy.
-        self.enqueue(&key, &report).await;
+        self.enqueue(&message_id, &report).await;
         // Cluster mode: the episode's OobRemediation names the report (the status page
         // serves it at /report/FILE).
         if let Some(shared) = &self.episodes {
@@ -155,8 +159,8 @@ impl Executor {
     /// the message is new.
     async fn queue(&self, m: &Message) -> Result<bool, String> {
         let now = self.now_ms();
-        let new =
-            outbox::enqueue(&self.journal, &self.sink_names(), m, now).map_err(|e| e.to_string())?;
+        let new = outbox::enqueue(&self.journal, &self.sink_names(), m, now)
+            .map_err(|e| e.to_string())?;
         if let (true, Some(shared)) = (new, &self.episodes) {
             let body = serde_json::to_string(m).map_err(|e| e.to_string())?;
             let shared_message = crate::k8s::remediation::SharedMessage {

@@ -535,9 +535,10 @@ async fn a_report_goes_to_the_outbox_once_and_the_recovery_follows_it_up_once() 
     let j = w.exec.journal();
     let rows = j.deliveries(Some("node-1")).unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert!(rows
-        .iter()
-        .all(|r| r.message == "node-1/1/report" && r.state == "pending"));
+    let id = rows[0].message.clone();
+    // The step's key and when it was begun: unique across replicas and restarts.
+    assert!(id.starts_with("node-1/1/report/2"), "{id}");
+    assert!(rows.iter().all(|r| r.message == id && r.state == "pending"));
     assert!(
         w.timeline().contains("fault report queued for hook, mail"),
         "{}",
@@ -552,20 +553,28 @@ async fn a_report_goes_to_the_outbox_once_and_the_recovery_follows_it_up_once() 
     );
 
     // Still down: one follow-up per period, never twice for the same one.
-    assert!(w.exec.follow_up(
-        "node-1",
-        crate::report::message::Kind::StillDown,
-        "still-down-1",
-        None,
-        "still down"
-    ).await);
-    assert!(!w.exec.follow_up(
-        "node-1",
-        crate::report::message::Kind::StillDown,
-        "still-down-1",
-        None,
-        "still down"
-    ).await);
+    assert!(
+        w.exec
+            .follow_up(
+                "node-1",
+                crate::report::message::Kind::StillDown,
+                "still-down-1",
+                None,
+                "still down"
+            )
+            .await
+    );
+    assert!(
+        !w.exec
+            .follow_up(
+                "node-1",
+                crate::report::message::Kind::StillDown,
+                "still-down-1",
+                None,
+                "still down"
+            )
+            .await
+    );
 
     // Back: the recovery follows the report up, threaded on it; the report is closed.
     w.cluster.edit("node-1", |n| n.ready = Some("True".into()));
@@ -580,21 +589,25 @@ async fn a_report_goes_to_the_outbox_once_and_the_recovery_follows_it_up_once() 
         .last_message("node-1", "recovered")
         .unwrap()
         .expect("a follow-up");
-    assert_eq!(back.id, "node-1/1/report/recovered");
+    assert_eq!(back.id, format!("{id}/recovered"));
     let m = crate::report::outbox::decode(&back).unwrap();
-    assert_eq!(m.in_reply_to.as_deref(), Some("node-1/1/report"));
+    assert_eq!(m.in_reply_to.as_deref(), Some(id.as_str()));
     assert!(m.summary.contains("is back"), "{}", m.summary);
     assert!(w.exec.open_report("node-1").is_none());
     // A later recovery without a new report says nothing more.
     w.exec.execute(Remedy::Recovered, &s).await;
     assert_eq!(j.deliveries(Some("node-1")).unwrap().len(), 6);
-    assert!(!w.exec.follow_up(
-        "node-1",
-        crate::report::message::Kind::StillDown,
-        "still-down-2",
-        None,
-        "still down"
-    ).await);
+    assert!(
+        !w.exec
+            .follow_up(
+                "node-1",
+                crate::report::message::Kind::StillDown,
+                "still-down-2",
+                None,
+                "still down"
+            )
+            .await
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -134,6 +134,22 @@ impl Journal {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Take a due delivery for one attempt (until `until_ms`): `false` when another process
+    /// (`oob report deliver` next to the service) took it first or it is no longer due.
+    pub fn claim(
+        &self,
+        id: &str,
+        sink: &str,
+        now_ms: u64,
+        until_ms: u64,
+    ) -> Result<bool, JournalError> {
+        let n = self.conn().execute(
+            "UPDATE deliveries SET next_ms = ?4 WHERE message = ?1 AND sink = ?2 AND state = 'pending' AND next_ms <= ?3",
+            params![id, sink, sql_ms(now_ms), sql_ms(until_ms)],
+        )?;
+        Ok(n == 1)
+    }
+
     /// The sink took the message (only a pending delivery changes).
     pub fn delivered(&self, id: &str, sink: &str, now_ms: u64) -> Result<(), JournalError> {
         self.conn().execute(
