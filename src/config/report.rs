@@ -223,6 +223,11 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 impl ReportSettings {
+    /// The sinks' names, in order.
+    pub fn sink_names(&self) -> Vec<String> {
+        self.sinks.iter().map(|s| s.name().to_owned()).collect()
+    }
+
     /// Names unique, addresses well-formed, credentials never over a plain connection.
     pub fn check(&self) -> Result<(), String> {
         if self.retry_min_s == 0 || self.retry_max_s < self.retry_min_s {

@@ -54,12 +54,7 @@ pub fn executor(
         policy: config.policy.clone(),
         holder: holder.to_owned(),
         reports_dir: config.service.reports_dir.clone(),
-        sinks: config
-            .report
-            .sinks
-            .iter()
-            .map(|s| s.name().to_owned())
-            .collect(),
+        sinks: config.report.sink_names(),
         node_lock: std::time::Duration::from_secs(config.service.node_lock_s),
         dry_run,
         feed,

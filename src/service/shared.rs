@@ -347,13 +347,7 @@ impl Service {
         };
         let node = message.split('/').next().unwrap_or_default();
         let tag = remediation::tag_of(message);
-        let all: Vec<&str> = self
-            .config
-            .report
-            .sinks
-            .iter()
-            .map(crate::config::SinkSettings::name)
-            .collect();
+        let all = self.config.report.sink_names();
         let result = shared
             .update(node, &tag, &|s: &mut Status| {
                 if let Some(m) = s.messages.iter_mut().find(|m| m.id == message) {
@@ -394,13 +388,7 @@ impl Service {
             }
         };
         let journal = self.exec.journal();
-        let sinks: Vec<&str> = self
-            .config
-            .report
-            .sinks
-            .iter()
-            .map(crate::config::SinkSettings::name)
-            .collect();
+        let sinks = self.config.report.sink_names();
         let mut steps = 0;
         for r in &all {
             // Messages the old leader had not delivered everywhere: this replica's outbox.
@@ -410,7 +398,7 @@ impl Service {
                 }
                 let left: Vec<&str> = sinks
                     .iter()
-                    .copied()
+                    .map(String::as_str)
                     .filter(|s| !m.delivered.iter().any(|d| d == s))
                     .collect();
                 let stored = crate::remedy::journal::StoredMessage {

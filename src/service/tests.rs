@@ -83,12 +83,7 @@ fn fleet_full(n: usize, policy: &str, tables: &str, episodes: Option<Arc<FakeEpi
         policy: config.policy.clone(),
         holder: "oob-test".into(),
         reports_dir: config.service.reports_dir.clone(),
-        sinks: config
-            .report
-            .sinks
-            .iter()
-            .map(|s| s.name().to_owned())
-            .collect(),
+        sinks: config.report.sink_names(),
         node_lock: crate::timeouts::NODE_LOCK,
         dry_run: false,
         feed: broadcast::channel(256).0,
@@ -635,14 +630,7 @@ async fn a_bmc_of_another_machine_is_refused_reported_and_never_powered() {
 async fn a_new_critical_sel_entry_on_a_live_machine_is_cordoned_drained_and_reported() {
     let f = fleet(4, "");
     f.rounds(6).await; // the first look (within one hardware interval) sets the SEL baseline
-    f.bmcs[0].lock().unwrap().sel.push(SelEntry {
-        id: "7".into(),
-        created: None,
-        severity: Severity::Critical,
-        message: "Uncorrectable ECC memory error on DIMM A1".into(),
-        message_id: None,
-        sensor_type: Some("Memory".into()),
-    });
+    f.bmcs[0].lock().unwrap().sel.push(ecc_error());
     f.rounds(8).await; // past the hardware interval
     f.only_node_1_fenced_for_hardware();
     assert!(
@@ -1002,6 +990,18 @@ async fn a_replacement_that_stops_is_tried_once_per_release_not_every_round() {
     assert!(f.hosts.actions().iter().all(|a| !a.contains("kubeadm")));
 }
 
+/// A critical SEL entry (an uncorrectable memory error).
+fn ecc_error() -> SelEntry {
+    SelEntry {
+        id: "7".into(),
+        created: None,
+        severity: Severity::Critical,
+        message: "Uncorrectable ECC memory error on DIMM A1".into(),
+        message_id: None,
+        sensor_type: Some("Memory".into()),
+    }
+}
+
 const SHARED_POLICY: &str =
     "suspect_after = 2\nconfirm_timeout_s = 60\nsoft_reboot_timeout_s = 60\nhard_reboot_timeout_s = 300";
 
@@ -1199,14 +1199,7 @@ async fn in_cluster_mode_the_episode_names_its_findings_and_its_report() {
     let episodes = Arc::new(FakeEpisodes::default());
     let f = fleet_shared(4, "", episodes.clone());
     f.rounds(6).await;
-    f.bmcs[0].lock().unwrap().sel.push(SelEntry {
-        id: "7".into(),
-        created: None,
-        severity: Severity::Critical,
-        message: "Uncorrectable ECC memory error on DIMM A1".into(),
-        message_id: None,
-        sensor_type: Some("Memory".into()),
-    });
+    f.bmcs[0].lock().unwrap().sel.push(ecc_error());
     f.rounds(8).await;
     assert!(matches!(f.stage(1), Stage::AwaitReplacement { .. }));
     let objects = episodes.objects.lock().unwrap().clone();
@@ -1238,14 +1231,7 @@ async fn a_new_leader_delivers_what_the_old_one_had_not() {
     let id = {
         let old = fleet_full(4, "", SINKS, Some(episodes.clone()));
         old.rounds(6).await;
-        old.bmcs[0].lock().unwrap().sel.push(SelEntry {
-            id: "7".into(),
-            created: None,
-            severity: Severity::Critical,
-            message: "Uncorrectable ECC memory error on DIMM A1".into(),
-            message_id: None,
-            sensor_type: Some("Memory".into()),
-        });
+        old.bmcs[0].lock().unwrap().sel.push(ecc_error());
         old.rounds(8).await;
         let rows = old.svc.exec.journal().deliveries(Some("node-1")).unwrap();
         assert_eq!(rows.len(), 2, "{rows:?}");
