@@ -60,6 +60,11 @@ fn every_manifest_parses_into_its_kubernetes_type() {
         let v = load(path);
         match v["kind"].as_str().unwrap_or_default() {
             "Kustomization" => {
+                let ships_crds = v["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r.as_str().unwrap().starts_with("crd-"));
                 for r in v["resources"].as_array().unwrap() {
                     let r = path.parent().unwrap().join(r.as_str().unwrap());
                     assert!(
@@ -68,6 +73,18 @@ fn every_manifest_parses_into_its_kubernetes_type() {
                         path.display(),
                         r.display()
                     );
+                    // kubectl resolves every kind before it sends anything: a custom
+                    // resource cannot be applied with its CRD (deploy/optional/nhc, after).
+                    if ships_crds {
+                        assert!(
+                            !load(&r)["apiVersion"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .starts_with("oob.dev/"),
+                            "{} applies a custom resource with its CRD",
+                            r.display()
+                        );
+                    }
                 }
             }
             "Namespace" => drop(strict::<Namespace>(path, &v)),
