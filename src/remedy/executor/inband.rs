@@ -94,29 +94,33 @@ impl Executor {
             boot_id: s.node.boot_id.clone(),
             power: None,
         };
-        match self
-            .intent(&key, node, &format!("restart {unit}"), &before)
-            .await
-        {
-            Err(done) => return done,
-            Ok(Intent::Seen(_)) => {
-                return match self.journaled(node, &key) {
-                    Journaled::Sent(done) => done,
-                    Journaled::Failed | Journaled::Not => {
-                        Done::Skip("the restart failed before".into())
-                    }
-                }
-            }
-            Ok(Intent::New) => {}
-        }
-        self.note(node, format!("repair: `systemctl restart {unit}` over SSH"));
+        // The lock first, then the intent: a node held by someone else leaves nothing in
+        // flight (the step is tried again, not taken for sent).
         let sent = self
-            .locked(node, self.hosts.restart(s.machine, &host, &unit))
+            .locked(node, async {
+                match self
+                    .intent(&key, node, &format!("restart {unit}"), &before)
+                    .await
+                {
+                    Err(done) => return Err(done),
+                    Ok(Intent::Seen(_)) => {
+                        return Err(match self.journaled(node, &key) {
+                            Journaled::Sent(done) => done,
+                            Journaled::Failed | Journaled::Not => {
+                                Done::Skip("the restart failed before".into())
+                            }
+                        })
+                    }
+                    Ok(Intent::New) => {}
+                }
+                self.note(node, format!("repair: `systemctl restart {unit}` over SSH"));
+                Ok(self.hosts.restart(s.machine, &host, &unit).await)
+            })
             .await;
         let done = match sent {
-            Ok(Ok(())) => Done::Ok(format!("{unit} restarted; waiting for Ready")),
-            Ok(Err(e)) => Done::Failed(format!("`systemctl restart {unit}`: {e}")),
-            Err(busy) => return busy,
+            Ok(Ok(Ok(()))) => Done::Ok(format!("{unit} restarted; waiting for Ready")),
+            Ok(Ok(Err(e))) => Done::Failed(format!("`systemctl restart {unit}`: {e}")),
+            Ok(Err(done)) | Err(done) => return done,
         };
         self.outcome(&key, &done).await;
         done
@@ -150,21 +154,27 @@ impl Executor {
             boot_id: s.node.boot_id.clone(),
             power: None,
         };
-        match self.intent(&key, node, "systemctl-reboot", &before).await {
-            Err(done) => return Some(done),
-            Ok(Intent::Seen(_)) => {
-                return match self.journaled(node, &key) {
-                    Journaled::Sent(done) => Some(done),
-                    Journaled::Failed | Journaled::Not => None,
+        // The lock first, then the intent (see `repair`). `Err(None)`: the BMC's turn.
+        let sent = self
+            .locked(node, async {
+                match self.intent(&key, node, "systemctl-reboot", &before).await {
+                    Err(done) => return Err(Some(done)),
+                    Ok(Intent::Seen(_)) => {
+                        return Err(match self.journaled(node, &key) {
+                            Journaled::Sent(done) => Some(done),
+                            Journaled::Failed | Journaled::Not => None,
+                        })
+                    }
+                    Ok(Intent::New) => {}
                 }
-            }
-            Ok(Intent::New) => {}
-        }
-        self.note(node, "soft reboot: `systemctl reboot` over SSH");
-        let sent = self.locked(node, self.hosts.reboot(s.machine, &host)).await;
+                self.note(node, "soft reboot: `systemctl reboot` over SSH");
+                Ok(self.hosts.reboot(s.machine, &host).await)
+            })
+            .await;
         let done = match sent {
-            Ok(Ok(())) => Done::Ok("`systemctl reboot` sent over SSH".into()),
-            Ok(Err(e)) => Done::Failed(format!("`systemctl reboot` over SSH: {e}")),
+            Ok(Ok(Ok(()))) => Done::Ok("`systemctl reboot` sent over SSH".into()),
+            Ok(Ok(Err(e))) => Done::Failed(format!("`systemctl reboot` over SSH: {e}")),
+            Ok(Err(seen)) => return seen,
             Err(busy) => return Some(busy),
         };
         self.outcome(&key, &done).await;
