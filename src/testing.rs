@@ -641,14 +641,7 @@ impl crate::k8s::remediation::Episodes for FakeEpisodes {
         }
         let own = crate::k8s::remediation::own_name(node, tag);
         let mut objects = self.objects.lock().unwrap();
-        let name = objects
-            .values()
-            .filter(|r| r.node == node)
-            .find(|r| {
-                (r.requested && (!r.timed_out || tag.is_empty()))
-                    || (!tag.is_empty() && r.name == own)
-            })
-            .map(|r| r.name.clone());
+        let name = crate::k8s::remediation::choose(objects.values(), node, tag);
         let name = match name {
             Some(n) => n,
             None if tag.is_empty() => {

@@ -83,6 +83,16 @@ fn start_py(server: &str, args: &[String]) -> PyServer {
     PyServer(child)
 }
 
+/// A test server's `--port PORT --out FILE` (where it listens, where it writes what it got).
+fn at(port: u16, out: &Path) -> Vec<String> {
+    vec![
+        "--port".into(),
+        port.to_string(),
+        "--out".into(),
+        out.display().to_string(),
+    ]
+}
+
 fn jsonl(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -132,27 +142,15 @@ async fn webhook_and_mail_reach_independent_servers_over_verified_tls_once() {
     };
     let _hook = start_py(
         "webhook.py",
-        &[
-            vec![
-                "--port".into(),
-                hook_port.to_string(),
-                "--out".into(),
-                hook_out.display().to_string(),
-            ],
-            tls(&cert, &key),
-        ]
-        .concat(),
+        &[at(hook_port, &hook_out), tls(&cert, &key)].concat(),
     );
     const TOKEN: &str = "hook-T0ken-9c1e55";
     const MAIL_PW: &str = "smtp-Pa55-41ab0c";
     let _smtp = start_py(
         "smtp.py",
         &[
+            at(mail_port, &mail_out),
             vec![
-                "--port".into(),
-                mail_port.to_string(),
-                "--out".into(),
-                mail_out.display().to_string(),
                 "--user".into(),
                 "oob".into(),
                 "--password".into(),
@@ -405,24 +403,8 @@ to = ["noc@example.net"]
     // The sinks come back while oob is down; oob comes back and delivers.
     let hook_out = d.join("hook.jsonl");
     let mail_out = d.join("mail.jsonl");
-    let _hook = start_py(
-        "webhook.py",
-        &[
-            "--port".into(),
-            hook_port.to_string(),
-            "--out".into(),
-            hook_out.display().to_string(),
-        ],
-    );
-    let _smtp = start_py(
-        "smtp.py",
-        &[
-            "--port".into(),
-            mail_port.to_string(),
-            "--out".into(),
-            mail_out.display().to_string(),
-        ],
-    );
+    let _hook = start_py("webhook.py", &at(hook_port, &hook_out));
+    let _smtp = start_py("smtp.py", &at(mail_port, &mail_out));
     let mut s = serve(d, &config);
     wait_for("the deliveries", Duration::from_secs(60), || async {
         outbox(&journal).0 == 0

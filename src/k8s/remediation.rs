@@ -249,6 +249,25 @@ pub fn parse(obj: &DynamicObject) -> Option<Remediation> {
     })
 }
 
+/// Which object holds `node`'s episode `tag`: a request someone made for the node (NHC)
+/// first (with no tag only that, a timed-out one too: its conditions are still written),
+/// else oob's own `NODE.TAG`; `None` when it has to be made (or, with no tag, is not there).
+/// The real [`Episodes`] and the tests' fake choose with this.
+pub fn choose<'a>(
+    objects: impl Iterator<Item = &'a Remediation>,
+    node: &str,
+    tag: &str,
+) -> Option<String> {
+    let own = own_name(node, tag);
+    objects
+        .filter(|r| r.node == node)
+        .filter(|r| {
+            (r.requested && (!r.timed_out || tag.is_empty())) || (!tag.is_empty() && r.name == own)
+        })
+        .min_by_key(|r| !r.requested)
+        .map(|r| r.name.clone())
+}
+
 /// [`Episodes`] over the API.
 pub struct KubeEpisodes {
     api: Api<DynamicObject>,
@@ -293,20 +312,15 @@ impl KubeEpisodes {
             .list(&ListParams::default())
             .await
             .map_err(|e| NodeOpsError::from_kube(node, "list oobremediations", e))?;
-        let own = own_name(node, tag);
-        // A request someone made for the node (NHC) first; with no tag only that (a timed
-        // out one too: its conditions are still written), never a new object.
-        let pick = list
+        let parsed: Vec<(&DynamicObject, Remediation)> = list
             .items
             .iter()
             .filter_map(|o| parse(o).map(|r| (o, r)))
-            .filter(|(_, r)| r.node == node)
-            .filter(|(_, r)| {
-                (r.requested && (!r.timed_out || tag.is_empty()))
-                    || (!tag.is_empty() && r.name == own)
-            })
-            .min_by_key(|(_, r)| !r.requested)
-            .map(|(o, _)| o.clone());
+            .collect();
+        let own = own_name(node, tag);
+        let pick = choose(parsed.iter().map(|(_, r)| r), node, tag)
+            .and_then(|name| parsed.iter().find(|(_, r)| r.name == name))
+            .map(|(o, _)| (*o).clone());
         if let Some(o) = pick {
             if let Some(name) = &o.metadata.name {
                 self.remember(node, tag, name);
@@ -454,6 +468,35 @@ mod tests {
         assert_eq!(s.condition(PROCESSING).unwrap().last_transition_time, "t1");
         s.set_condition(PROCESSING, "False", "RemediationFinished", "m3", "t3");
         assert_eq!(s.condition(PROCESSING).unwrap().last_transition_time, "t3");
+    }
+
+    #[test]
+    fn a_request_is_chosen_before_oobs_own_and_an_empty_tag_never_makes_one() {
+        let r = |name: &str, requested: bool, timed_out: bool| Remediation {
+            name: name.into(),
+            node: "node-1".into(),
+            requested,
+            timed_out,
+            status: Status::default(),
+        };
+        let own = r("node-1.e7", false, false);
+        let nhc = r("node-1-x7k2p", true, false);
+        let late = r("node-1-old", true, true);
+        assert_eq!(
+            choose([&own, &nhc].into_iter(), "node-1", "e7").as_deref(),
+            Some("node-1-x7k2p")
+        );
+        assert_eq!(
+            choose([&own, &late].into_iter(), "node-1", "e7").as_deref(),
+            Some("node-1.e7")
+        );
+        // With no tag: only a request, a timed-out one too (its conditions are written).
+        assert_eq!(
+            choose([&own, &late].into_iter(), "node-1", "").as_deref(),
+            Some("node-1-old")
+        );
+        assert_eq!(choose([&own].into_iter(), "node-1", ""), None);
+        assert_eq!(choose([&own].into_iter(), "node-2", "e7"), None);
     }
 
     #[test]

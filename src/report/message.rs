@@ -242,31 +242,12 @@ impl Message {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::health::{Finding, Level};
 
+    /// The report module's sample, in a room (the mail routes pick by site and room).
     pub(crate) fn report() -> FaultReport {
-        FaultReport {
-            node: "node-2".into(),
-            created: "2026-11-22T10:00:00Z".into(),
-            location: Location {
-                site: Some("fra1".into()),
-                room: Some("hall-1".into()),
-                rack: Some("r12".into()),
-                unit: Some("U7".into()),
-            },
-            bmc: None,
-            bmc_address: "redfish://10.0.0.2".into(),
-            summary: "critical hardware finding".into(),
-            component: Some("Drive 3".into()),
-            verdict: "faulty".into(),
-            findings: vec![
-                Finding::new(Level::Critical, "drive_fault", "Drive Fault").component("Drive 3")
-            ],
-            evidence: vec![],
-            timeline: vec![],
-            recommended_action: "replace Drive 3".into(),
-            locator: Some("on (read back: on)".into()),
-        }
+        let mut r = crate::report::tests::sample();
+        r.location.room = Some("hall-1".into());
+        r
     }
 
     #[test]

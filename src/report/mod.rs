@@ -258,11 +258,11 @@ pub fn escape(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::health::Level;
 
-    fn sample() -> FaultReport {
+    pub(crate) fn sample() -> FaultReport {
         FaultReport {
             node: "node-2".into(),
             created: "2026-11-22T10:00:00Z".into(),

@@ -11,6 +11,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
 
 use super::message::Message;
+use crate::bmc::redfish::chain;
 use crate::config::{
     SecretSource, SinkSettings, SmtpSettings, SmtpTls, WebhookFormat, WebhookSettings,
 };
@@ -56,20 +57,6 @@ pub struct Sinks {
     /// How long a firing Alertmanager alert holds without being repeated: until the next
     /// "still down" (or the messages' expiry), plus an hour.
     firing_for_ms: u64,
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 impl Sinks {

@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 use tracing::{debug, info, warn};
 
+pub(crate) use client::chain;
 use client::Client;
 pub use client::{ClientOptions, Credentials};
 use model::{ActionInfo, Collection, Manager, ResetAction, ServiceRoot, System};
