@@ -119,7 +119,7 @@ fn shared(endpoint: &Endpoint, options: &ClientOptions) -> Result<reqwest::Clien
         .no_proxy()
         .connect_timeout(recipe.connect_timeout)
         .timeout(recipe.request_timeout)
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(same_host_redirects())
         .http1_only()
         .pool_idle_timeout(timeouts::BMC_IDLE)
         .pool_max_idle_per_host(1)
@@ -137,6 +137,29 @@ fn shared(endpoint: &Endpoint, options: &ClientOptions) -> Result<reqwest::Clien
         .unwrap_or_else(|p| p.into_inner())
         .insert(recipe, http.clone());
     Ok(http)
+}
+
+/// Redirects are followed (some BMCs move `/redfish/v1` or upgrade http to https) only on the
+/// same host and port, or from http to https on the same host, at most 5: reqwest keeps custom
+/// headers such as `X-Auth-Token` across a redirect and re-sends a 307's body (the login's
+/// password), so a redirect elsewhere would hand them to another host.
+fn same_host_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let next = attempt.url();
+        let same = first.host_str() == next.host_str()
+            && (first.origin() == next.origin()
+                || (first.scheme() == "http" && next.scheme() == "https"));
+        if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else if !same {
+            attempt.error("redirect to another host refused")
+        } else {
+            attempt.follow()
+        }
+    })
 }
 
 impl Client {
@@ -168,6 +191,31 @@ impl Client {
 
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The address of a path on this BMC, for a request that carries credentials. Paths come
+    /// from the BMC itself (`@odata.id`, action targets, `Location`, next links): one that is
+    /// not origin-relative (`@evil.example/x` would make `https://bmc:443@evil.example/x`)
+    /// would send the password or the session token to another host. Refused.
+    fn target(&self, path: &str) -> Result<String, BmcError> {
+        let refused = |why: &str| BmcError::Malformed {
+            url: self.base.clone(),
+            detail: format!(
+                "refused the link {:?} the BMC gave: {why}",
+                path.chars().take(120).collect::<String>()
+            ),
+        };
+        if !path.starts_with('/') || path.starts_with("//") || path.contains('\\') {
+            return Err(refused("not a path on this BMC"));
+        }
+        let url = self.url(path);
+        let (Ok(ours), Ok(theirs)) = (url::Url::parse(&self.base), url::Url::parse(&url)) else {
+            return Err(refused("not a valid address"));
+        };
+        if ours.origin() != theirs.origin() {
+            return Err(refused("it points to another host"));
+        }
+        Ok(url)
     }
 
     /// GET a resource and decode it.
@@ -230,7 +278,7 @@ impl Client {
     }
 
     async fn login_locked(&self, auth: &mut Auth, sessions_path: &str) -> Result<bool, BmcError> {
-        let url = self.url(sessions_path);
+        let url = self.target(sessions_path)?;
         let body = serde_json::json!({
             "UserName": self.creds.user,
             "Password": self.creds.password.expose(),
@@ -317,7 +365,11 @@ impl Client {
             ..
         } = &*auth
         {
-            let url = self.url(location);
+            let Ok(url) = self.target(location) else {
+                warn!(bmc = %self.base, "session location not on this bmc, not closed");
+                *auth = Auth::Basic;
+                return;
+            };
             let request = self.http.delete(&url).headers(self.auth_headers(&auth));
             match request.send().await {
                 Ok(r) => debug!(bmc = %self.base, status = s_u16(r.status()), "session closed"),
@@ -359,7 +411,7 @@ impl Client {
         body: Option<Value>,
         if_match: Option<&str>,
     ) -> Result<Reply, BmcError> {
-        let url = self.url(path);
+        let url = self.target(path)?;
         let idempotent = method == Method::GET || method == Method::DELETE;
         let mut relogged = false;
         let mut attempt = 0;
@@ -467,5 +519,107 @@ impl Client {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn client(base: &str) -> Client {
+        let endpoint = Endpoint::parse(base).unwrap();
+        let creds = Credentials {
+            user: "root".into(),
+            password: Secret::new("hunter22"),
+        };
+        Client::new(&endpoint, creds, ClientOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn links_the_bmc_gives_must_stay_on_the_bmc() {
+        let c = client("redfish+http://127.0.0.1:8000");
+        assert_eq!(
+            c.target("/redfish/v1/Systems/1").unwrap(),
+            "http://127.0.0.1:8000/redfish/v1/Systems/1"
+        );
+        for hostile in [
+            "@127.0.0.2/redfish/v1",
+            ".example.net/x",
+            ":9000/x",
+            "//127.0.0.2/x",
+            "/\\127.0.0.2/x",
+            "redfish/v1",
+            "",
+        ] {
+            let e = c.target(hostile).unwrap_err().to_string();
+            assert!(e.contains("refused the link"), "{hostile}: {e}");
+            assert!(!e.contains("hunter22"));
+        }
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+
+    /// An HTTP server that answers `GET /redfish/v1` with a redirect to `location` (when
+    /// given) and anything else with `{}`, and counts requests.
+    async fn server(
+        addr: &str,
+        location: Option<String>,
+    ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let first = String::from_utf8_lossy(&buf[..n]).to_string();
+                let reply = match &location {
+                    Some(l) if first.starts_with("GET /redfish/v1 ") => format!(
+                        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {l}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    ),
+                    _ => OK.to_owned(),
+                };
+                let _ = s.write_all(reply.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        (port, seen)
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_only_on_the_same_origin() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (elsewhere, elsewhere_seen) = server("127.0.0.2:0", None).await;
+        let (port, _) = server(
+            "127.0.0.1:0",
+            Some(format!("http://127.0.0.2:{elsewhere}/redfish/v1/")),
+        )
+        .await;
+        let c = client(&format!("redfish+http://127.0.0.1:{port}"));
+        let e = c.get::<Value>("/redfish/v1").await.unwrap_err().to_string();
+        assert!(e.contains("another host"), "{e}");
+        assert!(!e.contains("hunter22"));
+        assert_eq!(elsewhere_seen.load(SeqCst), 0, "credentials sent elsewhere");
+
+        // Another port on the same address is another service: refused as well.
+        let (other_port, other_seen) = server("127.0.0.1:0", None).await;
+        let (port, _) = server(
+            "127.0.0.1:0",
+            Some(format!("http://127.0.0.1:{other_port}/redfish/v1/")),
+        )
+        .await;
+        let c = client(&format!("redfish+http://127.0.0.1:{port}"));
+        assert!(c.get::<Value>("/redfish/v1").await.is_err());
+        assert_eq!(other_seen.load(SeqCst), 0);
+
+        // The same service moving the resource is followed.
+        let (first, _) = server("127.0.0.1:0", Some("/redfish/v1/".to_owned())).await;
+        let c = client(&format!("redfish+http://127.0.0.1:{first}"));
+        let v: Value = c.get("/redfish/v1").await.unwrap();
+        assert_eq!(v, serde_json::json!({}));
     }
 }
