@@ -30,8 +30,23 @@ impl Unit {
     }
 }
 
-/// Parse `text` as a duration; a bare number is in `unit`.
+/// The longest duration a setting takes: a timeout or an interval beyond it is a typo, and
+/// deadlines computed from it (`Instant + d`) must not overflow.
+pub const MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parse `text` as a duration; a bare number is in `unit`; at most [`MAX`].
 pub fn parse(text: &str, unit: Unit) -> Result<Duration, DurationError> {
+    let d = parse_any(text, unit)?;
+    if d > MAX {
+        return Err(DurationError {
+            text: text.to_owned(),
+            why: "too large (at most 30 days)",
+        });
+    }
+    Ok(d)
+}
+
+fn parse_any(text: &str, unit: Unit) -> Result<Duration, DurationError> {
     let err = |why| DurationError {
         text: text.to_owned(),
         why,
@@ -95,7 +110,7 @@ enum Raw {
 /// `deserialize_with` for a `*_s` key: a number of seconds or a duration.
 pub fn de_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match Raw::deserialize(d)? {
-        Raw::Number(n) => Ok(n),
+        Raw::Number(n) => secs(&n.to_string()).map_err(de::Error::custom),
         Raw::Text(t) => secs(&t).map_err(de::Error::custom),
     }
 }
@@ -103,7 +118,7 @@ pub fn de_secs<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 /// `deserialize_with` for a `*_ms` key: a number of milliseconds or a duration.
 pub fn de_millis<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     match Raw::deserialize(d)? {
-        Raw::Number(n) => Ok(n),
+        Raw::Number(n) => millis(&n.to_string()).map_err(de::Error::custom),
         Raw::Text(t) => millis(&t).map_err(de::Error::custom),
     }
 }

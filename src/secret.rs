@@ -28,7 +28,15 @@ impl Secret {
             // nowhere, but never echoed either since excerpts only come from the BMC.
             return text.to_owned();
         }
-        text.replace(&self.0, "***")
+        let mut out = text.replace(&self.0, "***");
+        // As a JSON string it may be escaped (a BMC echoing the login body back).
+        if let Ok(quoted) = serde_json::to_string(&self.0) {
+            let escaped = &quoted[1..quoted.len() - 1];
+            if escaped != self.0 {
+                out = out.replace(escaped, "***");
+            }
+        }
+        out
     }
 }
 
@@ -54,6 +62,13 @@ mod tests {
         assert!(!format!("{s:?}").contains("hunter22"));
         assert!(!format!("{s}").contains("hunter22"));
         assert_eq!(s.expose(), "hunter22");
+    }
+
+    #[test]
+    fn scrub_also_replaces_the_json_escaped_form() {
+        let s = Secret::new(r#"pa"ss\w0rd"#);
+        let echoed = r#"{"Password":"pa\"ss\\w0rd"}"#;
+        assert_eq!(s.scrub(echoed), r#"{"Password":"***"}"#);
     }
 
     #[test]

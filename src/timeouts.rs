@@ -43,6 +43,10 @@ pub const POWER_POLL: Duration = Duration::from_millis(1000);
 
 /// Most log entries read from one LogService (pages followed via `Members@odata.nextLink`).
 pub const SEL_MAX_ENTRIES: usize = 5000;
+/// A whole SEL read in a BMC look (each request has its own deadline; a log of thousands of
+/// entries fetched one by one must not hold the machine's round for hours). Past it the
+/// look says the SEL read failed and keeps the baseline.
+pub const SEL_READ: Duration = Duration::from_secs(120);
 
 /// Most pages followed when reading a paged collection, whatever their size.
 pub const MAX_PAGES: usize = 200;

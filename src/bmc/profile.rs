@@ -277,6 +277,11 @@ impl Profile {
         if self.power.poll_ms == 0 || self.power.timeout_s == 0 {
             return Err(invalid("power timeout_s and poll_ms must be > 0".into()));
         }
+        if self.power.timeout_s > 3600 || self.power.poll_ms > 60_000 {
+            return Err(invalid(
+                "power timeout_s is at most 3600 and poll_ms at most 60000".into(),
+            ));
+        }
         if let Some(path) = &self.redfish.sel_log_service {
             if !path.starts_with("{system}") && !path.starts_with("{manager}") {
                 return Err(invalid(format!(

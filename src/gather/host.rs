@@ -19,6 +19,11 @@ use crate::small_map::SmallMap;
 
 /// Per-command limit on the host (smartctl -x on a busy disk takes seconds).
 pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
+/// A whole hardware poll (scan, every drive, the NIC counters): a host listing many slow
+/// devices must not hold its machine's round and a service slot for hours.
+pub const POLL_LIMIT: Duration = Duration::from_secs(300);
+/// Drives read per poll; a scan listing more is cut (and says so in the log).
+pub const DRIVES_MAX: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatherError {
@@ -94,14 +99,22 @@ impl HostHardware for OverSsh {
         host: &str,
     ) -> Result<(Vec<Drive>, Vec<Sample>), GatherError> {
         let (t, ssh) = ssh_target(m, host)?;
-        let session = exec::Session::open(&t).await?;
-        let drives = smart_in(&session, m, ssh).await;
-        let nics = match &drives {
-            Ok(_) => nic_in(&session).await,
-            Err(_) => Ok(Vec::new()),
+        let poll = async {
+            let session = exec::Session::open(&t).await?;
+            let drives = smart_in(&session, m, ssh).await;
+            let nics = match &drives {
+                Ok(_) => nic_in(&session).await,
+                Err(_) => Ok(Vec::new()),
+            };
+            session.close().await;
+            Ok((drives?, nics?))
         };
-        session.close().await;
-        Ok((drives?, nics?))
+        tokio::time::timeout(POLL_LIMIT, poll).await.map_err(|_| {
+            GatherError::Ssh(SshError::Timeout {
+                host: t.host.clone(),
+                after: POLL_LIMIT,
+            })
+        })?
     }
 }
 
@@ -254,7 +267,10 @@ async fn smart_in(
     let scan: Scan =
         serde_json::from_slice(&scan.stdout).map_err(|e| output(&scan_cmd, e.to_string()))?;
     let mut drives = Vec::new();
-    for dev in scan.devices {
+    if scan.devices.len() > DRIVES_MAX {
+        tracing::warn!(machine = %m.name, devices = scan.devices.len(), read = DRIVES_MAX, "smartctl lists more devices than a poll reads");
+    }
+    for dev in scan.devices.into_iter().take(DRIVES_MAX) {
         let kind = dev
             .kind
             .as_deref()

@@ -139,7 +139,7 @@ fn sample(interface: &str, raw: BTreeMap<String, u64>) -> Sample {
             })
             .map(|(_, v)| *v)
             .collect();
-        (!per_queue.is_empty()).then(|| per_queue.iter().sum())
+        (!per_queue.is_empty()).then(|| per_queue.iter().fold(0u64, |a, b| a.saturating_add(*b)))
     };
     let get = |key: &str| {
         NAMES
@@ -196,8 +196,9 @@ fn loss_percent(c: &Counters, p: &Counters) -> Option<(f64, u64)> {
         _ => 0,
     };
     let received = delta(c.rx_packets, p.rx_packets);
-    let lost = delta(c.rx_dropped, p.rx_dropped) + delta(c.rx_missed_errors, p.rx_missed_errors);
-    let arrived = received + lost;
+    let lost = delta(c.rx_dropped, p.rx_dropped)
+        .saturating_add(delta(c.rx_missed_errors, p.rx_missed_errors));
+    let arrived = received.saturating_add(lost);
     (c.rx_packets.is_some() && arrived > 0).then(|| (lost as f64 * 100.0 / arrived as f64, lost))
 }
 

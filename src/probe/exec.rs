@@ -224,6 +224,13 @@ impl Session {
                     ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
                     _ => {}
                 }
+                if out.stdout.len() > OUTPUT_MAX || out.stderr.len() > OUTPUT_MAX {
+                    let _ = channel.close().await;
+                    return Err(ssh(format!(
+                        "the command's output passed {} MiB; stopped reading",
+                        OUTPUT_MAX >> 20
+                    )));
+                }
             }
             Ok(out)
         };
@@ -245,6 +252,10 @@ impl Session {
     }
 }
 
+/// The most output one command may send (each of stdout and stderr); the largest expected
+/// (`smartctl -x` of a big drive, a kubelet journal excerpt) is well under 1 MiB.
+const OUTPUT_MAX: usize = 16 << 20;
+
 /// A connection with no traffic for this long is dropped (the longest command has its own
 /// limit, and its output keeps the connection busy).
 const SESSION_IDLE: Duration = Duration::from_secs(300);
@@ -257,10 +268,14 @@ pub async fn exec(t: &SshTarget, command: &str, limit: Duration) -> Result<Outpu
     result
 }
 
-/// Ask the host to reboot. Sent when the command exits 0 or the channel drops without an exit
-/// status (systemd stops sshd under us); any other exit status is an error.
+/// Ask the host to reboot. Sent when the command exits 0 or the connection drops after the
+/// command was asked for without an exit status (systemd stops sshd under us); any other exit
+/// status is an error, and so is a connection that never opened (nothing was sent).
 pub async fn reboot(t: &SshTarget, command: &str) -> Result<bool, SshError> {
-    match exec(t, command, Duration::from_secs(30)).await {
+    let session = Session::open(t).await?;
+    let result = session.run(command, Duration::from_secs(30)).await;
+    session.close().await;
+    match result {
         Ok(Output {
             exit_status: None | Some(0),
             ..

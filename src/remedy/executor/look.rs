@@ -41,7 +41,16 @@ impl Executor {
         let c = self.connect(m).await?;
         let result = async {
             let power = c.bmc.power_state().await?;
-            let (findings, sel) = match c.bmc.sel(crate::timeouts::SEL_MAX_ENTRIES).await {
+            let read = tokio::time::timeout(
+                crate::timeouts::SEL_READ,
+                c.bmc.sel(crate::timeouts::SEL_MAX_ENTRIES),
+            );
+            let (findings, sel) = match read.await.unwrap_or_else(|_| {
+                Err(BmcError::Timeout {
+                    url: format!("{} (SEL read)", m.bmc),
+                    after: crate::timeouts::SEL_READ,
+                })
+            }) {
                 Ok(entries) => {
                     let findings = match seen {
                         Some(ids) => crate::health::sel::findings(&entries, ids),
