@@ -143,6 +143,7 @@ pub fn demo_config(
                     password_env: None,
                     password_file: Some(password_file.to_owned()),
                     password_secret: None,
+                    labelled_secret: false,
                 },
                 tls: TlsSettings::default(),
                 ssh: Some(crate::config::SshSettings {
@@ -167,6 +168,7 @@ pub fn demo_config(
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Config {
         profiles_dir: None,
+        inventory: Default::default(),
         service: ServiceSettings {
             probe_interval_ms: 500,
             hardware_interval_ms: 1000,

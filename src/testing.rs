@@ -341,6 +341,7 @@ impl NodeOps for FakeCluster {
     async fn secret_password(
         &self,
         reference: &str,
+        _: bool,
     ) -> Result<crate::secret::Secret, NodeOpsError> {
         if !reference.starts_with("oob-system/") {
             return Err(NodeOpsError::NotFound {

@@ -331,6 +331,7 @@ async fn the_code_makes_exactly_the_calls_in_the_table() {
     ops.annotate("node-1", "oob.dev/cordoned", Some("true"))
         .await
         .unwrap();
+    ops.cordon_as_oob("node-1", false).await.unwrap();
     oob::k8s::node_annotations(&client).await.unwrap();
     let cache = oob::k8s::cache::NodeCache::start(client.clone());
     assert!(
@@ -348,7 +349,7 @@ async fn the_code_makes_exactly_the_calls_in_the_table() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(cache);
-    oob::k8s::secret_password(&client, "oob-system/bmc-node-1")
+    oob::k8s::secret_password(&client, "oob-system/bmc-node-1", false)
         .await
         .unwrap();
     let lock = oob::k8s::lease::LeaseLock::new(

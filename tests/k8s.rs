@@ -216,17 +216,21 @@ async fn every_verb_sends_the_request_the_real_api_server_expects() {
     let (api, client) = start().await;
     let ops = ops(&client);
     ops.set_unschedulable("node-1", true).await.unwrap();
-    ops.set_condition(
-        "node-1",
-        Condition {
-            type_: "OobRemediation".into(),
-            status: "True".into(),
-            reason: "HardReboot".into(),
-            message: "m".into(),
-        },
-    )
-    .await
-    .unwrap();
+    let condition = |status: &str, reason: &str| Condition {
+        type_: "OobRemediation".into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: "m".into(),
+    };
+    ops.set_condition("node-1", condition("True", "HardReboot"))
+        .await
+        .unwrap();
+    // The same status again (another reason): the transition time stays.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    ops.set_condition("node-1", condition("True", "Fenced"))
+        .await
+        .unwrap();
+    ops.cordon_as_oob("node-1", true).await.unwrap();
     ops.publish(
         "node-1",
         NodeEvent {
@@ -252,10 +256,24 @@ async fn every_verb_sends_the_request_the_real_api_server_expects() {
             "/api/v1/nodes/node-1",
             Some("application/merge-patch+json"),
         ),
+        // The condition: the Node read first (its transition time), then the patch; twice.
+        ("GET", "/api/v1/nodes/node-1", None),
         (
             "PATCH",
             "/api/v1/nodes/node-1/status",
             Some("application/strategic-merge-patch+json"),
+        ),
+        ("GET", "/api/v1/nodes/node-1", None),
+        (
+            "PATCH",
+            "/api/v1/nodes/node-1/status",
+            Some("application/strategic-merge-patch+json"),
+        ),
+        // oob's cordon: one merge patch, schedulability and mark together.
+        (
+            "PATCH",
+            "/api/v1/nodes/node-1",
+            Some("application/merge-patch+json"),
         ),
         ("GET", "/api/v1/nodes/node-1", None),
         (
@@ -277,13 +295,19 @@ async fn every_verb_sends_the_request_the_real_api_server_expects() {
     }
     let bodies: Vec<Value> = api.api.requests().into_iter().map(|r| r.body).collect();
     assert_eq!(bodies[0], json!({"spec": {"unschedulable": true}}));
+    let first = &bodies[2]["status"]["conditions"][0];
+    let second = &bodies[4]["status"]["conditions"][0];
+    assert_eq!(first["type"], "OobRemediation");
+    assert_eq!(second["reason"], "Fenced");
+    assert_eq!(first["lastTransitionTime"], second["lastTransitionTime"]);
+    assert_ne!(first["lastHeartbeatTime"], second["lastHeartbeatTime"]);
     assert_eq!(
-        bodies[1]["status"]["conditions"][0]["type"],
-        "OobRemediation"
+        bodies[5],
+        json!({"metadata": {"annotations": {"oob.dev/cordoned": "true"}}, "spec": {"unschedulable": true}})
     );
-    assert_eq!(bodies[3]["regarding"]["name"], "node-1");
-    assert_eq!(bodies[3]["reportingController"], "oob.dev/remediation");
-    assert_eq!(bodies[4], json!({"metadata": {"annotations": {"a": "b"}}}));
+    assert_eq!(bodies[7]["regarding"]["name"], "node-1");
+    assert_eq!(bodies[7]["reportingController"], "oob.dev/remediation");
+    assert_eq!(bodies[8], json!({"metadata": {"annotations": {"a": "b"}}}));
 }
 
 fn fast(

@@ -709,37 +709,48 @@ async fn nodes_join_the_inventory_by_annotation_with_a_secret_credential() {
     let host = fleet.desc["hosts"][1].clone();
     let http = reqwest::Client::new();
     let password = base64::engine::general_purpose::STANDARD.encode(sim::PASSWORD);
-    let created = http
-        .post(format!("{api}/api/v1/namespaces/oob-system/secrets"))
-        .json(&serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "bmc-node-2", "namespace": "oob-system"},
-            "data": {"password": password},
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success(), "{}", created.status());
-    let annotations = serde_json::json!({"metadata": {"annotations": {
-        "oob.dev/bmc": host["bmc"],
-        "oob.dev/bmc-credentials": "admin:secret:oob-system/bmc-node-2",
-        "oob.dev/serial": host["serial"],
-        "oob.dev/location": "fra1/hall-2/r07/U33",
-    }}});
-    let patched = http
-        .patch(format!("{api}/api/v1/nodes/node-2"))
-        .header("content-type", "application/merge-patch+json")
-        .body(annotations.to_string())
-        .send()
+    for (name, labels) in [
+        (
+            "bmc-node-2",
+            serde_json::json!({"oob.dev/bmc-credentials": "true"}),
+        ),
+        ("unlabelled", serde_json::json!({})),
+    ] {
+        let created = http
+            .post(format!("{api}/api/v1/namespaces/oob-system/secrets"))
+            .json(&serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": name, "namespace": "oob-system", "labels": labels},
+                "data": {"password": password},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(created.status().is_success(), "{}", created.status());
+    }
+    let annotate = |node: &str, secret: &str, host: &serde_json::Value| {
+        let body = serde_json::json!({"metadata": {"annotations": {
+            "oob.dev/bmc": host["bmc"],
+            "oob.dev/bmc-credentials": format!("admin:secret:{secret}"),
+            "oob.dev/serial": host["serial"],
+            "oob.dev/location": "fra1/hall-2/r07/U33",
+        }}});
+        http.patch(format!("{api}/api/v1/nodes/{node}"))
+            .header("content-type", "application/merge-patch+json")
+            .body(body.to_string())
+            .send()
+    };
+    let patched = annotate("node-2", "oob-system/bmc-node-2", &host)
         .await
         .unwrap();
     assert!(patched.status().is_success());
-    // A config without machines: the inventory comes from the cluster.
+    // A config without machines: the inventory comes from the cluster, BMCs on loopback.
     let config = dir.path().join("oob.toml");
     std::fs::write(
         &config,
         format!(
-            "[service]\nliveness = \"ssh-port\"\njournal = \"{}/journal.sqlite\"\n",
+            "[service]\nliveness = \"ssh-port\"\njournal = \"{}/journal.sqlite\"\n\
+             [inventory]\nbmc_networks = [\"127.0.0.0/8\"]\n",
             dir.path().display()
         ),
     )
@@ -759,6 +770,15 @@ async fn nodes_join_the_inventory_by_annotation_with_a_secret_credential() {
     assert_eq!(cycle.code, 0, "{}", cycle.all());
     assert_eq!(resets(&fleet.desc, "node-2").await, ["ForceOff", "On"]);
     assert!(!cycle.all().contains(sim::PASSWORD));
+
+    // A Secret without the label cannot be named by an annotation: nothing sent to the BMC.
+    let other = fleet.desc["hosts"][0].clone();
+    let patched = annotate("node-1", "unlabelled", &other).await.unwrap();
+    assert!(patched.status().is_success());
+    let cycle = oob(&["--config", cfg, "-o", "json", "cycle", "node-1"], &env).await;
+    assert_ne!(cycle.code, 0, "{}", cycle.all());
+    assert!(cycle.all().contains("not labelled"), "{}", cycle.all());
+    assert!(resets(&fleet.desc, "node-1").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

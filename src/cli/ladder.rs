@@ -169,9 +169,10 @@ pub fn config_check(ctx: &Context, args: ConfigArgs) -> anyhow::Result<Status> {
             }
         }
     }
-    // The config holds references (variable names, file paths), never values: printing it
-    // shows nothing secret.
-    let effective = serde_json::to_value(config)?;
+    // The config holds references (variable names, file paths), not values; webhook URLs
+    // and header values may be credentials and are cut.
+    let shown = config.redacted();
+    let effective = serde_json::to_value(&shown)?;
     let value = json!({"path": config.path, "valid": problems.is_empty(), "problems": problems, "effective": effective});
     let mut rows = vec![vec![format!(
         "{}: {} machines, {}",
@@ -185,7 +186,7 @@ pub fn config_check(ctx: &Context, args: ConfigArgs) -> anyhow::Result<Status> {
     )]];
     rows.extend(problems.iter().map(|p| vec![format!("  {p}")]));
     if matches!(ctx.format, Format::Table) {
-        let toml = toml::to_string_pretty(config)?;
+        let toml = toml::to_string_pretty(&shown)?;
         rows.push(vec![format!("\n# effective configuration\n{toml}")]);
     }
     emit(ctx.format, &value, &rows)?;

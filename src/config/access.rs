@@ -63,6 +63,9 @@ pub struct CredentialRef {
     /// is used, never stored).
     #[serde(default)]
     pub password_secret: Option<String>,
+    /// The Secret was named by a Node annotation: it must carry [`super::CREDENTIAL_LABEL`].
+    #[serde(skip)]
+    pub labelled_secret: bool,
 }
 
 /// TLS stance for a Redfish BMC.

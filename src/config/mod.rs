@@ -12,8 +12,8 @@ mod service;
 
 pub use access::{read_password, CredentialRef, SshSettings, TlsSettings};
 pub use report::{
-    MailRoute, ReportSettings, SecretSource, SinkSettings, SmtpSettings, SmtpTls, WebhookFormat,
-    WebhookSettings,
+    shown_url, MailRoute, ReportSettings, SecretSource, SinkSettings, SmtpSettings, SmtpTls,
+    WebhookFormat, WebhookSettings,
 };
 pub use service::{Liveness, PolicySettings, ReplacementSettings, ServiceSettings};
 
@@ -52,6 +52,9 @@ pub struct Config {
     /// Report delivery: `[[report.sinks]]` (webhooks, mail) and the outbox's retries.
     #[serde(default)]
     pub report: ReportSettings,
+    /// Which Nodes may describe their own BMC (annotations).
+    #[serde(default)]
+    pub inventory: InventorySettings,
     #[serde(default)]
     pub machines: Vec<Machine>,
     /// Where the file was read from, for messages.
@@ -228,6 +231,18 @@ impl Config {
         Ok(())
     }
 
+    /// A copy fit to print (`oob config check`): webhook URLs cut to their host, header
+    /// values hidden. The rest holds references (variable names, files, Secrets), not values.
+    pub fn redacted(&self) -> Self {
+        let mut c = self.clone();
+        for sink in &mut c.report.sinks {
+            if let SinkSettings::Webhook(w) = sink {
+                *w = w.redacted();
+            }
+        }
+        c
+    }
+
     pub fn machine(&self, name: &str) -> Result<&Machine, ConfigError> {
         self.machines
             .iter()
@@ -245,10 +260,36 @@ impl Config {
     }
 }
 
+/// `[inventory]`: machines from Node annotations. Whoever may annotate a Node (a kubelet may
+/// annotate its own) chooses where oob sends a BMC password: so an annotation may only point
+/// at an IP address inside `bmc_networks` (none until listed), and name only a Secret in
+/// oob's namespace that is labelled `oob.dev/bmc-credentials: "true"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InventorySettings {
+    /// Read `oob.dev/bmc` annotations at all.
+    pub from_node_annotations: bool,
+    /// The networks BMCs named by annotations must be in, e.g. `["10.1.0.0/16"]`.
+    pub bmc_networks: Vec<ipnet::IpNet>,
+}
+
+impl Default for InventorySettings {
+    fn default() -> Self {
+        Self {
+            from_node_annotations: true,
+            bmc_networks: Vec::new(),
+        }
+    }
+}
+
+/// The label a Secret must carry to be named by a Node annotation.
+pub const CREDENTIAL_LABEL: (&str, &str) = ("oob.dev/bmc-credentials", "true");
+
 /// Annotations that make a Node part of the inventory without a config entry.
 pub mod annotations {
     pub const BMC: &str = "oob.dev/bmc";
-    /// `user:env:VAR`, `user:file:/path` or `user:secret:namespace/name`.
+    /// `user:secret:name` or `user:secret:namespace/name` (oob's namespace only; the Secret
+    /// labelled `oob.dev/bmc-credentials: "true"`).
     pub const CREDENTIALS: &str = "oob.dev/bmc-credentials";
     pub const PROFILE: &str = "oob.dev/bmc-profile";
     pub const SERIAL: &str = "oob.dev/serial";
@@ -258,13 +299,35 @@ pub mod annotations {
 
 impl Machine {
     /// A machine described by a Node's annotations; `None` when it has no `oob.dev/bmc`.
+    /// `namespace` is oob's own (the only one an annotation may name a Secret in).
     pub fn from_annotations(
         node: &str,
         a: &std::collections::BTreeMap<String, String>,
+        inventory: &InventorySettings,
+        namespace: &str,
     ) -> Option<Result<Self, String>> {
         let bmc = a.get(annotations::BMC)?;
         Some((|| {
             let bmc = crate::bmc::Endpoint::parse(bmc).map_err(|e| e.to_string())?;
+            let host = bmc.host.trim_start_matches('[').trim_end_matches(']');
+            let address: std::net::IpAddr = host.parse().map_err(|_| {
+                format!(
+                    "{} names the host {host:?}: an annotation must give the BMC's IP address",
+                    annotations::BMC
+                )
+            })?;
+            if inventory.bmc_networks.is_empty() {
+                return Err(format!(
+                    "{} is refused until [inventory] bmc_networks lists the BMC networks",
+                    annotations::BMC
+                ));
+            }
+            if !inventory.bmc_networks.iter().any(|n| n.contains(&address)) {
+                return Err(format!(
+                    "{} {address} is outside [inventory] bmc_networks",
+                    annotations::BMC
+                ));
+            }
             let creds = a
                 .get(annotations::CREDENTIALS)
                 .ok_or_else(|| format!("{} is missing", annotations::CREDENTIALS))?;
@@ -273,27 +336,35 @@ impl Machine {
                 (Some(u), Some(k), Some(v)) if !u.is_empty() && !v.is_empty() => (u, k, v),
                 _ => {
                     return Err(format!(
-                        "{} {creds:?} is not user:env|file|secret:value",
+                        "{} {creds:?} is not user:secret:name",
                         annotations::CREDENTIALS
                     ))
                 }
             };
-            let mut credentials = CredentialRef {
+            if kind != "secret" {
+                return Err(format!(
+                    "{}: credential source {kind:?} refused: an annotation may only name a \
+                     Secret (env and file sources belong in the config file)",
+                    annotations::CREDENTIALS
+                ));
+            }
+            let reference = match value.split_once('/') {
+                None => format!("{namespace}/{value}"),
+                Some((ns, _)) if ns == namespace => value.to_owned(),
+                Some((ns, _)) => {
+                    return Err(format!(
+                        "{}: the Secret must be in oob's namespace {namespace:?}, not {ns:?}",
+                        annotations::CREDENTIALS
+                    ))
+                }
+            };
+            let credentials = CredentialRef {
                 user: user.to_owned(),
                 password_env: None,
                 password_file: None,
-                password_secret: None,
+                password_secret: Some(reference),
+                labelled_secret: true,
             };
-            match kind {
-                "env" => credentials.password_env = Some(value.to_owned()),
-                "file" => credentials.password_file = Some(PathBuf::from(value)),
-                "secret" => credentials.password_secret = Some(value.to_owned()),
-                other => {
-                    return Err(format!(
-                        "unknown credential source {other:?} (env, file, secret)"
-                    ))
-                }
-            }
             credentials.check()?;
             let loc: Vec<Option<String>> = a
                 .get(annotations::LOCATION)
@@ -332,11 +403,14 @@ impl Config {
         nodes: &[(String, std::collections::BTreeMap<String, String>)],
     ) -> Vec<String> {
         let mut problems = Vec::new();
+        if !self.inventory.from_node_annotations {
+            return problems;
+        }
         for (name, a) in nodes {
             if self.machines.iter().any(|m| &m.name == name) {
                 continue;
             }
-            match Machine::from_annotations(name, a) {
+            match Machine::from_annotations(name, a, &self.inventory, &self.service.namespace) {
                 None => {}
                 Some(Ok(m)) => self.machines.push(m),
                 Some(Err(e)) => problems.push(format!("node {name}: {e}")),

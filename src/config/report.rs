@@ -76,8 +76,10 @@ pub enum WebhookFormat {
     Alertmanager,
 }
 
-/// A webhook: POST, TLS verified (system roots or `ca_cert`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A webhook: POST, TLS verified (system roots or `ca_cert`). The URL's path and query and
+/// the headers' values may be credentials (chat webhooks, API keys): `Debug` and
+/// [`WebhookSettings::redacted`] hide them.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     pub name: String,
@@ -92,6 +94,48 @@ pub struct WebhookSettings {
     pub token: Option<SecretSource>,
     #[serde(default)]
     pub ca_cert: Option<PathBuf>,
+}
+
+impl WebhookSettings {
+    /// A copy fit to print: the URL cut to scheme, host and port, header values hidden.
+    pub fn redacted(&self) -> Self {
+        Self {
+            url: shown_url(&self.url),
+            headers: self
+                .headers
+                .keys()
+                .map(|k| (k.clone(), "(hidden)".to_owned()))
+                .collect(),
+            ..self.clone()
+        }
+    }
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.redacted();
+        f.debug_struct("WebhookSettings")
+            .field("name", &r.name)
+            .field("url", &r.url)
+            .field("format", &r.format)
+            .field("headers", &r.headers)
+            .field("token", &r.token)
+            .field("ca_cert", &r.ca_cert)
+            .finish()
+    }
+}
+
+/// A webhook URL as messages show it: scheme, host and port (the path may be a secret).
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}{}/…",
+            u.scheme(),
+            u.host_str().unwrap_or_default(),
+            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ),
+        Err(_) => "(webhook url)".to_owned(),
+    }
 }
 
 /// How the SMTP connection is protected.

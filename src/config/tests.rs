@@ -44,21 +44,20 @@ fn a_missing_env_password_names_the_variable_not_a_value() {
     assert!(err.contains("OOB_TEST_PW_UNSET_1"), "{err}");
 }
 
+fn ann(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 #[test]
 fn nodes_join_the_inventory_by_annotation_and_the_file_wins() {
     let mut c = Config::parse("t.toml", SAMPLE).unwrap();
-    let ann = |pairs: &[(&str, &str)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
+    c.inventory.bmc_networks = vec!["10.0.0.0/24".parse().unwrap()];
     let good = ann(&[
         (annotations::BMC, "redfish://10.0.0.9/redfish/v1/Systems/1"),
-        (
-            annotations::CREDENTIALS,
-            "admin:secret:oob-system/bmc-node-9",
-        ),
+        (annotations::CREDENTIALS, "admin:secret:bmc-node-9"),
         (annotations::SERIAL, "SN9"),
         (annotations::LOCATION, "fra1//r12/U7"),
     ]);
@@ -69,7 +68,7 @@ fn nodes_join_the_inventory_by_annotation_and_the_file_wins() {
         (
             "bad".to_owned(),
             ann(&[
-                (annotations::BMC, "redfish://h"),
+                (annotations::BMC, "redfish://10.0.0.8"),
                 (annotations::CREDENTIALS, "admin:vault:x"),
             ]),
         ),
@@ -87,12 +86,63 @@ fn nodes_join_the_inventory_by_annotation_and_the_file_wins() {
         m.credentials.password_secret.as_deref(),
         Some("oob-system/bmc-node-9")
     );
+    assert!(m.credentials.labelled_secret);
     assert_eq!(m.location.rack.as_deref(), Some("r12"));
     assert_eq!(m.location.room, None);
     assert_eq!(
         c.machine("node-1").unwrap().bmc.to_string(),
         "redfish+http://127.0.0.1:8000/redfish/v1/Systems/1"
     );
+}
+
+/// Whoever may annotate a Node must not be able to make oob send a password elsewhere, or
+/// read a file, a variable or another namespace's Secret.
+#[test]
+fn an_annotation_cannot_send_a_password_outside_the_bmc_networks() {
+    let mut c = Config::parse("t.toml", SAMPLE).unwrap();
+    let with =
+        |bmc: &str, creds: &str| ann(&[(annotations::BMC, bmc), (annotations::CREDENTIALS, creds)]);
+    let ok = "root:secret:oob-system/bmc";
+    let refused = |c: &mut Config, node: &str, a: std::collections::BTreeMap<_, _>| {
+        let problems = c.add_annotated(&[(node.to_owned(), a)]);
+        assert_eq!(problems.len(), 1, "{node}: {problems:?}");
+        assert!(c.machine(node).is_err(), "{node} joined");
+        problems[0].clone()
+    };
+    // No networks listed yet: nothing from annotations.
+    let p = refused(&mut c, "n1", with("redfish://10.1.0.5", ok));
+    assert!(p.contains("bmc_networks"), "{p}");
+    c.inventory.bmc_networks = vec!["10.1.0.0/16".parse().unwrap(), "fd00::/8".parse().unwrap()];
+    let p = refused(&mut c, "n2", with("redfish://192.0.2.1", ok));
+    assert!(p.contains("outside"), "{p}");
+    let p = refused(&mut c, "n3", with("redfish://bmc.example.net", ok));
+    assert!(p.contains("IP address"), "{p}");
+    for creds in [
+        "root:file:/var/run/secrets/kubernetes.io/serviceaccount/token",
+        "root:env:SMTP_PASSWORD",
+    ] {
+        let p = refused(&mut c, "n4", with("redfish://10.1.0.5", creds));
+        assert!(p.contains("only name a Secret"), "{p}");
+    }
+    let p = refused(
+        &mut c,
+        "n5",
+        with("redfish://10.1.0.5", "root:secret:kube-system/x"),
+    );
+    assert!(p.contains("oob's namespace"), "{p}");
+    // Inside: accepted, IPv6 too.
+    assert!(c
+        .add_annotated(&[("n6".into(), with("ipmi://[fd00::5]", ok))])
+        .is_empty());
+    assert!(c
+        .add_annotated(&[("n7".into(), with("redfish://10.1.2.3", ok))])
+        .is_empty());
+    // Switched off: annotations are not read at all.
+    c.inventory.from_node_annotations = false;
+    assert!(c
+        .add_annotated(&[("n8".into(), with("redfish://10.1.2.4", ok))])
+        .is_empty());
+    assert!(c.machine("n8").is_err());
 }
 
 #[test]
@@ -272,4 +322,33 @@ fn unsafe_or_malformed_sinks_are_refused_with_the_reason() {
         .replace("https://alerts.example.net", "http://127.0.0.1:9093")
         .replace("token = { file = \"/run/secrets/hook-token\" }\n", "");
     Config::parse("t", &local).unwrap();
+}
+
+/// `oob config check` prints the effective configuration: a chat webhook's URL path and a
+/// header's value may be the credential, so neither is printed (nor in `Debug`).
+#[test]
+fn the_printable_config_hides_webhook_paths_and_header_values() {
+    let text = SINKS
+        .replace(
+            "https://alerts.example.net/api/v2/alerts",
+            "https://hooks.example.net/services/T0/B1/s3cr3tpath?sig=s3cr3tquery",
+        )
+        .replace("X-Team = \"dc-ops\"", "X-Api-Key = \"s3cr3tkey\"");
+    let c = Config::parse("t", &text).unwrap();
+    let shown = c.redacted();
+    let printed = [
+        serde_json::to_string(&shown).unwrap(),
+        toml::to_string_pretty(&shown).unwrap(),
+        format!("{c:?}"),
+    ];
+    for p in &printed {
+        assert!(!p.contains("s3cr3t"), "{p}");
+        assert!(p.contains("hooks.example.net"), "{p}");
+        assert!(p.contains("X-Api-Key"), "{p}");
+    }
+    // The real config keeps them.
+    let SinkSettings::Webhook(w) = &c.report.sinks[0] else {
+        panic!("webhook first")
+    };
+    assert!(w.url.ends_with("sig=s3cr3tquery"));
 }

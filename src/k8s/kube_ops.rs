@@ -201,6 +201,20 @@ impl NodeOps for KubeNodeOps {
         Ok(())
     }
 
+    async fn cordon_as_oob(&self, node: &str, on: bool) -> Result<(), NodeOpsError> {
+        self.merge(
+            node,
+            "cordon",
+            json!({
+                "metadata": { "annotations": { super::CORDONED_ANNOTATION: on.then_some("true") } },
+                "spec": { "unschedulable": on },
+            }),
+        )
+        .await?;
+        info!(node, unschedulable = on, "node schedulability set by oob");
+        Ok(())
+    }
+
     async fn set_taint(
         &self,
         node: &str,
@@ -220,7 +234,11 @@ impl NodeOps for KubeNodeOps {
                 .map(|t| serde_json::to_value(t).unwrap_or_default())
                 .collect();
             if let Some(t) = &taint {
-                let mut v = json!({ "key": t.key, "effect": t.effect, "timeAdded": Time(Timestamp::now()) });
+                let mut v = json!({ "key": t.key, "effect": t.effect });
+                // "Only written for NoExecute taints" (the Taint API).
+                if t.effect == "NoExecute" {
+                    v["timeAdded"] = json!(Time(Timestamp::now()));
+                }
                 if let Some(value) = &t.value {
                     v["value"] = json!(value);
                 }
@@ -250,10 +268,20 @@ impl NodeOps for KubeNodeOps {
 
     async fn set_condition(&self, node: &str, c: Condition) -> Result<(), NodeOpsError> {
         let now = Time(Timestamp::now());
+        // lastTransitionTime says when the status last changed: kept while it does not.
+        let since = self
+            .node(node)
+            .await
+            .ok()
+            .and_then(|n| n.status?.conditions)
+            .and_then(|cs| cs.into_iter().find(|x| x.type_ == c.type_))
+            .filter(|x| x.status == c.status)
+            .and_then(|x| x.last_transition_time)
+            .unwrap_or_else(|| now.clone());
         // Strategic merge: NodeStatus.conditions merges by `type`, so only ours changes.
         let patch = json!({ "status": { "conditions": [{
             "type": c.type_, "status": c.status, "reason": c.reason, "message": c.message,
-            "lastHeartbeatTime": now, "lastTransitionTime": now,
+            "lastHeartbeatTime": now, "lastTransitionTime": since,
         }]}});
         self.nodes
             .patch_status(node, &PatchParams::default(), &Patch::Strategic(&patch))
@@ -264,7 +292,14 @@ impl NodeOps for KubeNodeOps {
     }
 
     async fn publish(&self, node: &str, e: NodeEvent) -> Result<(), NodeOpsError> {
-        let uid = self.node(node).await.ok().and_then(|n| n.metadata.uid);
+        // Without the Node's uid, the node name (what the kubelet puts there): `kubectl
+        // describe node` finds events by either.
+        let uid = self
+            .node(node)
+            .await
+            .ok()
+            .and_then(|n| n.metadata.uid)
+            .or_else(|| Some(node.to_owned()));
         let event = Event {
             metadata: ObjectMeta {
                 generate_name: Some(event_name_prefix(node)),
@@ -386,8 +421,9 @@ impl NodeOps for KubeNodeOps {
     async fn secret_password(
         &self,
         reference: &str,
+        labelled: bool,
     ) -> Result<crate::secret::Secret, NodeOpsError> {
-        super::secret_password(&self.client, reference).await
+        super::secret_password(&self.client, reference, labelled).await
     }
 }
 

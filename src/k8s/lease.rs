@@ -216,99 +216,114 @@ pub async fn medik8s_acquire(
         }]
     });
     let seconds = i32::try_from(ttl.as_secs().max(1)).unwrap_or(i32::MAX);
-    let found = match api.get_opt(&name).await {
-        Ok(found) => found,
-        // Without the optional RBAC (deploy/optional/medik8s) oob cannot see the medik8s
-        // leases: said, and oob's own lock still holds among oob's actors.
-        Err(kube::Error::Api(s)) if s.code == 403 => {
-            tracing::warn!(
+    // Twice at most: the lease is owned by the Node, so the garbage collector deletes it when
+    // the Node goes (a replacement deletes it) — between our read and our write too (404).
+    for _ in 0..2 {
+        let found = match api.get_opt(&name).await {
+            Ok(found) => found,
+            // Without the optional RBAC (deploy/optional/medik8s) oob cannot see the medik8s
+            // leases: said, and oob's own lock still holds among oob's actors.
+            Err(kube::Error::Api(s)) if s.code == 403 => {
+                tracing::warn!(
                 node,
                 "not allowed to read medik8s leases (deploy/optional/medik8s); acting without them"
             );
+                return Ok(());
+            }
+            Err(e) => return Err(err(e)),
+        };
+        let Some(mut lease) = found else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    owner_references: owner.clone(),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(MEDIK8S_HOLDER.into()),
+                    lease_duration_seconds: Some(seconds),
+                    acquire_time: Some(MicroTime(now)),
+                    renew_time: Some(MicroTime(now)),
+                    lease_transitions: Some(0),
+                    ..LeaseSpec::default()
+                }),
+            };
+            return match api.create(&PostParams::default(), &lease).await {
+                Ok(_) => Ok(()),
+                // The namespace does not exist: no medik8s operator here.
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    debug!(node, "no medik8s-leases namespace; no medik8s lease taken");
+                    Ok(())
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 => Err(NodeOpsError::Held {
+                    lease: format!("{MEDIK8S_NAMESPACE}/{name}"),
+                    holder: "another actor (created at the same moment)".into(),
+                }),
+                Err(e) => Err(err(e)),
+            };
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let ours = spec.holder_identity.as_deref() == Some(MEDIK8S_HOLDER);
+        // Node Healthcheck takes the node's lease when it creates a remediation; when that
+        // remediation is oob's (an OobRemediation it made), it holds the node for oob.
+        let nhc = spec
+            .holder_identity
+            .as_deref()
+            .is_some_and(|h| h.starts_with("NodeHealthCheck") || h == "NHC");
+        if nhc && nhc_asked && medik8s_valid(&spec, now) {
+            debug!(node, holder = ?spec.holder_identity, "the medik8s lease is Node Healthcheck's, held for oob");
             return Ok(());
         }
-        Err(e) => return Err(err(e)),
-    };
-    let Some(mut lease) = found else {
-        let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                owner_references: owner,
-                ..ObjectMeta::default()
+        if !ours && medik8s_valid(&spec, now) {
+            return Err(NodeOpsError::Held {
+                lease: format!("{MEDIK8S_NAMESPACE}/{name}"),
+                holder: spec.holder_identity.unwrap_or_default(),
+            });
+        }
+        let transitions = spec
+            .lease_transitions
+            .unwrap_or(0)
+            .saturating_add(i32::from(!ours));
+        // The Node as it is now: none while a replacement has deleted it (a stale owner would
+        // let the garbage collector delete the lease under us), the new uid after it rejoined.
+        lease.metadata.owner_references = owner.clone();
+        lease.spec = Some(LeaseSpec {
+            holder_identity: Some(MEDIK8S_HOLDER.into()),
+            lease_duration_seconds: Some(seconds),
+            acquire_time: if ours {
+                spec.acquire_time.or(Some(MicroTime(now)))
+            } else {
+                Some(MicroTime(now))
             },
-            spec: Some(LeaseSpec {
-                holder_identity: Some(MEDIK8S_HOLDER.into()),
-                lease_duration_seconds: Some(seconds),
-                acquire_time: Some(MicroTime(now)),
-                renew_time: Some(MicroTime(now)),
-                lease_transitions: Some(0),
-                ..LeaseSpec::default()
-            }),
-        };
-        return match api.create(&PostParams::default(), &lease).await {
-            Ok(_) => Ok(()),
-            // The namespace does not exist: no medik8s operator here.
-            Err(kube::Error::Api(s)) if s.code == 404 => {
-                debug!(node, "no medik8s-leases namespace; no medik8s lease taken");
+            renew_time: Some(MicroTime(now)),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        });
+        return match api.replace(&name, &PostParams::default(), &lease).await {
+            Ok(_) => {
+                if !ours {
+                    info!(node, previous = ?spec.holder_identity, "expired medik8s lease taken over");
+                }
                 Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                debug!(
+                    node,
+                    "the medik8s lease went between read and write; taking it again"
+                );
+                continue;
             }
             Err(kube::Error::Api(s)) if s.code == 409 => Err(NodeOpsError::Held {
                 lease: format!("{MEDIK8S_NAMESPACE}/{name}"),
-                holder: "another actor (created at the same moment)".into(),
+                holder: "another actor (changed at the same moment)".into(),
             }),
             Err(e) => Err(err(e)),
         };
-    };
-    let spec = lease.spec.clone().unwrap_or_default();
-    let ours = spec.holder_identity.as_deref() == Some(MEDIK8S_HOLDER);
-    // Node Healthcheck takes the node's lease when it creates a remediation; when that
-    // remediation is oob's (an OobRemediation it made), it holds the node for oob.
-    let nhc = spec
-        .holder_identity
-        .as_deref()
-        .is_some_and(|h| h.starts_with("NodeHealthCheck") || h == "NHC");
-    if nhc && nhc_asked && medik8s_valid(&spec, now) {
-        debug!(node, holder = ?spec.holder_identity, "the medik8s lease is Node Healthcheck's, held for oob");
-        return Ok(());
     }
-    if !ours && medik8s_valid(&spec, now) {
-        return Err(NodeOpsError::Held {
-            lease: format!("{MEDIK8S_NAMESPACE}/{name}"),
-            holder: spec.holder_identity.unwrap_or_default(),
-        });
-    }
-    let transitions = spec
-        .lease_transitions
-        .unwrap_or(0)
-        .saturating_add(i32::from(!ours));
-    if owner.is_some() {
-        lease.metadata.owner_references = owner;
-    }
-    lease.spec = Some(LeaseSpec {
-        holder_identity: Some(MEDIK8S_HOLDER.into()),
-        lease_duration_seconds: Some(seconds),
-        acquire_time: if ours {
-            spec.acquire_time.or(Some(MicroTime(now)))
-        } else {
-            Some(MicroTime(now))
-        },
-        renew_time: Some(MicroTime(now)),
-        lease_transitions: Some(transitions),
-        ..LeaseSpec::default()
-    });
-    match api.replace(&name, &PostParams::default(), &lease).await {
-        Ok(_) => {
-            if !ours {
-                info!(node, previous = ?spec.holder_identity, "expired medik8s lease taken over");
-            }
-            Ok(())
-        }
-        Err(kube::Error::Api(s)) if s.code == 409 => Err(NodeOpsError::Held {
-            lease: format!("{MEDIK8S_NAMESPACE}/{name}"),
-            holder: "another actor (changed at the same moment)".into(),
-        }),
-        Err(e) => Err(err(e)),
-    }
+    Err(NodeOpsError::Held {
+        lease: format!("{MEDIK8S_NAMESPACE}/{name}"),
+        holder: "nobody: it was deleted twice while being taken".into(),
+    })
 }
 
 /// Give `node`'s medik8s lease up (deleted, as the operators invalidate theirs) when oob

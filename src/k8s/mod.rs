@@ -54,6 +54,9 @@ fn the_client_never_waits_unbounded_or_retries_on_its_own() {
 
 /// The taint that lets pods with volumes move off a node verified powered off.
 pub const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
+/// Written before oob puts the out-of-service taint on: recovery takes away only a taint oob
+/// put there (Fence Agents Remediation or a person may have put theirs).
+pub const OUT_OF_SERVICE_ANNOTATION: &str = "oob.dev/out-of-service";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeOpsError {
@@ -188,12 +191,24 @@ pub struct NodeEvent {
     pub note: String,
 }
 
+/// Set when `oob` cordoned the node, so that recovery uncordons only what `oob` cordoned
+/// (and only while the node is still unschedulable: a mark without the cordon is stale).
+pub const CORDONED_ANNOTATION: &str = "oob.dev/cordoned";
+
 /// The seam over Kubernetes, documented as existing for fakes: five to seven verbs.
 #[async_trait]
 pub trait NodeOps: Send + Sync {
     async fn get(&self, node: &str) -> Result<NodeInfo, NodeOpsError>;
     /// Cordon (`true`) or uncordon. Idempotent.
     async fn set_unschedulable(&self, node: &str, unschedulable: bool) -> Result<(), NodeOpsError>;
+    /// Cordon or uncordon as oob: `spec.unschedulable` and oob's mark
+    /// ([`CORDONED_ANNOTATION`]) together. The API client does it in one write, so no reader
+    /// (or crash) ever sees one without the other; fakes may do two.
+    async fn cordon_as_oob(&self, node: &str, on: bool) -> Result<(), NodeOpsError> {
+        self.set_unschedulable(node, on).await?;
+        self.annotate(node, CORDONED_ANNOTATION, on.then_some("true"))
+            .await
+    }
     /// Add (`Some`) or remove (`None`) the taint with this key and effect. Idempotent.
     async fn set_taint(
         &self,
@@ -232,9 +247,13 @@ pub trait NodeOps: Send + Sync {
         node: &str,
         options: &drain::DrainOptions,
     ) -> Result<Option<drain::DrainReport>, NodeOpsError>;
-    /// The `password` of the Secret `namespace/name` (a BMC credential by reference).
-    async fn secret_password(&self, reference: &str)
-        -> Result<crate::secret::Secret, NodeOpsError>;
+    /// The `password` of the Secret `namespace/name` (a BMC credential by reference);
+    /// `labelled`: only from a Secret labelled [`crate::config::CREDENTIAL_LABEL`].
+    async fn secret_password(
+        &self,
+        reference: &str,
+        labelled: bool,
+    ) -> Result<crate::secret::Secret, NodeOpsError>;
 }
 
 /// [`NodeOps`] without a cluster (a CLI on a laptop with only the BMC): reads say the node is
@@ -293,6 +312,7 @@ impl NodeOps for Offline {
     async fn secret_password(
         &self,
         reference: &str,
+        _: bool,
     ) -> Result<crate::secret::Secret, NodeOpsError> {
         Err(NodeOpsError::Transport {
             detail: format!("no Kubernetes access to read the Secret {reference}"),
@@ -319,12 +339,15 @@ pub async fn node_annotations(
         .collect())
 }
 
-/// The `password` of the Secret `namespace/name` (a BMC credential by reference).
+/// The `password` of the Secret `namespace/name` (a BMC credential by reference); when
+/// `labelled`, the Secret must carry [`crate::config::CREDENTIAL_LABEL`].
 pub async fn secret_password(
     client: &kube::Client,
     reference: &str,
+    labelled: bool,
 ) -> Result<crate::secret::Secret, NodeOpsError> {
-    secret_value(client, reference, "password").await
+    let label = labelled.then_some(crate::config::CREDENTIAL_LABEL);
+    read_secret(client, reference, "password", label).await
 }
 
 /// The value under `key` of the Secret `namespace/name` (a credential by reference).
@@ -332,6 +355,15 @@ pub async fn secret_value(
     client: &kube::Client,
     reference: &str,
     key: &str,
+) -> Result<crate::secret::Secret, NodeOpsError> {
+    read_secret(client, reference, key, None).await
+}
+
+async fn read_secret(
+    client: &kube::Client,
+    reference: &str,
+    key: &str,
+    label: Option<(&str, &str)>,
 ) -> Result<crate::secret::Secret, NodeOpsError> {
     let (ns, name) = reference
         .split_once('/')
@@ -345,6 +377,22 @@ pub async fn secret_value(
         .get(name)
         .await
         .map_err(|e| NodeOpsError::from_kube(reference, "get secret", e))?;
+    if let Some((k, v)) = label {
+        let has = secret
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(k))
+            .is_some_and(|x| x == v);
+        if !has {
+            return Err(NodeOpsError::Invalid {
+                node: reference.to_owned(),
+                message: format!(
+                    "the Secret is not labelled {k}={v:?} (a Node annotation may only name such a Secret)"
+                ),
+            });
+        }
+    }
     let bytes =
         secret
             .data

@@ -228,6 +228,15 @@ pub fn parse(obj: &DynamicObject) -> Option<Remediation> {
         .cloned()
         .and_then(|s| serde_json::from_value(s).ok())
         .unwrap_or_default();
+    // NHC copies its template's spec into the object it makes: a spec.nodeName there came
+    // from the template, the same for every node, so NHC's objects name the node by the
+    // annotation or their own name only.
+    let by_nhc = obj
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "NodeHealthCheck");
     let node = annotations
         .get(NODE_NAME_ANNOTATION)
         .cloned()
@@ -235,9 +244,10 @@ pub fn parse(obj: &DynamicObject) -> Option<Remediation> {
             obj.data
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)
+                .filter(|_| !by_nhc)
                 .map(str::to_owned)
         })
-        .or_else(|| status.node.clone())
+        .or_else(|| status.node.clone().filter(|_| !by_nhc))
         // NHC without multiple-template support names the object after the node.
         .unwrap_or_else(|| name.clone());
     Some(Remediation {
@@ -371,12 +381,19 @@ impl Episodes for KubeEpisodes {
         for _ in 0..CONFLICT_RETRIES {
             let mut obj = self.find(node, tag).await?;
             let name = obj.metadata.name.clone().unwrap_or_default();
-            let mut status: Status = obj
-                .data
-                .get("status")
-                .cloned()
-                .and_then(|s| serde_json::from_value(s).ok())
-                .unwrap_or_default();
+            // A status this version cannot read (a hand edit, a newer oob) is never
+            // overwritten: it may hold steps that were sent.
+            let mut status: Status = match obj.data.get("status").filter(|s| !s.is_null()) {
+                None => Status::default(),
+                Some(s) => {
+                    serde_json::from_value(s.clone()).map_err(|e| NodeOpsError::Invalid {
+                        node: node.to_owned(),
+                        message: format!(
+                        "the status of OobRemediation {name} is not readable ({e}); not overwritten"
+                    ),
+                    })?
+                }
+            };
             let before = status.clone();
             change(&mut status);
             if status.node.is_none() {
@@ -526,5 +543,18 @@ mod tests {
         own.data = serde_json::json!({"spec": {"nodeName": "node-4"}});
         let r = parse(&own).unwrap();
         assert_eq!((r.node.as_str(), r.requested), ("node-4", false));
+        // NHC's object with a spec.nodeName copied from a template: the node is its name.
+        let mut nhc = DynamicObject::new("node-5", &resource());
+        nhc.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                api_version: "remediation.medik8s.io/v1alpha1".into(),
+                kind: "NodeHealthCheck".into(),
+                name: "workers".into(),
+                uid: "u1".into(),
+                ..Default::default()
+            },
+        ]);
+        nhc.data = serde_json::json!({"spec": {"nodeName": "node-1"}});
+        assert_eq!(parse(&nhc).unwrap().node, "node-5");
     }
 }

@@ -171,7 +171,7 @@ impl Sinks {
         // host only.
         let resp = req.send().await.map_err(|e| SinkError::Http {
             sink: w.name.clone(),
-            url: shown(&w.url),
+            url: crate::config::shown_url(&w.url),
             detail: chain(&e.without_url()),
         })?;
         let status = resp.status();
@@ -185,7 +185,7 @@ impl Sinks {
             .unwrap_or_default();
         Err(SinkError::Refused {
             sink: w.name.clone(),
-            url: shown(&w.url),
+            url: crate::config::shown_url(&w.url),
             status: status.as_u16(),
             excerpt: text.chars().take(200).collect(),
         })
@@ -237,19 +237,6 @@ impl Sinks {
             .map_err(|_| fail("timed out".into()))?
             .map(|_| ())
             .map_err(|e| fail(chain(&e)))
-    }
-}
-
-/// A webhook URL as errors show it: scheme, host and port (the path may be a secret).
-fn shown(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => format!(
-            "{}://{}{}/…",
-            u.scheme(),
-            u.host_str().unwrap_or_default(),
-            u.port().map(|p| format!(":{p}")).unwrap_or_default()
-        ),
-        Err(_) => "(webhook url)".to_owned(),
     }
 }
 
@@ -354,7 +341,9 @@ mod tests {
     #[test]
     fn errors_show_a_webhooks_host_not_its_path() {
         assert_eq!(
-            shown("https://hooks.example.net:8443/services/T0/B1/s3cr3t?token=x"),
+            crate::config::shown_url(
+                "https://hooks.example.net:8443/services/T0/B1/s3cr3t?token=x"
+            ),
             "https://hooks.example.net:8443/…"
         );
     }

@@ -68,7 +68,8 @@ fn prune(kind: &str, obj: &mut Value) {
     if kind == "OobRemediationTemplate" {
         keep(&mut obj["spec"], &["template"]);
         keep(&mut obj["spec"]["template"], &["spec"]);
-        keep(&mut obj["spec"]["template"]["spec"], SPEC);
+        // A template names no node: NHC copies it into every request it makes.
+        keep(&mut obj["spec"]["template"]["spec"], &["strategy"]);
         return;
     }
     if obj.get("spec").is_some() {

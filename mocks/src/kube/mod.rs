@@ -310,6 +310,27 @@ impl FakeApi {
     }
 }
 
+/// The garbage collector, for the objects oob gives an owner: a lease whose owner Node (by
+/// uid) is gone is deleted, as the real collector does shortly after (here at once, which
+/// is the harder case for a client: its next read or write finds nothing).
+fn collect_garbage(s: &mut State) {
+    let uids: std::collections::BTreeSet<String> = s
+        .nodes
+        .values()
+        .filter_map(|n| n.pointer("/metadata/uid")?.as_str().map(str::to_owned))
+        .collect();
+    s.leases.retain(|_, lease| {
+        let owners = lease
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        owners
+            .iter()
+            .all(|o| o["kind"] != "Node" || o["uid"].as_str().is_some_and(|u| uids.contains(u)))
+    });
+}
+
 /// New resourceVersion (and uid/creationTimestamp for new objects).
 fn stamp(s: &mut State, obj: &mut Value, created: bool) {
     s.resource_version += 1;
@@ -396,6 +417,7 @@ async fn handle(
         ("DELETE", ["api", "v1", "nodes", name]) => match s.nodes.remove(*name) {
             Some(n) => {
                 notify(&s, "DELETED", &n);
+                collect_garbage(&mut s);
                 ok(&n)
             }
             None => status(404, "NotFound", &format!("nodes \"{name}\" not found")),
@@ -421,7 +443,9 @@ async fn handle(
             {
                 return status(404, "NotFound", &format!("namespaces \"{ns}\" not found"));
             }
-            writes::create_lease(&mut s, ns, parsed)
+            let r = writes::create_lease(&mut s, ns, parsed);
+            collect_garbage(&mut s);
+            r
         }
         ("DELETE", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
             match s.leases.remove(&((*ns).to_owned(), (*name).to_owned())) {
@@ -434,7 +458,9 @@ async fn handle(
             }
         }
         ("PUT", ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
-            writes::replace_lease(&mut s, ns, name, parsed)
+            let r = writes::replace_lease(&mut s, ns, name, parsed);
+            collect_garbage(&mut s);
+            r
         }
         ("GET", ["apis", custom::GROUP, custom::VERSION, "namespaces", ns, plural]) => {
             custom::list(&s, ns, plural)

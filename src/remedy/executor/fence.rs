@@ -11,7 +11,7 @@ use super::{Done, Executor, Subject, CONDITION, CORDONED_ANNOTATION};
 use crate::bmc::PowerAction;
 use crate::clock::rfc3339;
 use crate::k8s::drain::{DrainOptions, VerifiedPowerOff};
-use crate::k8s::{Condition, NodeEvent, Taint, OUT_OF_SERVICE};
+use crate::k8s::{Condition, NodeEvent, Taint, OUT_OF_SERVICE, OUT_OF_SERVICE_ANNOTATION};
 
 impl Executor {
     /// Fence: cordon; for a dead machine verified power off and the out-of-service taint;
@@ -44,19 +44,36 @@ impl Executor {
             {
                 Done::Ok(d) => {
                     self.note(node, format!("power off verified ({d})"));
-                    let taint = Taint {
-                        key: OUT_OF_SERVICE.into(),
-                        value: Some("nodeshutdown".into()),
-                        effect: "NoExecute".into(),
-                    };
-                    if let Err(e) = self
-                        .nodes
-                        .set_taint(node, OUT_OF_SERVICE, "NoExecute", Some(taint))
-                        .await
-                    {
-                        return Done::Failed(format!("out-of-service taint: {e}"));
+                    let ours = s.node.annotations.contains_key(OUT_OF_SERVICE_ANNOTATION);
+                    let tainted = s.node.taints.iter().any(|t| t.key == OUT_OF_SERVICE);
+                    if tainted && !ours {
+                        self.note(
+                            node,
+                            format!("already tainted {OUT_OF_SERVICE} by someone else: left so, and oob will not remove it"),
+                        );
+                    } else if !tainted {
+                        // The mark first: a taint oob put on is always one it knows of.
+                        if let Err(e) = self
+                            .nodes
+                            .annotate(node, OUT_OF_SERVICE_ANNOTATION, Some("true"))
+                            .await
+                        {
+                            return Done::Failed(format!("out-of-service taint: {e}"));
+                        }
+                        let taint = Taint {
+                            key: OUT_OF_SERVICE.into(),
+                            value: Some("nodeshutdown".into()),
+                            effect: "NoExecute".into(),
+                        };
+                        if let Err(e) = self
+                            .nodes
+                            .set_taint(node, OUT_OF_SERVICE, "NoExecute", Some(taint))
+                            .await
+                        {
+                            return Done::Failed(format!("out-of-service taint: {e}"));
+                        }
+                        self.note(node, format!("tainted {OUT_OF_SERVICE}:NoExecute"));
                     }
-                    self.note(node, format!("tainted {OUT_OF_SERVICE}:NoExecute"));
                     force = Some(VerifiedPowerOff {
                         node: node.to_owned(),
                         evidence: format!("BMC power off verified at {}", rfc3339(self.now_ms())),
@@ -104,7 +121,8 @@ impl Executor {
     /// cordoned is left as it is and never uncordoned by oob.
     pub(super) async fn cordon(&self, s: &Subject<'_>) -> Result<(), crate::k8s::NodeOpsError> {
         let node = s.machine.name.as_str();
-        if s.node.annotations.contains_key(CORDONED_ANNOTATION) {
+        let marked = s.node.annotations.contains_key(CORDONED_ANNOTATION);
+        if marked && s.node.unschedulable {
             return Ok(());
         }
         if s.node.unschedulable {
@@ -114,10 +132,8 @@ impl Executor {
             );
             return Ok(());
         }
-        self.nodes.set_unschedulable(node, true).await?;
-        self.nodes
-            .annotate(node, CORDONED_ANNOTATION, Some("true"))
-            .await?;
+        // Not cordoned (a mark left without the cordon is stale): cordon, with the mark.
+        self.nodes.cordon_as_oob(node, true).await?;
         self.note(node, "cordoned");
         Ok(())
     }
@@ -188,17 +204,32 @@ impl Executor {
             return Done::Ok("dry run".into());
         }
         if s.node.annotations.contains_key(CORDONED_ANNOTATION) {
-            if let Err(e) = self.nodes.set_unschedulable(node, false).await {
+            if let Err(e) = self.nodes.cordon_as_oob(node, false).await {
                 return Done::Failed(format!("uncordon: {e}"));
             }
-            let _ = self.nodes.annotate(node, CORDONED_ANNOTATION, None).await;
             self.note(node, "uncordoned");
         }
-        if s.node.taints.iter().any(|t| t.key == OUT_OF_SERVICE) {
-            let _ = self
-                .nodes
-                .set_taint(node, OUT_OF_SERVICE, "NoExecute", None)
-                .await;
+        if s.node.annotations.contains_key(OUT_OF_SERVICE_ANNOTATION) {
+            let removed = match s.node.taints.iter().any(|t| t.key == OUT_OF_SERVICE) {
+                true => self
+                    .nodes
+                    .set_taint(node, OUT_OF_SERVICE, "NoExecute", None)
+                    .await
+                    .map(|()| self.note(node, format!("taint {OUT_OF_SERVICE} taken away"))),
+                false => Ok(()),
+            };
+            match removed {
+                Ok(()) => {
+                    if let Err(e) = self
+                        .nodes
+                        .annotate(node, OUT_OF_SERVICE_ANNOTATION, None)
+                        .await
+                    {
+                        warn!(node, error = %e, "removing the out-of-service mark failed");
+                    }
+                }
+                Err(e) => warn!(node, error = %e, "removing the out-of-service taint failed"),
+            }
         }
         self.mark(
             node,

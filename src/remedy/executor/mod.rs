@@ -47,8 +47,7 @@ use crate::report::Cause;
 pub const CONDITION: &str = "OobRemediation";
 /// A node with this annotation (any value but `false`) is left alone by the service.
 pub const PAUSE_ANNOTATION: &str = "oob.dev/paused";
-/// Set when `oob` cordoned the node, so that recovery uncordons only what `oob` cordoned.
-pub const CORDONED_ANNOTATION: &str = "oob.dev/cordoned";
+pub use crate::k8s::CORDONED_ANNOTATION;
 /// Set by `oob release NODE` (`repaired` with `--repaired`, else `done`): a person ends the
 /// hands-off of a node awaiting replacement; the service takes it away once acted on.
 pub const RELEASE_ANNOTATION: &str = "oob.dev/release";
@@ -327,15 +326,14 @@ impl Executor {
     pub async fn connect(&self, m: &Machine) -> Result<Connected, BmcError> {
         let endpoint = m.bmc.clone();
         let password = match &m.credentials.password_secret {
-            Some(reference) => {
-                self.nodes
-                    .secret_password(reference)
-                    .await
-                    .map_err(|e| BmcError::Auth {
-                        url: endpoint.to_string(),
-                        detail: format!("credential from Secret {reference}: {e}"),
-                    })?
-            }
+            Some(reference) => self
+                .nodes
+                .secret_password(reference, m.credentials.labelled_secret)
+                .await
+                .map_err(|e| BmcError::Auth {
+                    url: endpoint.to_string(),
+                    detail: format!("credential from Secret {reference}: {e}"),
+                })?,
             None => m.credentials.resolve(&m.name).map_err(|e| BmcError::Auth {
                 url: endpoint.to_string(),
                 detail: e.to_string(),

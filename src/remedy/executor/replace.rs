@@ -1087,15 +1087,13 @@ impl Executor {
                         // Both writes, or tried again at the next look (never Ready and
                         // uncordoned before the health check).
                         let cordon = if n.unschedulable {
-                            Ok(())
+                            self.nodes
+                                .annotate(node, CORDONED_ANNOTATION, Some("true"))
+                                .await
                         } else {
-                            self.nodes.set_unschedulable(node, true).await
+                            self.nodes.cordon_as_oob(node, true).await
                         };
-                        let marked = self
-                            .nodes
-                            .annotate(node, CORDONED_ANNOTATION, Some("true"))
-                            .await;
-                        if let Err(e) = cordon.and(marked) {
+                        if let Err(e) = cordon {
                             tracing::warn!(node, error = %e, "cordoning the new Node failed; trying again");
                             tokio::time::sleep(REGISTER_POLL).await;
                             if start.elapsed() >= limit {
@@ -1293,16 +1291,12 @@ impl Executor {
             return Ok(());
         }
         self.replace_intent(run, "uncordon", "uncordon").await?;
-        if !theirs {
-            self.nodes
-                .set_unschedulable(node, false)
-                .await
-                .map_err(|e| run.fail("uncordon", e.to_string()))?;
-        }
-        self.nodes
-            .annotate(node, CORDONED_ANNOTATION, None)
-            .await
-            .map_err(|e| run.fail("uncordon", e.to_string()))?;
+        let uncordon = if theirs {
+            self.nodes.annotate(node, CORDONED_ANNOTATION, None).await
+        } else {
+            self.nodes.cordon_as_oob(node, false).await
+        };
+        uncordon.map_err(|e| run.fail("uncordon", e.to_string()))?;
         self.replace_finish(run, "uncordon", what).await?;
         Ok(())
     }

@@ -275,6 +275,60 @@ async fn a_dead_machine_is_tainted_out_of_service_only_after_its_off_is_verified
     assert!(at(&format!("taint node-1 {OUT_OF_SERVICE}")) < at("drain node-1 force=true"));
 }
 
+/// Recovery takes away only the out-of-service taint oob put on; one that Fence Agents
+/// Remediation or a person put on stays.
+#[tokio::test(start_paused = true)]
+async fn recovery_takes_away_only_the_out_of_service_taint_oob_put_on() {
+    let untainted = |w: &World| {
+        said(&w.log)
+            .iter()
+            .any(|x| x.starts_with(&format!("untaint node-1 {OUT_OF_SERVICE}")))
+    };
+    // Someone else's: not put on again, not taken away.
+    let w = world(false, 0);
+    let theirs = crate::k8s::Taint {
+        key: OUT_OF_SERVICE.into(),
+        value: Some("nodeshutdown".into()),
+        effect: "NoExecute".into(),
+    };
+    let mut node = w.node.clone();
+    node.taints.push(theirs);
+    let s = Subject {
+        node: &node,
+        ..w.subject()
+    };
+    w.exec.execute(Remedy::Fence, &s).await;
+    assert!(w.timeline().contains("by someone else"), "{}", w.timeline());
+    assert!(!said(&w.log).iter().any(|x| x.starts_with("taint")));
+    let after = w.cluster.nodes.lock().unwrap()["node-1"].clone();
+    let s = Subject {
+        node: &after,
+        ..w.subject()
+    };
+    w.exec.execute(Remedy::Recovered, &s).await;
+    assert!(!untainted(&w), "{:?}", said(&w.log));
+
+    // oob's own: marked before it is put on, taken away with the mark.
+    let w = world(false, 0);
+    w.exec.execute(Remedy::Fence, &w.subject()).await;
+    let after = w.cluster.nodes.lock().unwrap()["node-1"].clone();
+    assert!(after
+        .annotations
+        .contains_key(crate::k8s::OUT_OF_SERVICE_ANNOTATION));
+    assert!(after.taints.iter().any(|t| t.key == OUT_OF_SERVICE));
+    let s = Subject {
+        node: &after,
+        ..w.subject()
+    };
+    w.exec.execute(Remedy::Recovered, &s).await;
+    assert!(untainted(&w), "{:?}", said(&w.log));
+    let end = w.cluster.nodes.lock().unwrap()["node-1"].clone();
+    assert!(!end
+        .annotations
+        .contains_key(crate::k8s::OUT_OF_SERVICE_ANNOTATION));
+    assert!(!end.taints.iter().any(|t| t.key == OUT_OF_SERVICE));
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_off_that_does_not_verify_leaves_no_taint_and_no_forced_drain() {
     let w = world(false, 0);
@@ -393,6 +447,24 @@ async fn no_soft_path_on_the_bmc_is_a_skip_not_a_failure() {
     w.bmc.lock().unwrap().graceful_unsupported = true;
     let done = w.exec.execute(Remedy::SoftReboot, &w.subject()).await;
     assert!(matches!(done, Some(Done::Skip(_))), "{done:?}");
+}
+
+/// oob's mark without the cordon (a person uncordoned, or an uncordon's second half was
+/// lost) is stale: the next fence cordons again instead of taking the node for cordoned.
+#[tokio::test(start_paused = true)]
+async fn a_stale_cordon_mark_does_not_stop_a_cordon() {
+    let w = world(false, 0);
+    let mut node = w.node.clone();
+    node.annotations
+        .insert(CORDONED_ANNOTATION, "true".to_owned());
+    let s = Subject {
+        node: &node,
+        ..w.subject()
+    };
+    w.exec.execute(Remedy::Fence, &s).await;
+    let after = w.cluster.nodes.lock().unwrap()["node-1"].clone();
+    assert!(after.unschedulable, "{:?}", said(&w.log));
+    assert!(after.annotations.contains_key(CORDONED_ANNOTATION));
 }
 
 #[tokio::test(start_paused = true)]
