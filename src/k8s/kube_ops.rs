@@ -370,16 +370,20 @@ impl NodeOps for KubeNodeOps {
         let Some(node) = super::lease::node_of_lock(name) else {
             return Ok(true);
         };
-        let uid = match self.node(node).await {
-            Ok(n) => n.metadata.uid,
-            Err(_) => None,
+        // The owner is the Node as it is; a Node that could not be read (a timeout, a 429)
+        // is not a Node that is gone: the lease keeps the owner it has.
+        let (uid, gone) = match self.node(node).await {
+            Ok(n) => (n.metadata.uid, false),
+            Err(NodeOpsError::NotFound { .. }) => (None, true),
+            Err(_) => (None, false),
         };
         let for_oob = self
             .requested
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(node);
-        match super::lease::medik8s_acquire(&self.client, node, uid.as_deref(), ttl, for_oob).await
+        match super::lease::medik8s_acquire(&self.client, node, uid.as_deref(), gone, ttl, for_oob)
+            .await
         {
             Ok(()) => Ok(true),
             // Another remediator has the node: oob's own lease back, at once.

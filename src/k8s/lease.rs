@@ -191,13 +191,14 @@ fn medik8s_valid(spec: &LeaseSpec, now: Timestamp) -> bool {
 }
 
 /// Take (create, renew, or take over when expired) `node`'s medik8s lease for oob, owned by
-/// the Node (`uid`) as the operators make it. `Err(Held)` while another holder's lease is
+/// the Node (`uid`; `node_gone`: there is no Node, so no owner) as the operators make it. `Err(Held)` while another holder's lease is
 /// valid; `Ok(())` also when the namespace does not exist (no medik8s operator runs: there is
 /// no one to share the node with).
 pub async fn medik8s_acquire(
     client: &kube::Client,
     node: &str,
     uid: Option<&str>,
+    node_gone: bool,
     ttl: Duration,
     nhc_asked: bool,
 ) -> Result<(), NodeOpsError> {
@@ -285,8 +286,11 @@ pub async fn medik8s_acquire(
             .unwrap_or(0)
             .saturating_add(i32::from(!ours));
         // The Node as it is now: none while a replacement has deleted it (a stale owner would
-        // let the garbage collector delete the lease under us), the new uid after it rejoined.
-        lease.metadata.owner_references = owner.clone();
+        // let the garbage collector delete the lease under us), the new uid after it rejoined;
+        // unchanged when the Node could not be read.
+        if owner.is_some() || node_gone {
+            lease.metadata.owner_references = owner.clone();
+        }
         lease.spec = Some(LeaseSpec {
             holder_identity: Some(MEDIK8S_HOLDER.into()),
             lease_duration_seconds: Some(seconds),

@@ -109,6 +109,9 @@ pub struct Status {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub messages: Vec<SharedMessage>,
+    /// Fields this version does not know (a newer oob's): kept as they are when it rewrites.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
 }
 
 impl Status {

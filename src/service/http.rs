@@ -2,7 +2,6 @@
 //! (initialised: journal open, configuration loaded), and the read-only status page
 //! ([`super::status`]: `/`, `/node/NAME`, `/report/FILE`).
 
-use std::future::Future as _;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,104 +45,24 @@ async fn readyz(State(svc): State<Arc<Service>>) -> impl IntoResponse {
     }
 }
 
-/// Connections served at once; one more waits in the kernel's backlog.
-const CONNECTIONS_MAX: usize = 128;
-/// How long one connection may live: a client that sends its request a byte at a time (or
-/// never) holds a slot this long at most; a scraper reconnects.
-const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The TCP listener with a bound on connections and on each connection's lifetime (hyper, as
-/// axum starts it, has no header-read timeout).
-struct Guarded {
-    inner: tokio::net::TcpListener,
-    slots: Arc<tokio::sync::Semaphore>,
+/// The HTTP server's limits. Reached from the management network (and by the kubelet's
+/// probes), so a client that sends its request a byte at a time (or never) must not hold
+/// the server: hyper reads headers under a deadline, connections are capped, and each ends
+/// gracefully (after the request in progress) past its lifetime.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub connections: usize,
+    pub header_read: std::time::Duration,
+    pub lifetime: std::time::Duration,
 }
 
-impl axum::serve::Listener for Guarded {
-    type Io = GuardedIo;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok(permit) = self.slots.clone().acquire_owned().await else {
-                // Never closed; stay bounded anyway.
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            };
-            match self.inner.accept().await {
-                Ok((stream, from)) => {
-                    let io = GuardedIo {
-                        stream,
-                        deadline: Box::pin(tokio::time::sleep(CONNECTION_LIFETIME)),
-                        _permit: permit,
-                    };
-                    return (io, from);
-                }
-                // Out of file descriptors and the like: wait instead of spinning.
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-            }
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connections: 512,
+            header_read: std::time::Duration::from_secs(10),
+            lifetime: std::time::Duration::from_secs(300),
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// A connection that ends at its deadline; holds its slot until dropped.
-struct GuardedIo {
-    stream: tokio::net::TcpStream,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl GuardedIo {
-    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
-    }
-}
-
-fn lifetime_over() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection lifetime over")
-}
-
-impl tokio::io::AsyncRead for GuardedIo {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if this.expired(cx) {
-            return std::task::Poll::Ready(Err(lifetime_over()));
-        }
-        std::pin::Pin::new(&mut this.stream).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for GuardedIo {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        data: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        if this.expired(cx) {
-            return std::task::Poll::Ready(Err(lifetime_over()));
-        }
-        std::pin::Pin::new(&mut this.stream).poll_write(cx, data)
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
@@ -151,7 +70,7 @@ impl tokio::io::AsyncWrite for GuardedIo {
 pub async fn serve_http(
     svc: Arc<Service>,
     addr: SocketAddr,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = Router::new()
         .route("/metrics", get(metrics))
@@ -161,23 +80,62 @@ pub async fn serve_http(
         .route("/node/{name}", get(super::status::node))
         .route("/report/{file}", get(super::status::report))
         .with_state(svc);
-    let listener = Guarded {
-        inner: tokio::net::TcpListener::bind(addr).await?,
-        slots: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX)),
-    };
-    let bound = listener.inner.local_addr()?;
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                while !*stop.borrow() {
-                    if stop.changed().await.is_err() {
-                        break;
-                    }
-                }
-            })
-            .await;
-    });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(serve_with(listener, app, Limits::default(), stop));
     Ok((bound, task))
+}
+
+/// Accept and serve HTTP/1.1 connections under `limits` until `stop` turns true.
+pub(crate) async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.connections));
+    let mut stopped = std::pin::pin!(async move {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut stopped => return,
+        };
+        let Ok(slot) = slot else { return };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut stopped => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors and the like: wait instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = tokio::time::sleep(limits.lifetime) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(limits.header_read, conn).await;
+                }
+            }
+            drop(slot);
+        });
+    }
 }
 
 #[cfg(test)]
@@ -185,17 +143,24 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A client that starts a request and never finishes it loses the connection at the
-    /// lifetime's end (hyper as axum starts it would wait for ever); a whole request is served.
-    #[tokio::test(start_paused = true)]
-    async fn a_half_sent_request_is_cut_at_the_connection_lifetime() {
-        let listener = Guarded {
-            inner: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            slots: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX)),
+    /// A client that starts a request and never finishes it is cut at the header deadline
+    /// (hyper as `axum::serve` starts it has none); whole requests are served meanwhile.
+    #[tokio::test]
+    async fn a_half_sent_request_is_cut_at_the_header_deadline() {
+        let limits = Limits {
+            connections: 4,
+            header_read: std::time::Duration::from_millis(300),
+            lifetime: std::time::Duration::from_secs(30),
         };
-        let addr = listener.inner.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let app = Router::new().route("/", get(|| async { "ok" }));
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let (_stop_tx, stop) = watch::channel(false);
+        tokio::spawn(serve_with(listener, app, limits, stop));
+
+        let started = std::time::Instant::now();
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nhost:").await.unwrap();
 
         let mut whole = tokio::net::TcpStream::connect(addr).await.unwrap();
         whole
@@ -206,12 +171,40 @@ mod tests {
         whole.read_to_string(&mut answer).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
-        let started = tokio::time::Instant::now();
-        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
-        slow.write_all(b"GET / HTTP/1.1\r\nhost:").await.unwrap();
         let mut rest = Vec::new();
-        let read = tokio::time::timeout(CONNECTION_LIFETIME * 2, slow.read_to_end(&mut rest)).await;
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            slow.read_to_end(&mut rest),
+        )
+        .await;
         assert!(read.is_ok(), "the half-sent request was still held");
-        assert!(started.elapsed() >= CONNECTION_LIFETIME);
+        assert!(started.elapsed() >= limits.header_read);
+    }
+
+    /// More clients than slots: the extra ones wait, and are served once a slot is free.
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_for_a_slot() {
+        let limits = Limits {
+            connections: 1,
+            header_read: std::time::Duration::from_millis(300),
+            lifetime: std::time::Duration::from_secs(30),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/", get(|| async { "ok" }));
+        let (_stop_tx, stop) = watch::channel(false);
+        tokio::spawn(serve_with(listener, app, limits, stop));
+        // Holds the only slot until the header deadline cuts it.
+        let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET").await.unwrap();
+        let started = std::time::Instant::now();
+        let mut next = tokio::net::TcpStream::connect(addr).await.unwrap();
+        next.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        next.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(250));
     }
 }

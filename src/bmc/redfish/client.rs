@@ -80,9 +80,10 @@ pub(crate) struct Client {
 
 /// First 240 characters of a body, credentials scrubbed, for error messages.
 fn excerpt(body: &[u8], creds: &Credentials) -> String {
-    let text = String::from_utf8_lossy(body);
-    let cut: String = text.chars().take(240).collect();
-    creds.password.scrub(&cut)
+    // Scrubbed before it is cut: a password across the cut would leave its first half.
+    let head = &body[..body.len().min(64 * 1024)];
+    let text = creds.password.scrub(&String::from_utf8_lossy(head));
+    text.chars().take(240).collect()
 }
 
 /// What a shared HTTP client is built from.
@@ -140,7 +141,7 @@ fn shared(endpoint: &Endpoint, options: &ClientOptions) -> Result<reqwest::Clien
 }
 
 /// Redirects are followed (some BMCs move `/redfish/v1` or upgrade http to https) only on the
-/// same host and port, or from http to https on the same host, at most 5: reqwest keeps custom
+/// same host and port, or from http to https on port 443 of the same host, at most 5: reqwest keeps custom
 /// headers such as `X-Auth-Token` across a redirect and re-sends a 307's body (the login's
 /// password), so a redirect elsewhere would hand them to another host.
 fn same_host_redirects() -> reqwest::redirect::Policy {
@@ -149,9 +150,11 @@ fn same_host_redirects() -> reqwest::redirect::Policy {
             return attempt.follow();
         };
         let next = attempt.url();
-        let same = first.host_str() == next.host_str()
-            && (first.origin() == next.origin()
-                || (first.scheme() == "http" && next.scheme() == "https"));
+        let upgrade = first.scheme() == "http"
+            && next.scheme() == "https"
+            && next.port_or_known_default() == Some(443);
+        let same =
+            first.host_str() == next.host_str() && (first.origin() == next.origin() || upgrade);
         if attempt.previous().len() > 5 {
             attempt.error("more than 5 redirects")
         } else if !same {

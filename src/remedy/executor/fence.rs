@@ -44,7 +44,7 @@ impl Executor {
             {
                 Done::Ok(d) => {
                     self.note(node, format!("power off verified ({d})"));
-                    let ours = s.node.annotations.contains_key(OUT_OF_SERVICE_ANNOTATION);
+                    let ours = oob_out_of_service(s.node);
                     let tainted = s.node.taints.iter().any(|t| t.key == OUT_OF_SERVICE);
                     if tainted && !ours {
                         self.note(
@@ -209,7 +209,7 @@ impl Executor {
             }
             self.note(node, "uncordoned");
         }
-        if s.node.annotations.contains_key(OUT_OF_SERVICE_ANNOTATION) {
+        if oob_out_of_service(s.node) {
             let removed = match s.node.taints.iter().any(|t| t.key == OUT_OF_SERVICE) {
                 true => self
                     .nodes
@@ -248,4 +248,15 @@ impl Executor {
         .await;
         Done::Ok(how.to_owned())
     }
+}
+
+/// The out-of-service taint is oob's: marked before it was put on, or (put on by a version
+/// before the mark) oob's value on a node oob cordoned.
+fn oob_out_of_service(node: &crate::k8s::NodeInfo) -> bool {
+    node.annotations.contains_key(OUT_OF_SERVICE_ANNOTATION)
+        || (node.annotations.contains_key(CORDONED_ANNOTATION)
+            && node
+                .taints
+                .iter()
+                .any(|t| t.key == OUT_OF_SERVICE && t.value.as_deref() == Some("nodeshutdown")))
 }

@@ -327,6 +327,24 @@ async fn recovery_takes_away_only_the_out_of_service_taint_oob_put_on() {
         .annotations
         .contains_key(crate::k8s::OUT_OF_SERVICE_ANNOTATION));
     assert!(!end.taints.iter().any(|t| t.key == OUT_OF_SERVICE));
+
+    // Put on by a version before the mark: oob's value on a node oob cordoned is oob's.
+    let w = world(false, 0);
+    let mut node = w.node.clone();
+    node.annotations
+        .insert(CORDONED_ANNOTATION, "true".to_owned());
+    node.unschedulable = true;
+    node.taints.push(crate::k8s::Taint {
+        key: OUT_OF_SERVICE.into(),
+        value: Some("nodeshutdown".into()),
+        effect: "NoExecute".into(),
+    });
+    let s = Subject {
+        node: &node,
+        ..w.subject()
+    };
+    w.exec.execute(Remedy::Recovered, &s).await;
+    assert!(untainted(&w), "{:?}", said(&w.log));
 }
 
 #[tokio::test(start_paused = true)]
