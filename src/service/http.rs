@@ -143,20 +143,26 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A client that starts a request and never finishes it is cut at the header deadline
-    /// (hyper as `axum::serve` starts it has none); whole requests are served meanwhile.
-    #[tokio::test]
-    async fn a_half_sent_request_is_cut_at_the_header_deadline() {
+    /// A server answering `/` under tight limits; keep the sender to keep it running.
+    async fn start(connections: usize) -> (SocketAddr, Limits, watch::Sender<bool>) {
         let limits = Limits {
-            connections: 4,
+            connections,
             header_read: std::time::Duration::from_millis(300),
             lifetime: std::time::Duration::from_secs(30),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = Router::new().route("/", get(|| async { "ok" }));
-        let (_stop_tx, stop) = watch::channel(false);
+        let (tx, stop) = watch::channel(false);
         tokio::spawn(serve_with(listener, app, limits, stop));
+        (addr, limits, tx)
+    }
+
+    /// A client that starts a request and never finishes it is cut at the header deadline
+    /// (hyper as `axum::serve` starts it has none); whole requests are served meanwhile.
+    #[tokio::test]
+    async fn a_half_sent_request_is_cut_at_the_header_deadline() {
+        let (addr, limits, _stop) = start(4).await;
 
         let started = std::time::Instant::now();
         let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -184,16 +190,7 @@ mod tests {
     /// More clients than slots: the extra ones wait, and are served once a slot is free.
     #[tokio::test]
     async fn connections_beyond_the_cap_wait_for_a_slot() {
-        let limits = Limits {
-            connections: 1,
-            header_read: std::time::Duration::from_millis(300),
-            lifetime: std::time::Duration::from_secs(30),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let app = Router::new().route("/", get(|| async { "ok" }));
-        let (_stop_tx, stop) = watch::channel(false);
-        tokio::spawn(serve_with(listener, app, limits, stop));
+        let (addr, _, _stop) = start(1).await;
         // Holds the only slot until the header deadline cuts it.
         let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
         idle.write_all(b"GET").await.unwrap();
