@@ -34,6 +34,16 @@ pub struct Fleet {
     pub control_plane_unhealthy: usize,
     /// Other control-plane nodes being remediated now.
     pub control_plane_remediating: usize,
+    /// etcd as its members report it (read on another control-plane node), when it could be
+    /// read: a member can be down on a node that is Ready.
+    pub etcd: Option<EtcdQuorum>,
+}
+
+/// etcd's voting members, and how many stay healthy if the asking node goes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EtcdQuorum {
+    pub voting: usize,
+    pub healthy_without_this: usize,
 }
 
 /// The label kubeadm puts on control-plane nodes.
@@ -105,6 +115,20 @@ pub fn admit(
                 fleet.control_plane_unhealthy
             ),
         };
+    }
+    if let Some(q) = fleet
+        .etcd
+        .filter(|_| fleet.control_plane && fleet.answering)
+    {
+        let quorum = q.voting / 2 + 1;
+        if q.healthy_without_this < quorum {
+            return Admission::Hold {
+                reason: format!(
+                    "held back to keep etcd's quorum: without this node {} of {} voting members are healthy; quorum needs {quorum}",
+                    q.healthy_without_this, q.voting
+                ),
+            };
+        }
     }
     if fleet.in_flight >= p.max_concurrent {
         return Admission::Wait {
@@ -203,7 +227,33 @@ mod tests {
             answering: false,
             control_plane_unhealthy: 0,
             control_plane_remediating: 0,
+            etcd: None,
         }
+    }
+
+    /// etcd's own view wins where the Nodes look fine: a member down on a Ready node holds
+    /// an answering control-plane node back when taking it down would lose the quorum.
+    #[test]
+    fn etcd_members_down_on_ready_nodes_hold_a_control_plane_node_back() {
+        let cp = |answering: bool, voting: usize, healthy_without_this: usize| Fleet {
+            control_plane: true,
+            answering,
+            etcd: Some(EtcdQuorum {
+                voting,
+                healthy_without_this,
+            }),
+            ..fleet(20, 1, 0, false)
+        };
+        let hold = |a: &Admission| matches!(a, Admission::Hold { reason } if reason.contains("voting members are healthy"));
+        // Three members, all healthy: two stay, quorum is two.
+        assert_eq!(admit(cp(true, 3, 2), &P, 100_000, None), Admission::Go);
+        // Three, one down elsewhere (its Node Ready): one would stay.
+        assert!(hold(&admit(cp(true, 3, 1), &P, 100_000, None)));
+        // Five, one down elsewhere: three stay, quorum is three.
+        assert_eq!(admit(cp(true, 5, 3), &P, 100_000, None), Admission::Go);
+        assert!(hold(&admit(cp(true, 5, 2), &P, 100_000, None)));
+        // A dark node votes no more: rebooting it takes nothing away.
+        assert_eq!(admit(cp(false, 3, 1), &P, 100_000, None), Admission::Go);
     }
 
     #[test]

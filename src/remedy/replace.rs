@@ -147,6 +147,9 @@ pub struct Member {
     pub name: String,
     #[serde(rename = "peerURLs", default)]
     pub peer_urls: Vec<String>,
+    /// Where `endpoint health --cluster` asks it.
+    #[serde(rename = "clientURLs", default)]
+    pub client_urls: Vec<String>,
     #[serde(rename = "isLearner", default)]
     pub learner: bool,
 }
@@ -169,6 +172,41 @@ pub fn parse_members(text: &str) -> Result<Vec<Member>, String> {
     serde_json::from_str::<MemberList>(text.trim())
         .map(|l| l.members)
         .map_err(|e| format!("etcdctl's member list is not the JSON it prints: {e}"))
+}
+
+/// One line of `etcdctl endpoint health --cluster -w json`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct EndpointHealth {
+    pub endpoint: String,
+    #[serde(default)]
+    pub health: bool,
+}
+
+/// Parse `etcdctl endpoint health -w json` (a JSON list; etcdctl exits 1 but still prints it
+/// when an endpoint is unhealthy).
+pub fn parse_endpoint_health(text: &str) -> Result<Vec<EndpointHealth>, String> {
+    serde_json::from_str::<Vec<EndpointHealth>>(text.trim())
+        .map_err(|e| format!("etcdctl's endpoint health is not the JSON it prints: {e}"))
+}
+
+/// etcd's quorum if `node` went down: the voting members (learners do not vote), and those
+/// of them other than `node`'s (kubeadm names members after their nodes) whose client
+/// endpoint answered healthy.
+pub fn quorum_without(
+    members: &[Member],
+    health: &[EndpointHealth],
+    node: &str,
+) -> crate::remedy::guard::EtcdQuorum {
+    let up = |m: &Member| {
+        m.client_urls
+            .iter()
+            .any(|u| health.iter().any(|h| h.health && h.endpoint == *u))
+    };
+    let voting: Vec<&Member> = members.iter().filter(|m| !m.learner).collect();
+    crate::remedy::guard::EtcdQuorum {
+        voting: voting.len(),
+        healthy_without_this: voting.iter().filter(|m| m.name != node && up(m)).count(),
+    }
 }
 
 /// Whether removing `gone` leaves etcd with quorum: the voting members left, of which those
@@ -344,6 +382,29 @@ mod tests {
         assert!(parse_members("Error: context deadline exceeded").is_err());
         assert!(parse_members(r#"{"members":[{"ID":"x"}]}"#).is_err());
         assert_eq!(parse_members(r#"{"header":{}}"#).unwrap(), vec![]);
+    }
+
+    /// `endpoint health --cluster -w json` as etcdctl prints it with one member down (it
+    /// exits 1 then, and still prints the list).
+    #[test]
+    fn the_quorum_without_a_node_counts_healthy_voting_members_by_endpoint() {
+        let m = parse_members(MEMBERS).unwrap();
+        let health = parse_endpoint_health(
+            r#"[{"endpoint":"https://10.0.0.1:2379","health":true,"took":"2.1ms"},
+                {"endpoint":"https://10.0.0.2:2379","health":false,"took":"5.0s","error":"context deadline exceeded"},
+                {"endpoint":"https://10.0.0.3:2379","health":true,"took":"1.8ms"}]"#,
+        )
+        .unwrap();
+        // cp-2's member is down: taking cp-1 down leaves cp-3 alone, one of three.
+        let q = quorum_without(&m, &health, "cp-1");
+        assert_eq!((q.voting, q.healthy_without_this), (3, 1));
+        // cp-2 itself is the one down: the other two stay.
+        let q = quorum_without(&m, &health, "cp-2");
+        assert_eq!((q.voting, q.healthy_without_this), (3, 2));
+        // An endpoint missing from the answer counts as down.
+        let q = quorum_without(&m, &health[..1], "cp-3");
+        assert_eq!(q.healthy_without_this, 1);
+        assert!(parse_endpoint_health("Error: context deadline exceeded").is_err());
     }
 
     #[test]

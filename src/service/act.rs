@@ -83,6 +83,40 @@ impl Service {
         a
     }
 
+    /// The inventory's control-plane machines other than `name`, with their Nodes: where
+    /// etcd is asked (its health, its members) and the replacement gets its certificate key.
+    async fn control_plane_peers(&self, name: &str) -> Vec<(Machine, crate::k8s::NodeInfo)> {
+        let mut peers = Vec::new();
+        for other in self.machines.iter().filter(|o| o.name != name) {
+            let node = match self.node_cache.get().filter(|c| !c.is_empty()) {
+                Some(cache) => cache.get(&other.name).map(|n| (*n).clone()),
+                None => self.exec.nodes().get(&other.name).await.ok(),
+            };
+            if let Some(n) = node.filter(|n| n.labels.contains_key(CONTROL_PLANE_LABEL)) {
+                peers.push(((**other).clone(), n));
+            }
+        }
+        peers
+    }
+
+    /// etcd's quorum without `name`, as its members say on another control-plane machine
+    /// (over SSH); `None` when it cannot be read (then the Nodes' Ready stands for the
+    /// members, as before), said in the log.
+    async fn etcd_quorum(&self, name: &str) -> Option<crate::remedy::guard::EtcdQuorum> {
+        let peers = self.control_plane_peers(name).await;
+        match self
+            .exec
+            .etcd_quorum(name, &peers, &self.config.replacement.etcdctl)
+            .await
+        {
+            Ok(q) => Some(q),
+            Err(e) => {
+                warn!(node = name, error = %e, "etcd health not read; quorum judged by the Nodes' Ready");
+                None
+            }
+        }
+    }
+
     /// What the storm guard judges `name`'s next action by (`oob plan` asks it too).
     pub(super) async fn fleet(&self, name: &str, answering: bool) -> (Fleet, StormPolicy) {
         let breaker_open = self.exec.journal().breaker().ok().flatten().is_some();
@@ -118,6 +152,12 @@ impl Service {
                 }
             }
         }
+        // etcd itself, for an answering control-plane node: a member can be down on a
+        // Node that is Ready.
+        let etcd = match this_control_plane && answering {
+            true => self.etcd_quorum(name).await,
+            false => None,
+        };
         let p = &self.config.policy;
         let storm = StormPolicy {
             max_concurrent: p.max_concurrent,
@@ -133,6 +173,7 @@ impl Service {
             answering,
             control_plane_unhealthy,
             control_plane_remediating,
+            etcd,
         };
         (fleet, storm)
     }
@@ -344,17 +385,7 @@ impl Service {
         let Some(rejoin) = self.rejoin.clone() else {
             return Done::Failed("the replacement needs the cluster (no kubeconfig)".into());
         };
-        let mut peers = Vec::new();
-        for other in self.machines.iter().filter(|o| o.name != m.name) {
-            let node = match self.node_cache.get().filter(|c| !c.is_empty()) {
-                Some(cache) => cache.get(&other.name).map(|n| (*n).clone()),
-                None => self.exec.nodes().get(&other.name).await.ok(),
-            };
-            // Only control-plane machines serve as peers (etcd, certificate key).
-            if let Some(n) = node.filter(|n| n.labels.contains_key(CONTROL_PLANE_LABEL)) {
-                peers.push(((**other).clone(), n));
-            }
-        }
+        let peers = self.control_plane_peers(&m.name).await;
         let request = ReplaceRequest {
             machine: m,
             peers: &peers,

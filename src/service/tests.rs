@@ -505,6 +505,67 @@ async fn two_control_plane_nodes_down_at_once_are_remediated_one_at_a_time() {
     assert!(f.requests(held).is_empty());
 }
 
+/// What a control-plane peer's etcdctl prints: three members named after the nodes, the
+/// member of each node in `down` not answering its health check.
+fn etcd_says(down: &[usize]) -> String {
+    let members: Vec<String> = (1..=3)
+        .map(|i| format!(r#"{{"ID":{i},"name":"node-{i}","peerURLs":["https://127.0.0.{0}:2380"],"clientURLs":["https://127.0.0.{0}:2379"]}}"#, 10 + i))
+        .collect();
+    let health: Vec<String> = (1..=3)
+        .map(|i| {
+            format!(
+                r#"{{"endpoint":"https://127.0.0.{}:2379","health":{},"took":"2ms"}}"#,
+                10 + i,
+                !down.contains(&i)
+            )
+        })
+        .collect();
+    format!(
+        "{{\"members\":[{}]}}\n=== oob: endpoint health ===\n[{}]\n",
+        members.join(","),
+        health.join(",")
+    )
+}
+
+/// A control-plane node with an OS problem (it answers: its etcd member may still vote) is
+/// held back while etcd says another member is down, though every Node is Ready; it goes
+/// once etcd is whole again.
+#[tokio::test(start_paused = true)]
+async fn an_etcd_member_down_on_a_ready_node_holds_back_another_control_plane_reboot() {
+    let f = fleet(5, "suspect_after = 2\nsoft_reboot_timeout_s = 600");
+    for n in ["node-1", "node-2", "node-3"] {
+        f.cluster.edit(n, |info| {
+            info.labels.insert(CONTROL_PLANE_LABEL, String::new());
+        });
+    }
+    f.hosts.reply("member list", 1, &etcd_says(&[2]));
+    f.rounds(2).await;
+    f.cluster.edit("node-1", |n| n.ready = Some("False".into()));
+    f.rounds(4).await;
+    let t = f.timeline(1);
+    assert!(
+        t.contains("without this node 1 of 3 voting members are healthy"),
+        "{t}"
+    );
+    let acts = f.hosts.actions();
+    assert!(!acts.iter().any(|a| a.starts_with("reboot")), "{acts:?}");
+    assert!(
+        acts.iter()
+            .any(|a| a.starts_with("run 127.0.0.12") && a.contains("endpoint health --cluster")),
+        "etcd asked on a Ready control-plane peer: {acts:?}"
+    );
+    assert!(f.requests(1).is_empty());
+    // etcd whole again: the reboot goes.
+    f.hosts.reply("member list", 0, &etcd_says(&[]));
+    f.rounds(2).await;
+    assert!(
+        f.hosts.actions().iter().any(|a| a == "reboot 127.0.0.11"),
+        "{:?}\n{}",
+        f.hosts.actions(),
+        f.timeline(1)
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_paused_node_is_left_alone_and_the_timeline_says_so() {
     let f = fleet(2, "suspect_after = 1\nmax_unhealthy_percent = 50");

@@ -177,6 +177,18 @@ fn crash_point(at: &str) {
 
 /// Where the host is reached over SSH (`host` in the config, else the Node's address as
 /// recorded).
+/// A Ready control-plane machine among `peers` other than `node`, with SSH, and its address.
+fn ready_peer<'p>(node: &str, peers: &'p [(Machine, NodeInfo)]) -> Option<(&'p Machine, String)> {
+    peers.iter().find_map(|(m, n)| {
+        let fit = m.name != node
+            && m.ssh.is_some()
+            && n.ready.as_deref() == Some("True")
+            && n.labels
+                .contains_key(crate::remedy::guard::CONTROL_PLANE_LABEL);
+        fit.then(|| host_of(m, Some(n)).map(|h| (m, h)))?
+    })
+}
+
 fn host_of(m: &Machine, node: Option<&NodeInfo>) -> Option<String> {
     crate::gather::host_address(m, node).map(|ip| ip.to_string())
 }
@@ -547,14 +559,39 @@ impl Executor {
 
     /// A Ready control-plane machine of the inventory other than this one, with SSH.
     fn control_plane_peer<'p>(&self, run: &'p Run<'_>) -> Option<(&'p Machine, String)> {
-        run.r.peers.iter().find_map(|(m, n)| {
-            let fit = m.name != run.node
-                && m.ssh.is_some()
-                && n.ready.as_deref() == Some("True")
-                && n.labels
-                    .contains_key(crate::remedy::guard::CONTROL_PLANE_LABEL);
-            fit.then(|| host_of(m, Some(n)).map(|h| (m, h)))?
-        })
+        ready_peer(run.node, run.r.peers)
+    }
+
+    /// etcd's quorum if `node` went down, read on a Ready control-plane peer with SSH:
+    /// `member list` and `endpoint health --cluster` in one session (health exits 1 when a
+    /// member is down and still prints the list).
+    pub async fn etcd_quorum(
+        &self,
+        node: &str,
+        peers: &[(Machine, NodeInfo)],
+        etcdctl: &str,
+    ) -> Result<crate::remedy::guard::EtcdQuorum, String> {
+        let (peer, host) = ready_peer(node, peers)
+            .ok_or("no Ready control-plane machine with SSH settings to ask")?;
+        const SPLIT: &str = "=== oob: endpoint health ===";
+        let command = format!(
+            "{etcdctl} member list -w json; echo '{SPLIT}'; {etcdctl} endpoint health --cluster -w json"
+        );
+        let out = self
+            .hosts
+            .run(peer, &host, &command, ETCDCTL_LIMIT)
+            .await
+            .map_err(|e| format!("etcdctl on {}: {e}", peer.name))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (members, health) = text
+            .split_once(SPLIT)
+            .ok_or_else(|| format!("etcdctl on {} printed no member list", peer.name))?;
+        let members = replace::parse_members(members)?;
+        let health = replace::parse_endpoint_health(health)?;
+        if members.iter().all(|m| m.learner) {
+            return Err(format!("etcdctl on {} lists no voting member", peer.name));
+        }
+        Ok(replace::quorum_without(&members, &health, node))
     }
 
     /// Run `command` on `host` of `m`; stdout when it exits 0.
