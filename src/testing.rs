@@ -433,7 +433,8 @@ impl FakeHosts {
         self.os.lock().unwrap().insert(ip.to_owned(), checks);
     }
 
-    /// A command containing `word` prints `stdout` and exits with `status` from now on.
+    /// A command containing `word` prints `stdout` and exits with `status` from now on
+    /// (`word` may start with the host's address: `"127.0.0.12 "` for that host alone).
     pub fn reply(&self, word: &str, status: u32, stdout: &str) {
         self.replies.lock().unwrap().insert(
             0,
@@ -535,7 +536,7 @@ impl HostAccess for FakeHosts {
         let replies = self.replies.lock().unwrap();
         Ok(replies
             .iter()
-            .find(|(w, _)| command.contains(w.as_str()))
+            .find(|(w, _)| format!("{host} {command}").contains(w.as_str()))
             .map(|(_, o)| o.clone())
             .unwrap_or(crate::probe::exec::Output {
                 exit_status: Some(0),

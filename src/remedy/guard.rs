@@ -15,7 +15,7 @@ pub struct StormPolicy {
 }
 
 /// The fleet as the guard sees it at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fleet {
     pub total: usize,
     /// Machines not Healthy (any ladder stage past Healthy, or probes failing).
@@ -34,16 +34,30 @@ pub struct Fleet {
     pub control_plane_unhealthy: usize,
     /// Other control-plane nodes being remediated now.
     pub control_plane_remediating: usize,
-    /// etcd as its members report it (read on another control-plane node), when it could be
-    /// read: a member can be down on a node that is Ready.
-    pub etcd: Option<EtcdQuorum>,
+    /// etcd as its members report it on another control-plane machine (a member can be
+    /// down on a Node that is Ready); `None` when no control-plane machine can be asked (no
+    /// SSH settings): then the Nodes stand for the members.
+    pub etcd: Option<EtcdView>,
 }
 
-/// etcd's voting members, and how many stay healthy if the asking node goes down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What asking etcd gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EtcdView {
+    Read(EtcdQuorum),
+    /// Control-plane machines were asked and none told etcd's state: held back, a person
+    /// looks.
+    Unreadable(String),
+}
+
+/// etcd's voting members (learners do not vote), how many are healthy, and whether the
+/// asking node's own member is one of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdQuorum {
     pub voting: usize,
-    pub healthy_without_this: usize,
+    pub healthy: usize,
+    pub this_healthy: bool,
+    /// The endpoints that are not healthy, with etcdctl's error, for the reason.
+    pub down: String,
 }
 
 /// The label kubeadm puts on control-plane nodes.
@@ -116,19 +130,31 @@ pub fn admit(
             ),
         };
     }
-    if let Some(q) = fleet
+    // etcd's own word: taking down a healthy member that the quorum needs is held back (a
+    // member already down, or a quorum already lost, is not made worse by this node).
+    match fleet
         .etcd
+        .as_ref()
         .filter(|_| fleet.control_plane && fleet.answering)
     {
-        let quorum = q.voting / 2 + 1;
-        if q.healthy_without_this < quorum {
+        Some(EtcdView::Unreadable(why)) => {
             return Admission::Hold {
-                reason: format!(
-                    "held back to keep etcd's quorum: without this node {} of {} voting members are healthy; quorum needs {quorum}",
-                    q.healthy_without_this, q.voting
-                ),
-            };
+                reason: format!("held back to keep etcd's quorum: etcd could not be asked ({why})"),
+            }
         }
+        Some(EtcdView::Read(q)) => {
+            let quorum = q.voting / 2 + 1;
+            let without = q.healthy.saturating_sub(usize::from(q.this_healthy));
+            if q.this_healthy && q.healthy >= quorum && without < quorum {
+                return Admission::Hold {
+                    reason: format!(
+                        "held back to keep etcd's quorum: without this node {without} of {} voting members are healthy; quorum needs {quorum} (down: {})",
+                        q.voting, q.down
+                    ),
+                };
+            }
+        }
+        None => {}
     }
     if fleet.in_flight >= p.max_concurrent {
         return Admission::Wait {
@@ -235,25 +261,54 @@ mod tests {
     /// an answering control-plane node back when taking it down would lose the quorum.
     #[test]
     fn etcd_members_down_on_ready_nodes_hold_a_control_plane_node_back() {
-        let cp = |answering: bool, voting: usize, healthy_without_this: usize| Fleet {
+        let cp = |answering: bool, voting: usize, healthy: usize, this_healthy: bool| Fleet {
             control_plane: true,
             answering,
-            etcd: Some(EtcdQuorum {
+            etcd: Some(EtcdView::Read(EtcdQuorum {
                 voting,
-                healthy_without_this,
-            }),
+                healthy,
+                this_healthy,
+                down: "https://10.0.0.2:2379 (context deadline exceeded)".into(),
+            })),
             ..fleet(20, 1, 0, false)
         };
-        let hold = |a: &Admission| matches!(a, Admission::Hold { reason } if reason.contains("voting members are healthy"));
+        let hold = |a: &Admission| matches!(a, Admission::Hold { reason } if reason.contains("voting members are healthy") && reason.contains("deadline"));
         // Three members, all healthy: two stay, quorum is two.
-        assert_eq!(admit(cp(true, 3, 2), &P, 100_000, None), Admission::Go);
+        assert_eq!(
+            admit(cp(true, 3, 3, true), &P, 100_000, None),
+            Admission::Go
+        );
         // Three, one down elsewhere (its Node Ready): one would stay.
-        assert!(hold(&admit(cp(true, 3, 1), &P, 100_000, None)));
-        // Five, one down elsewhere: three stay, quorum is three.
-        assert_eq!(admit(cp(true, 5, 3), &P, 100_000, None), Admission::Go);
-        assert!(hold(&admit(cp(true, 5, 2), &P, 100_000, None)));
+        assert!(hold(&admit(cp(true, 3, 2, true), &P, 100_000, None)));
+        // Five, one down elsewhere: three stay, quorum is three; two down: held.
+        assert_eq!(
+            admit(cp(true, 5, 4, true), &P, 100_000, None),
+            Admission::Go
+        );
+        assert!(hold(&admit(cp(true, 5, 3, true), &P, 100_000, None)));
+        // This node's own member is the one down: taking it takes nothing away.
+        assert_eq!(
+            admit(cp(true, 3, 2, false), &P, 100_000, None),
+            Admission::Go
+        );
+        // The quorum is lost already: this node cannot make it worse.
+        assert_eq!(
+            admit(cp(true, 3, 1, true), &P, 100_000, None),
+            Admission::Go
+        );
         // A dark node votes no more: rebooting it takes nothing away.
-        assert_eq!(admit(cp(false, 3, 1), &P, 100_000, None), Admission::Go);
+        assert_eq!(
+            admit(cp(false, 3, 2, true), &P, 100_000, None),
+            Admission::Go
+        );
+        // Asked and no answer: held, a person looks.
+        let unreadable = Fleet {
+            etcd: Some(EtcdView::Unreadable("etcdctl on node-2 exited 1".into())),
+            ..cp(true, 3, 3, true)
+        };
+        assert!(
+            matches!(admit(unreadable, &P, 100_000, None), Admission::Hold { reason } if reason.contains("could not be asked"))
+        );
     }
 
     #[test]
@@ -312,7 +367,7 @@ mod tests {
             (fleet(0, 0, 0, false), None, go),
         ];
         for (f, last, want) in rows {
-            let a = admit(f, &P, 100_000, last);
+            let a = admit(f.clone(), &P, 100_000, last);
             assert!(want(&a), "{f:?} last={last:?} gave {a:?}");
         }
     }

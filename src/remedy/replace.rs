@@ -180,6 +180,8 @@ pub struct EndpointHealth {
     pub endpoint: String,
     #[serde(default)]
     pub health: bool,
+    #[serde(default)]
+    pub error: String,
 }
 
 /// Parse `etcdctl endpoint health -w json` (a JSON list; etcdctl exits 1 but still prints it
@@ -189,23 +191,49 @@ pub fn parse_endpoint_health(text: &str) -> Result<Vec<EndpointHealth>, String> 
         .map_err(|e| format!("etcdctl's endpoint health is not the JSON it prints: {e}"))
 }
 
-/// etcd's quorum if `node` went down: the voting members (learners do not vote), and those
-/// of them other than `node`'s (kubeadm names members after their nodes) whose client
-/// endpoint answered healthy.
-pub fn quorum_without(
+/// etcd's voting members (learners do not vote), those whose client endpoint answered
+/// healthy, and whether `node`'s own member is among them. Its member is the one named after
+/// it (kubeadm's way), else the one at `address`; one that cannot be found counts as healthy
+/// (the careful side: its absence could leave the quorum short).
+pub fn quorum_of(
     members: &[Member],
     health: &[EndpointHealth],
     node: &str,
+    address: Option<&str>,
 ) -> crate::remedy::guard::EtcdQuorum {
     let up = |m: &Member| {
         m.client_urls
             .iter()
             .any(|u| health.iter().any(|h| h.health && h.endpoint == *u))
     };
+    let at = |m: &Member, a: &str| {
+        m.client_urls.iter().chain(&m.peer_urls).any(|u| {
+            url::Url::parse(u)
+                .is_ok_and(|u| u.host_str().map(|h| h.trim_matches(['[', ']'])) == Some(a))
+        })
+    };
     let voting: Vec<&Member> = members.iter().filter(|m| !m.learner).collect();
+    let this = voting
+        .iter()
+        .find(|m| m.name == node)
+        .or_else(|| address.and_then(|a| voting.iter().find(|m| at(m, a))));
+    let down: Vec<String> = health
+        .iter()
+        .filter(|h| !h.health)
+        .map(|h| match h.error.as_str() {
+            "" => h.endpoint.clone(),
+            e => format!("{} ({e})", h.endpoint),
+        })
+        .collect();
     crate::remedy::guard::EtcdQuorum {
         voting: voting.len(),
-        healthy_without_this: voting.iter().filter(|m| m.name != node && up(m)).count(),
+        healthy: voting.iter().filter(|m| up(m)).count(),
+        this_healthy: this.is_none_or(|m| up(m)),
+        down: if down.is_empty() {
+            "none answered unhealthy; members without an answer count as down".into()
+        } else {
+            down.join(", ")
+        },
     }
 }
 
@@ -387,7 +415,7 @@ mod tests {
     /// `endpoint health --cluster -w json` as etcdctl prints it with one member down (it
     /// exits 1 then, and still prints the list).
     #[test]
-    fn the_quorum_without_a_node_counts_healthy_voting_members_by_endpoint() {
+    fn the_quorum_counts_healthy_voting_members_by_endpoint() {
         let m = parse_members(MEMBERS).unwrap();
         let health = parse_endpoint_health(
             r#"[{"endpoint":"https://10.0.0.1:2379","health":true,"took":"2.1ms"},
@@ -395,15 +423,21 @@ mod tests {
                 {"endpoint":"https://10.0.0.3:2379","health":true,"took":"1.8ms"}]"#,
         )
         .unwrap();
-        // cp-2's member is down: taking cp-1 down leaves cp-3 alone, one of three.
-        let q = quorum_without(&m, &health, "cp-1");
-        assert_eq!((q.voting, q.healthy_without_this), (3, 1));
-        // cp-2 itself is the one down: the other two stay.
-        let q = quorum_without(&m, &health, "cp-2");
-        assert_eq!((q.voting, q.healthy_without_this), (3, 2));
+        let q = quorum_of(&m, &health, "cp-1", None);
+        assert_eq!((q.voting, q.healthy, q.this_healthy), (3, 2, true));
+        assert!(
+            q.down.contains("10.0.0.2:2379 (context deadline exceeded)"),
+            "{}",
+            q.down
+        );
+        // cp-2 itself is the one down.
+        assert!(!quorum_of(&m, &health, "cp-2", None).this_healthy);
+        // Named otherwise (an FQDN): found by its address.
+        assert!(!quorum_of(&m, &health, "cp-2.example.net", Some("10.0.0.2")).this_healthy);
+        // Not found at all: counted as healthy (the careful side).
+        assert!(quorum_of(&m, &health, "cp-9", Some("10.0.0.9")).this_healthy);
         // An endpoint missing from the answer counts as down.
-        let q = quorum_without(&m, &health[..1], "cp-3");
-        assert_eq!(q.healthy_without_this, 1);
+        assert_eq!(quorum_of(&m, &health[..1], "cp-3", None).healthy, 1);
         assert!(parse_endpoint_health("Error: context deadline exceeded").is_err());
     }
 

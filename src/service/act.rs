@@ -47,6 +47,19 @@ pub(super) fn mutating(r: Remedy) -> bool {
     )
 }
 
+/// How long one read of etcd's members and health stands for every control-plane node.
+pub(super) const ETCD_FRESH_MS: u64 = 15_000;
+
+/// What a read of etcd gave: its members and their endpoints' health, nobody to ask, or why
+/// no one told.
+pub(super) type EtcdSeen = Result<
+    Option<(
+        Vec<crate::remedy::replace::Member>,
+        Vec<crate::remedy::replace::EndpointHealth>,
+    )>,
+    String,
+>;
+
 impl Service {
     /// Whether the Node `name` carries the control-plane label (the watch cache, else the
     /// cluster; offline: no).
@@ -72,8 +85,11 @@ impl Service {
         recovered_ms: Option<u64>,
         answering: bool,
     ) -> Admission {
+        // etcd is read (over SSH, bounded) before the turn is taken: a slow peer must not
+        // hold every other machine's admission.
+        let etcd = self.etcd_for(name, answering).await;
         let _turn = self.admission.lock().await;
-        let (fleet, storm) = self.fleet(name, answering).await;
+        let (fleet, storm) = self.fleet_with(name, answering, etcd).await;
         let a = admit(fleet, &storm, self.exec.now_ms(), recovered_ms);
         if let Admission::Go = a {
             if let Some(m) = self.lock().get_mut(name) {
@@ -99,26 +115,79 @@ impl Service {
         peers
     }
 
-    /// etcd's quorum without `name`, as its members say on another control-plane machine
-    /// (over SSH); `None` when it cannot be read (then the Nodes' Ready stands for the
-    /// members, as before), said in the log.
-    async fn etcd_quorum(&self, name: &str) -> Option<crate::remedy::guard::EtcdQuorum> {
-        let peers = self.control_plane_peers(name).await;
-        match self
-            .exec
-            .etcd_quorum(name, &peers, &self.config.replacement.etcdctl)
-            .await
-        {
-            Ok(q) => Some(q),
-            Err(e) => {
-                warn!(node = name, error = %e, "etcd health not read; quorum judged by the Nodes' Ready");
-                None
+    /// etcd as its members say on the other control-plane machines (over SSH, at most once
+    /// per [`ETCD_FRESH_MS`] for the whole fleet: a held node asks every round); `None` when
+    /// no control-plane machine has SSH settings (then the Nodes' Ready stands for the
+    /// members, as before).
+    async fn etcd_view(&self, name: &str) -> Option<crate::remedy::guard::EtcdView> {
+        use crate::remedy::guard::EtcdView;
+        let now = self.exec.now_ms();
+        let fresh = self
+            .etcd_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|(at, _)| now.saturating_sub(*at) < ETCD_FRESH_MS);
+        let seen = match fresh {
+            Some((_, seen)) => seen,
+            None => {
+                let peers = self.control_plane_peers(name).await;
+                let seen = self
+                    .exec
+                    .etcd_members(name, &peers, &self.config.replacement.etcdctl)
+                    .await;
+                if let Err(e) = &seen {
+                    warn!(node = name, error = %e, "etcd could not be asked");
+                }
+                *self.etcd_seen.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((now, seen.clone()));
+                seen
             }
+        };
+        match seen {
+            Ok(None) => None,
+            Err(e) => Some(EtcdView::Unreadable(e)),
+            Ok(Some((members, health))) => {
+                let m = self.machines.iter().find(|m| m.name == name);
+                let node = self.node_cache.get().and_then(|c| c.get(name));
+                let address = m
+                    .and_then(|m| crate::gather::host_address(m, node.as_deref()))
+                    .map(|a| a.to_string());
+                Some(EtcdView::Read(crate::remedy::replace::quorum_of(
+                    &members,
+                    &health,
+                    name,
+                    address.as_deref(),
+                )))
+            }
+        }
+    }
+
+    /// etcd's view for an answering control-plane node: a member can be down on a Node that
+    /// is Ready. `None` for any other node.
+    async fn etcd_for(
+        &self,
+        name: &str,
+        answering: bool,
+    ) -> Option<crate::remedy::guard::EtcdView> {
+        match answering && self.is_control_plane(name).await {
+            true => self.etcd_view(name).await,
+            false => None,
         }
     }
 
     /// What the storm guard judges `name`'s next action by (`oob plan` asks it too).
     pub(super) async fn fleet(&self, name: &str, answering: bool) -> (Fleet, StormPolicy) {
+        let etcd = self.etcd_for(name, answering).await;
+        self.fleet_with(name, answering, etcd).await
+    }
+
+    async fn fleet_with(
+        &self,
+        name: &str,
+        answering: bool,
+        etcd: Option<crate::remedy::guard::EtcdView>,
+    ) -> (Fleet, StormPolicy) {
         let breaker_open = self.exec.journal().breaker().ok().flatten().is_some();
         let (total, unhealthy, in_flight, others) = {
             let s = self.lock();
@@ -152,12 +221,6 @@ impl Service {
                 }
             }
         }
-        // etcd itself, for an answering control-plane node: a member can be down on a
-        // Node that is Ready.
-        let etcd = match this_control_plane && answering {
-            true => self.etcd_quorum(name).await,
-            false => None,
-        };
         let p = &self.config.policy;
         let storm = StormPolicy {
             max_concurrent: p.max_concurrent,

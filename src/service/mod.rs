@@ -203,6 +203,9 @@ pub struct Service {
     machines: Vec<Arc<Machine>>,
     state: Mutex<HashMap<String, MachineState>>,
     admission: tokio::sync::Mutex<()>,
+    /// etcd as last read on a control-plane peer (when, and what), shared by every
+    /// control-plane node's admission for [`act::ETCD_FRESH_MS`].
+    etcd_seen: Mutex<Option<(u64, act::EtcdSeen)>>,
     /// Slots for the work that costs more than a probe (BMC looks, SSH polls, remedies):
     /// `service.concurrency` of them. Probes take none.
     slots: Arc<tokio::sync::Semaphore>,
@@ -305,6 +308,7 @@ impl Service {
             machines,
             state: Mutex::new(state),
             admission: tokio::sync::Mutex::new(()),
+            etcd_seen: Mutex::new(None),
             slots,
             liveness: Arc::new(Network { pinger }),
             hardware: Arc::new(crate::gather::host::OverSsh),

@@ -175,11 +175,13 @@ fn crash_point(at: &str) {
     }
 }
 
-/// Where the host is reached over SSH (`host` in the config, else the Node's address as
-/// recorded).
-/// A Ready control-plane machine among `peers` other than `node`, with SSH, and its address.
-fn ready_peer<'p>(node: &str, peers: &'p [(Machine, NodeInfo)]) -> Option<(&'p Machine, String)> {
-    peers.iter().find_map(|(m, n)| {
+/// The Ready control-plane machines among `peers` other than `node`, with SSH, and their
+/// addresses.
+fn ready_peers<'p>(
+    node: &'p str,
+    peers: &'p [(Machine, NodeInfo)],
+) -> impl Iterator<Item = (&'p Machine, String)> + 'p {
+    peers.iter().filter_map(move |(m, n)| {
         let fit = m.name != node
             && m.ssh.is_some()
             && n.ready.as_deref() == Some("True")
@@ -189,6 +191,8 @@ fn ready_peer<'p>(node: &str, peers: &'p [(Machine, NodeInfo)]) -> Option<(&'p M
     })
 }
 
+/// Where the host is reached over SSH (`host` in the config, else the Node's address as
+/// recorded).
 fn host_of(m: &Machine, node: Option<&NodeInfo>) -> Option<String> {
     crate::gather::host_address(m, node).map(|ip| ip.to_string())
 }
@@ -559,39 +563,57 @@ impl Executor {
 
     /// A Ready control-plane machine of the inventory other than this one, with SSH.
     fn control_plane_peer<'p>(&self, run: &'p Run<'_>) -> Option<(&'p Machine, String)> {
-        ready_peer(run.node, run.r.peers)
+        ready_peers(run.node, run.r.peers).next()
     }
 
-    /// etcd's quorum if `node` went down, read on a Ready control-plane peer with SSH:
-    /// `member list` and `endpoint health --cluster` in one session (health exits 1 when a
-    /// member is down and still prints the list).
-    pub async fn etcd_quorum(
+    /// etcd's members and their health, read over SSH on the Ready control-plane peers of
+    /// `node`, one after the other until one tells (a peer's own member may be the one down:
+    /// its etcdctl then prints nothing): `member list` and `endpoint health --cluster` in
+    /// one session (health exits 1 when a member is down and still prints the list).
+    /// `Ok(None)`: no peer to ask; `Err`: peers were asked and none told, with why.
+    pub async fn etcd_members(
         &self,
         node: &str,
         peers: &[(Machine, NodeInfo)],
         etcdctl: &str,
-    ) -> Result<crate::remedy::guard::EtcdQuorum, String> {
-        let (peer, host) = ready_peer(node, peers)
-            .ok_or("no Ready control-plane machine with SSH settings to ask")?;
+    ) -> Result<Option<(Vec<replace::Member>, Vec<replace::EndpointHealth>)>, String> {
         const SPLIT: &str = "=== oob: endpoint health ===";
         let command = format!(
             "{etcdctl} member list -w json; echo '{SPLIT}'; {etcdctl} endpoint health --cluster -w json"
         );
-        let out = self
-            .hosts
-            .run(peer, &host, &command, ETCDCTL_LIMIT)
-            .await
-            .map_err(|e| format!("etcdctl on {}: {e}", peer.name))?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let (members, health) = text
-            .split_once(SPLIT)
-            .ok_or_else(|| format!("etcdctl on {} printed no member list", peer.name))?;
-        let members = replace::parse_members(members)?;
-        let health = replace::parse_endpoint_health(health)?;
-        if members.iter().all(|m| m.learner) {
-            return Err(format!("etcdctl on {} lists no voting member", peer.name));
+        let mut failures = Vec::new();
+        for (peer, host) in ready_peers(node, peers) {
+            let read = async {
+                let out = self
+                    .hosts
+                    .run(peer, &host, &command, ETCDCTL_LIMIT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let said = || {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    let err: String = err.trim().chars().take(200).collect();
+                    format!("exit {:?}: {err}", out.exit_status)
+                };
+                let (members, health) = text.split_once(SPLIT).ok_or_else(said)?;
+                let members =
+                    replace::parse_members(members).map_err(|e| format!("{e}; {}", said()))?;
+                let health = replace::parse_endpoint_health(health)
+                    .map_err(|e| format!("{e}; {}", said()))?;
+                if members.iter().all(|m| m.learner) {
+                    return Err("no voting member listed".to_owned());
+                }
+                Ok((members, health))
+            };
+            match read.await {
+                Ok(found) => return Ok(Some(found)),
+                Err(e) => failures.push(format!("etcdctl on {}: {e}", peer.name)),
+            }
         }
-        Ok(replace::quorum_without(&members, &health, node))
+        if failures.is_empty() {
+            return Ok(None);
+        }
+        Err(failures.join("; "))
     }
 
     /// Run `command` on `host` of `m`; stdout when it exits 0.
