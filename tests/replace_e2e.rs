@@ -107,6 +107,7 @@ echo "etcdctl $*" >> '{rec}'
 for a in "$@"; do last="$a"; done
 case "$*" in
   *"member list"*) cat '{m}' ;;
+  *"endpoint health"*) cat '{h}'; if grep -q '"health":false' '{h}'; then echo 'Error: unhealthy cluster' >&2; exit 1; fi ;;
   *"member remove"*) exec python3 -c '
 import json, sys
 p, hexid = sys.argv[1], sys.argv[2]
@@ -121,7 +122,8 @@ print("Member %s removed from cluster" % hexid)' '{m}' "$last" ;;
 esac
 "#,
                 rec = rec.display(),
-                m = members.display()
+                m = members.display(),
+                h = state.join("health.json").display()
             ),
         );
         script(
@@ -155,6 +157,12 @@ esac
                 .to_string(),
         )
         .unwrap();
+        // `endpoint health --cluster -w json`: every member healthy until a test says not.
+        let health: Vec<Value> = member_list
+            .iter()
+            .map(|m| json!({"endpoint": m["clientURLs"][0], "health": true, "took": "1.2ms"}))
+            .collect();
+        std::fs::write(state.join("health.json"), Value::from(health).to_string()).unwrap();
 
         let nodes: Vec<Value> = machines
             .iter()
@@ -628,6 +636,59 @@ async fn a_control_plane_node_is_replaced_with_its_etcd_member_removed_first_nev
         "",
         "rejoined as control plane"
     );
+}
+
+/// A person's `oob cycle` of a control-plane node asks etcd too: every Node Ready, but
+/// cp-2's member down (etcdctl says so on the peers): refused, nothing sent; etcd whole: done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_cycle_is_refused_while_etcd_needs_the_nodes_member() {
+    let b = Bench::start(
+        &[
+            ("cp-1", true, "True"),
+            ("cp-2", true, "True"),
+            ("cp-3", true, "True"),
+        ],
+        "",
+    )
+    .await;
+    let health = b.state().join("health.json");
+    let all = std::fs::read_to_string(&health).unwrap();
+    let down = all.replacen(
+        r#""endpoint":"https://10.0.0.2:2379","health":true"#,
+        r#""endpoint":"https://10.0.0.2:2379","health":false,"error":"context deadline exceeded""#,
+        1,
+    );
+    assert_ne!(down, all, "{all}");
+    std::fs::write(&health, &down).unwrap();
+    let run = b.oob(&["cycle", "cp-1"], &[]).await;
+    assert_ne!(run.code, 0, "{}", run.all());
+    assert!(
+        run.stderr.contains("etcd member the quorum needs")
+            && run.stderr.contains("without this node 1 of 3")
+            && run.stderr.contains("context deadline exceeded"),
+        "{}",
+        run.all()
+    );
+    assert!(b.count("etcdctl") >= 2, "etcd was asked: {:?}", b.record());
+    assert_eq!(
+        b.bmc.mock.power_state("/redfish/v1/Systems/1").as_deref(),
+        Some("On")
+    );
+    let resets = || {
+        b.bmc
+            .mock
+            .counters()
+            .resets
+            .into_iter()
+            .filter(|(system, _)| system == "/redfish/v1/Systems/1")
+            .map(|(_, kind)| kind)
+            .collect::<Vec<_>>()
+    };
+    assert!(resets().is_empty(), "{:?}", resets());
+    std::fs::write(&health, &all).unwrap();
+    let run = b.oob(&["cycle", "cp-1"], &[]).await;
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(resets(), ["ForceOff", "On"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

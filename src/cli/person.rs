@@ -289,9 +289,14 @@ fn done_status(
 }
 
 /// etcd quorum, for a person's power action too: a control-plane node is not taken down
-/// while another control-plane node is not Ready (the service's storm guard holds the same
-/// line for the ladder). Refused with the names, before anything is sent.
-async fn quorum_guard(node: &crate::k8s::NodeInfo) -> anyhow::Result<()> {
+/// while another control-plane node is not Ready, nor while etcd (asked over SSH on the other
+/// control-plane machines, as the service asks) says its member is needed for the quorum.
+/// Refused with the reason, before anything is sent.
+async fn quorum_guard(
+    ctx: &Context,
+    exec: &crate::remedy::executor::Executor,
+    node: &crate::k8s::NodeInfo,
+) -> anyhow::Result<()> {
     use crate::remedy::guard::CONTROL_PLANE_LABEL;
     if !node.labels.contains_key(CONTROL_PLANE_LABEL) {
         return Ok(());
@@ -309,7 +314,50 @@ async fn quorum_guard(node: &crate::k8s::NodeInfo) -> anyhow::Result<()> {
             if down.len() == 1 { "it" } else { "them" }
         );
     }
-    Ok(())
+    // etcd itself: a member can be down on a Node that is Ready.
+    let inventory = config(ctx)?;
+    let peers: Vec<(crate::config::Machine, crate::k8s::NodeInfo)> =
+        crate::k8s::control_plane_nodes(&client)
+            .await
+            .context("listing the control-plane nodes (etcd quorum check)")?
+            .into_iter()
+            .filter_map(|n| {
+                let m = inventory.machines.iter().find(|m| m.name == n.name)?;
+                Some((m.clone(), n))
+            })
+            .collect();
+    match exec
+        .etcd_members(&node.name, &peers, &inventory.replacement.etcdctl)
+        .await
+    {
+        // No control-plane machine with SSH settings: the Nodes stand for the members.
+        Ok(None) => Ok(()),
+        Err(e) => anyhow::bail!(
+            "refused: {} is a control-plane node and etcd could not be asked ({e}); check etcd before taking it down",
+            node.name
+        ),
+        Ok(Some((members, health))) => {
+            let address = inventory
+                .machines
+                .iter()
+                .find(|m| m.name == node.name)
+                .and_then(|m| crate::gather::host_address(m, Some(node)))
+                .map(|a| a.to_string());
+            let q = crate::remedy::replace::quorum_of(
+                &members,
+                &health,
+                &node.name,
+                address.as_deref(),
+            );
+            match q.hold() {
+                Some(why) => anyhow::bail!(
+                    "refused: {} is a control-plane node whose etcd member the quorum needs: {why}",
+                    node.name
+                ),
+                None => Ok(()),
+            }
+        }
+    }
 }
 
 /// `oob cycle NODE`: the guarded hard power cycle (lock, identity, journal, verified).
@@ -320,7 +368,7 @@ pub async fn cycle(ctx: &Context, args: NodeTarget) -> anyhow::Result<Status> {
         Ok(n) => n,
         Err(_) => crate::k8s::NodeInfo::unknown(&machine.name),
     };
-    quorum_guard(&node).await?;
+    quorum_guard(ctx, &exec, &node).await?;
     let episode = crate::clock::now_ms();
     let done = exec.hard_reboot(&subject(&machine, &node, episode)).await;
     flush_feed(&exec).await;
@@ -354,7 +402,7 @@ async fn reboot_ladder(
     let node = exec.nodes().get(&machine.name).await.context(
         "oob reboot verifies the reboot by the Node's bootID and needs cluster access (use oob cycle without one)",
     )?;
-    quorum_guard(&node).await?;
+    quorum_guard(ctx, exec, &node).await?;
     if let Some(s) = args.soft_timeout {
         config.policy.soft_reboot_timeout_s = s;
     }
@@ -450,7 +498,7 @@ pub async fn power(ctx: &Context, node: &str, action: PowerAction) -> anyhow::Re
         Err(_) => crate::k8s::NodeInfo::unknown(&machine.name),
     };
     if action != PowerAction::On {
-        quorum_guard(&node).await?;
+        quorum_guard(ctx, &exec, &node).await?;
     }
     let episode = crate::clock::now_ms();
     let done = exec

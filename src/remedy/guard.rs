@@ -60,6 +60,22 @@ pub struct EtcdQuorum {
     pub down: String,
 }
 
+impl EtcdQuorum {
+    /// Why taking the node down now would cost etcd its quorum: its member is healthy and
+    /// the quorum holds with it but not without it. `None` when it would not (a member
+    /// already down, or a quorum already lost, is not made worse by it).
+    pub fn hold(&self) -> Option<String> {
+        let quorum = self.voting / 2 + 1;
+        let without = self.healthy.saturating_sub(usize::from(self.this_healthy));
+        (self.this_healthy && self.healthy >= quorum && without < quorum).then(|| {
+            format!(
+                "without this node {without} of {} voting members are healthy; quorum needs {quorum} (down: {})",
+                self.voting, self.down
+            )
+        })
+    }
+}
+
 /// The label kubeadm puts on control-plane nodes.
 pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 
@@ -143,14 +159,9 @@ pub fn admit(
             }
         }
         Some(EtcdView::Read(q)) => {
-            let quorum = q.voting / 2 + 1;
-            let without = q.healthy.saturating_sub(usize::from(q.this_healthy));
-            if q.this_healthy && q.healthy >= quorum && without < quorum {
+            if let Some(why) = q.hold() {
                 return Admission::Hold {
-                    reason: format!(
-                        "held back to keep etcd's quorum: without this node {without} of {} voting members are healthy; quorum needs {quorum} (down: {})",
-                        q.voting, q.down
-                    ),
+                    reason: format!("held back to keep etcd's quorum: {why}"),
                 };
             }
         }
