@@ -326,37 +326,25 @@ async fn quorum_guard(
                 Some((m.clone(), n))
             })
             .collect();
-    match exec
+    let read = exec
         .etcd_members(&node.name, &peers, &inventory.replacement.etcdctl)
-        .await
-    {
+        .await;
+    let machine = inventory.machines.iter().find(|m| m.name == node.name);
+    use crate::remedy::guard::EtcdView;
+    match crate::remedy::replace::etcd_view(&read, machine, &node.name, Some(node)) {
         // No control-plane machine with SSH settings: the Nodes stand for the members.
-        Ok(None) => Ok(()),
-        Err(e) => anyhow::bail!(
+        None => Ok(()),
+        Some(EtcdView::Unreadable(e)) => anyhow::bail!(
             "refused: {} is a control-plane node and etcd could not be asked ({e}); check etcd before taking it down",
             node.name
         ),
-        Ok(Some((members, health))) => {
-            let address = inventory
-                .machines
-                .iter()
-                .find(|m| m.name == node.name)
-                .and_then(|m| crate::gather::host_address(m, Some(node)))
-                .map(|a| a.to_string());
-            let q = crate::remedy::replace::quorum_of(
-                &members,
-                &health,
-                &node.name,
-                address.as_deref(),
-            );
-            match q.hold() {
-                Some(why) => anyhow::bail!(
-                    "refused: {} is a control-plane node whose etcd member the quorum needs: {why}",
-                    node.name
-                ),
-                None => Ok(()),
-            }
-        }
+        Some(EtcdView::Read(q)) => match q.hold() {
+            Some(why) => anyhow::bail!(
+                "refused: {} is a control-plane node whose etcd member the quorum needs: {why}",
+                node.name
+            ),
+            None => Ok(()),
+        },
     }
 }
 

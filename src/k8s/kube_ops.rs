@@ -299,7 +299,7 @@ impl NodeOps for KubeNodeOps {
             .await
             .ok()
             .and_then(|n| n.metadata.uid)
-            .or_else(|| Some(node.to_owned()));
+            .unwrap_or_else(|| node.to_owned());
         let event = Event {
             metadata: ObjectMeta {
                 generate_name: Some(event_name_prefix(node)),
@@ -318,7 +318,7 @@ impl NodeOps for KubeNodeOps {
                 api_version: Some("v1".into()),
                 kind: Some("Node".into()),
                 name: Some(node.to_owned()),
-                uid,
+                uid: Some(uid),
                 ..ObjectReference::default()
             }),
             ..Event::default()

@@ -191,9 +191,9 @@ fn medik8s_valid(spec: &LeaseSpec, now: Timestamp) -> bool {
 }
 
 /// Take (create, renew, or take over when expired) `node`'s medik8s lease for oob, owned by
-/// the Node (`uid`; `node_gone`: there is no Node, so no owner) as the operators make it. `Err(Held)` while another holder's lease is
-/// valid; `Ok(())` also when the namespace does not exist (no medik8s operator runs: there is
-/// no one to share the node with).
+/// the Node (`uid`; `node_gone`: there is no Node, so no owner) as the operators make it.
+/// `Err(Held)` while another holder's lease is valid; `Ok(())` also when the namespace does
+/// not exist (no medik8s operator runs: there is no one to share the node with).
 pub async fn medik8s_acquire(
     client: &kube::Client,
     node: &str,
@@ -226,9 +226,9 @@ pub async fn medik8s_acquire(
             // leases: said, and oob's own lock still holds among oob's actors.
             Err(kube::Error::Api(s)) if s.code == 403 => {
                 tracing::warn!(
-                node,
-                "not allowed to read medik8s leases (deploy/optional/medik8s); acting without them"
-            );
+                    node,
+                    "not allowed to read medik8s leases (deploy/optional/medik8s); acting without them"
+                );
                 return Ok(());
             }
             Err(e) => return Err(err(e)),

@@ -191,6 +191,36 @@ pub fn parse_endpoint_health(text: &str) -> Result<Vec<EndpointHealth>, String> 
         .map_err(|e| format!("etcdctl's endpoint health is not the JSON it prints: {e}"))
 }
 
+/// A read of etcd on the control-plane peers: its members and their endpoints' health;
+/// `None` when there was no peer to ask; `Err` when peers were asked and none told, with why.
+pub type EtcdRead = Result<Option<(Vec<Member>, Vec<EndpointHealth>)>, String>;
+
+/// What a read of etcd says about taking `machine` down (its member by name, else by its
+/// address): `None` when there was no one to ask (the Nodes then stand for the members).
+pub fn etcd_view(
+    read: &EtcdRead,
+    machine: Option<&crate::config::Machine>,
+    name: &str,
+    node: Option<&crate::k8s::NodeInfo>,
+) -> Option<crate::remedy::guard::EtcdView> {
+    use crate::remedy::guard::EtcdView;
+    match read {
+        Ok(None) => None,
+        Err(e) => Some(EtcdView::Unreadable(e.clone())),
+        Ok(Some((members, health))) => {
+            let address = machine
+                .and_then(|m| crate::gather::host_address(m, node))
+                .map(|a| a.to_string());
+            Some(EtcdView::Read(quorum_of(
+                members,
+                health,
+                name,
+                address.as_deref(),
+            )))
+        }
+    }
+}
+
 /// etcd's voting members (learners do not vote), those whose client endpoint answered
 /// healthy, and whether `node`'s own member is among them. Its member is the one named after
 /// it (kubeadm's way), else the one at `address`; one that cannot be found counts as healthy

@@ -50,16 +50,6 @@ pub(super) fn mutating(r: Remedy) -> bool {
 /// How long one read of etcd's members and health stands for every control-plane node.
 pub(super) const ETCD_FRESH_MS: u64 = 15_000;
 
-/// What a read of etcd gave: its members and their endpoints' health, nobody to ask, or why
-/// no one told.
-pub(super) type EtcdSeen = Result<
-    Option<(
-        Vec<crate::remedy::replace::Member>,
-        Vec<crate::remedy::replace::EndpointHealth>,
-    )>,
-    String,
->;
-
 impl Service {
     /// Whether the Node `name` carries the control-plane label (the watch cache, else the
     /// cluster; offline: no).
@@ -120,7 +110,6 @@ impl Service {
     /// no control-plane machine has SSH settings (then the Nodes' Ready stands for the
     /// members, as before).
     async fn etcd_view(&self, name: &str) -> Option<crate::remedy::guard::EtcdView> {
-        use crate::remedy::guard::EtcdView;
         let now = self.exec.now_ms();
         let fresh = self
             .etcd_seen
@@ -144,23 +133,9 @@ impl Service {
                 seen
             }
         };
-        match seen {
-            Ok(None) => None,
-            Err(e) => Some(EtcdView::Unreadable(e)),
-            Ok(Some((members, health))) => {
-                let m = self.machines.iter().find(|m| m.name == name);
-                let node = self.node_cache.get().and_then(|c| c.get(name));
-                let address = m
-                    .and_then(|m| crate::gather::host_address(m, node.as_deref()))
-                    .map(|a| a.to_string());
-                Some(EtcdView::Read(crate::remedy::replace::quorum_of(
-                    &members,
-                    &health,
-                    name,
-                    address.as_deref(),
-                )))
-            }
-        }
+        let machine = self.machines.iter().find(|m| m.name == name);
+        let node = self.node_cache.get().and_then(|c| c.get(name));
+        crate::remedy::replace::etcd_view(&seen, machine.map(|m| &**m), name, node.as_deref())
     }
 
     /// etcd's view for an answering control-plane node: a member can be down on a Node that

@@ -205,7 +205,7 @@ pub struct Service {
     admission: tokio::sync::Mutex<()>,
     /// etcd as last read on a control-plane peer (when, and what), shared by every
     /// control-plane node's admission for [`act::ETCD_FRESH_MS`].
-    etcd_seen: Mutex<Option<(u64, act::EtcdSeen)>>,
+    etcd_seen: Mutex<Option<(u64, crate::remedy::replace::EtcdRead)>>,
     /// Slots for the work that costs more than a probe (BMC looks, SSH polls, remedies):
     /// `service.concurrency` of them. Probes take none.
     slots: Arc<tokio::sync::Semaphore>,

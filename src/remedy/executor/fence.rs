@@ -44,35 +44,8 @@ impl Executor {
             {
                 Done::Ok(d) => {
                     self.note(node, format!("power off verified ({d})"));
-                    let ours = oob_out_of_service(s.node);
-                    let tainted = s.node.taints.iter().any(|t| t.key == OUT_OF_SERVICE);
-                    if tainted && !ours {
-                        self.note(
-                            node,
-                            format!("already tainted {OUT_OF_SERVICE} by someone else: left so, and oob will not remove it"),
-                        );
-                    } else if !tainted {
-                        // The mark first: a taint oob put on is always one it knows of.
-                        if let Err(e) = self
-                            .nodes
-                            .annotate(node, OUT_OF_SERVICE_ANNOTATION, Some("true"))
-                            .await
-                        {
-                            return Done::Failed(format!("out-of-service taint: {e}"));
-                        }
-                        let taint = Taint {
-                            key: OUT_OF_SERVICE.into(),
-                            value: Some("nodeshutdown".into()),
-                            effect: "NoExecute".into(),
-                        };
-                        if let Err(e) = self
-                            .nodes
-                            .set_taint(node, OUT_OF_SERVICE, "NoExecute", Some(taint))
-                            .await
-                        {
-                            return Done::Failed(format!("out-of-service taint: {e}"));
-                        }
-                        self.note(node, format!("tainted {OUT_OF_SERVICE}:NoExecute"));
+                    if let Err(e) = self.taint_out_of_service(s).await {
+                        return Done::Failed(format!("out-of-service taint: {e}"));
                     }
                     force = Some(VerifiedPowerOff {
                         node: node.to_owned(),
@@ -209,28 +182,7 @@ impl Executor {
             }
             self.note(node, "uncordoned");
         }
-        if oob_out_of_service(s.node) {
-            let removed = match s.node.taints.iter().any(|t| t.key == OUT_OF_SERVICE) {
-                true => self
-                    .nodes
-                    .set_taint(node, OUT_OF_SERVICE, "NoExecute", None)
-                    .await
-                    .map(|()| self.note(node, format!("taint {OUT_OF_SERVICE} taken away"))),
-                false => Ok(()),
-            };
-            match removed {
-                Ok(()) => {
-                    if let Err(e) = self
-                        .nodes
-                        .annotate(node, OUT_OF_SERVICE_ANNOTATION, None)
-                        .await
-                    {
-                        warn!(node, error = %e, "removing the out-of-service mark failed");
-                    }
-                }
-                Err(e) => warn!(node, error = %e, "removing the out-of-service taint failed"),
-            }
-        }
+        self.untaint_out_of_service(s).await;
         self.mark(
             node,
             ("False", "Recovered", how),
@@ -247,6 +199,63 @@ impl Executor {
         )
         .await;
         Done::Ok(how.to_owned())
+    }
+}
+
+impl Executor {
+    /// Put the out-of-service taint on, oob's mark first (a taint oob put on is always one it
+    /// knows of); one someone else put there is left as it is.
+    async fn taint_out_of_service(&self, s: &Subject<'_>) -> Result<(), crate::k8s::NodeOpsError> {
+        let node = s.machine.name.as_str();
+        if s.node.taints.iter().any(|t| t.key == OUT_OF_SERVICE) {
+            if !oob_out_of_service(s.node) {
+                self.note(
+                    node,
+                    format!("already tainted {OUT_OF_SERVICE} by someone else: left so, and oob will not remove it"),
+                );
+            }
+            return Ok(());
+        }
+        self.nodes
+            .annotate(node, OUT_OF_SERVICE_ANNOTATION, Some("true"))
+            .await?;
+        let taint = Taint {
+            key: OUT_OF_SERVICE.into(),
+            value: Some("nodeshutdown".into()),
+            effect: "NoExecute".into(),
+        };
+        self.nodes
+            .set_taint(node, OUT_OF_SERVICE, "NoExecute", Some(taint))
+            .await?;
+        self.note(node, format!("tainted {OUT_OF_SERVICE}:NoExecute"));
+        Ok(())
+    }
+
+    /// Take away the out-of-service taint oob put on, then its mark (best effort: the log
+    /// says what failed).
+    async fn untaint_out_of_service(&self, s: &Subject<'_>) {
+        let node = s.machine.name.as_str();
+        if !oob_out_of_service(s.node) {
+            return;
+        }
+        if s.node.taints.iter().any(|t| t.key == OUT_OF_SERVICE) {
+            if let Err(e) = self
+                .nodes
+                .set_taint(node, OUT_OF_SERVICE, "NoExecute", None)
+                .await
+            {
+                warn!(node, error = %e, "removing the out-of-service taint failed");
+                return;
+            }
+            self.note(node, format!("taint {OUT_OF_SERVICE} taken away"));
+        }
+        if let Err(e) = self
+            .nodes
+            .annotate(node, OUT_OF_SERVICE_ANNOTATION, None)
+            .await
+        {
+            warn!(node, error = %e, "removing the out-of-service mark failed");
+        }
     }
 }
 

@@ -576,7 +576,7 @@ impl Executor {
         node: &str,
         peers: &[(Machine, NodeInfo)],
         etcdctl: &str,
-    ) -> Result<Option<(Vec<replace::Member>, Vec<replace::EndpointHealth>)>, String> {
+    ) -> replace::EtcdRead {
         const SPLIT: &str = "=== oob: endpoint health ===";
         let command = format!(
             "{etcdctl} member list -w json; echo '{SPLIT}'; {etcdctl} endpoint health --cluster -w json"

@@ -643,28 +643,17 @@ async fn a_report_goes_to_the_outbox_once_and_the_recovery_follows_it_up_once() 
     );
 
     // Still down: one follow-up per period, never twice for the same one.
-    assert!(
-        w.exec
-            .follow_up(
-                "node-1",
-                crate::report::message::Kind::StillDown,
-                "still-down-1",
-                None,
-                "still down"
-            )
-            .await
-    );
-    assert!(
-        !w.exec
-            .follow_up(
-                "node-1",
-                crate::report::message::Kind::StillDown,
-                "still-down-1",
-                None,
-                "still down"
-            )
-            .await
-    );
+    let still_down = |period: &'static str| {
+        w.exec.follow_up(
+            "node-1",
+            crate::report::message::Kind::StillDown,
+            period,
+            None,
+            "still down",
+        )
+    };
+    assert!(still_down("still-down-1").await);
+    assert!(!still_down("still-down-1").await);
 
     // Back: the recovery follows the report up, threaded on it; the report is closed.
     w.cluster.edit("node-1", |n| n.ready = Some("True".into()));
@@ -687,17 +676,7 @@ async fn a_report_goes_to_the_outbox_once_and_the_recovery_follows_it_up_once() 
     // A later recovery without a new report says nothing more.
     w.exec.execute(Remedy::Recovered, &s).await;
     assert_eq!(j.deliveries(Some("node-1")).unwrap().len(), 6);
-    assert!(
-        !w.exec
-            .follow_up(
-                "node-1",
-                crate::report::message::Kind::StillDown,
-                "still-down-2",
-                None,
-                "still down"
-            )
-            .await
-    );
+    assert!(!still_down("still-down-2").await);
 }
 
 #[tokio::test(start_paused = true)]
