@@ -77,6 +77,44 @@ async fn no_secret_reaches_stdout_or_stderr_at_any_log_level() {
     }
     assert_eq!(checked, 100);
 
+    // A BMC whose error pages quote the request's session token and Basic credentials: the
+    // page is shown (the operator needs the BMC's words), scrubbed.
+    for sessions in [true, false] {
+        let bmc = mock(Config {
+            sessions,
+            ..mock_config()
+        })
+        .await;
+        bmc.mock.set_faults(Faults {
+            echo_credentials: true,
+            ..Faults::default()
+        });
+        let missing = format!("{}/redfish/v1/Systems/no-such-system", bmc.url());
+        for level in ["error", "trace"] {
+            let run = oob(
+                &[&["power", "status"][..], &target(&missing, &[])].concat(),
+                &[("OOB_LOG", level)],
+            )
+            .await;
+            let all = run.all();
+            assert_ne!(run.code, 0, "{all}");
+            assert!(
+                all.contains("request refused; X-Auth-Token"),
+                "the BMC's page is not shown:\n{all}"
+            );
+            assert!(!all.contains(PASSWORD), "password leaked ({level}):\n{all}");
+            assert!(!all.contains(&basic), "basic credential leaked:\n{all}");
+            let tokens = bmc.mock.counters().issued_tokens;
+            assert_eq!(tokens.is_empty(), !sessions);
+            for token in tokens {
+                assert!(
+                    !all.contains(&token),
+                    "session token leaked ({level}):\n{all}"
+                );
+            }
+        }
+    }
+
     // A wrong password is not echoed either, whatever the BMC does with it.
     let bmc = mock(mock_config()).await;
     let run = oob(

@@ -71,6 +71,9 @@ async fn handle(
     if drop {
         return dropped();
     }
+    if faults.echo_credentials && !response.status().is_success() {
+        return echoed(response.status(), &headers);
+    }
     if method == Method::GET
         && !is_root
         && response.status() == StatusCode::OK
@@ -79,6 +82,26 @@ async fn handle(
         return truncated(response).await;
     }
     response
+}
+
+/// An error that quotes the request's credentials.
+fn echoed(status: StatusCode, headers: &HeaderMap) -> Response {
+    let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok());
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let message = format!(
+        "request refused; X-Auth-Token: {:?}, Basic: {:?}",
+        token, basic
+    );
+    error(status, "GeneralError", &message)
 }
 
 /// Decrement a fault counter; true when it was set.

@@ -92,6 +92,9 @@ pub struct Faults {
     /// `GracefulRestart` and `GracefulShutdown` are accepted (204) and ignored, as by an OS
     /// that is hung and does not act on ACPI requests.
     pub ignore_graceful: bool,
+    /// Error answers quote the request's credentials back (its `X-Auth-Token`, its Basic
+    /// user and password decoded), as a BMC with a debugging error page does.
+    pub echo_credentials: bool,
 }
 
 /// Counters tests read to prove what reached the BMC.

@@ -76,14 +76,9 @@ pub(crate) struct Client {
     creds: Credentials,
     options: ClientOptions,
     auth: Mutex<Auth>,
-}
-
-/// First 240 characters of a body, credentials scrubbed, for error messages.
-fn excerpt(body: &[u8], creds: &Credentials) -> String {
-    // Scrubbed before it is cut: a password across the cut would leave its first half.
-    let head = &body[..body.len().min(64 * 1024)];
-    let text = creds.password.scrub(&String::from_utf8_lossy(head));
-    text.chars().take(240).collect()
+    /// The session tokens this client was given, to scrub from what the BMC says (a copy
+    /// beside `auth`, readable without waiting on a request in flight).
+    tokens: std::sync::Mutex<Vec<Secret>>,
 }
 
 /// What a shared HTTP client is built from.
@@ -184,6 +179,7 @@ impl Client {
             creds,
             options,
             auth: Mutex::new(Auth::Basic),
+            tokens: std::sync::Mutex::default(),
         })
     }
 
@@ -221,6 +217,20 @@ impl Client {
         Ok(url)
     }
 
+    /// First 240 characters of a body, for error messages, with the password and every
+    /// session token this client was given scrubbed (a BMC may echo either back).
+    fn excerpt(&self, body: &[u8]) -> String {
+        // Scrubbed before it is cut: a secret across the cut would leave its first half.
+        let head = &body[..body.len().min(64 * 1024)];
+        let mut text = self.creds.password.scrub(&String::from_utf8_lossy(head));
+        if let Ok(tokens) = self.tokens.lock() {
+            for token in tokens.iter() {
+                text = token.scrub(&text);
+            }
+        }
+        text.chars().take(240).collect()
+    }
+
     /// GET a resource and decode it.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, BmcError> {
         let reply = self.send(Method::GET, path, None, None).await?;
@@ -232,7 +242,7 @@ impl Client {
         let reply = self.expect_success(path, reply)?;
         serde_json::from_slice(&reply.body).map_err(|e| BmcError::Malformed {
             url: self.url(path),
-            detail: format!("{e} (body starts: {:?})", excerpt(&reply.body, &self.creds)),
+            detail: format!("{e} (body starts: {:?})", self.excerpt(&reply.body)),
         })
     }
 
@@ -250,7 +260,7 @@ impl Client {
             status => BmcError::Http {
                 url,
                 status: status.as_u16(),
-                body: excerpt(&reply.body, &self.creds),
+                body: self.excerpt(&reply.body),
             },
         })
     }
@@ -328,7 +338,7 @@ impl Client {
                 return Err(BmcError::Http {
                     url,
                     status: status.as_u16(),
-                    body: excerpt(&raw, &self.creds),
+                    body: self.excerpt(&raw),
                 })
             }
         }
@@ -351,6 +361,13 @@ impl Client {
                     .ok()
                     .and_then(|v| v.get("@odata.id")?.as_str().map(str::to_owned))
             });
+        if let Ok(mut tokens) = self.tokens.lock() {
+            // Bounded: a BMC that drops sessions all day keeps the last few.
+            if tokens.len() >= 4 {
+                tokens.remove(0);
+            }
+            tokens.push(Secret::new(token));
+        }
         *auth = Auth::Session {
             token: Secret::new(token),
             location,
