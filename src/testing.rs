@@ -201,6 +201,8 @@ pub struct FakeCluster {
     pub leases: Mutex<BTreeMap<String, String>>,
     /// Per-node lock name → another remediator holding the node's medik8s lease.
     pub held: Mutex<BTreeMap<String, String>>,
+    /// The API server unreachable for the per-node locks (taking and renewing them).
+    pub lock_outage: std::sync::atomic::AtomicBool,
     pub log: Log,
 }
 
@@ -226,6 +228,7 @@ impl FakeCluster {
             nodes: Mutex::new(names.iter().map(|n| ((*n).to_owned(), node(n))).collect()),
             leases: Mutex::default(),
             held: Mutex::default(),
+            lock_outage: Default::default(),
             log: log.clone(),
         }
     }
@@ -302,6 +305,11 @@ impl NodeOps for FakeCluster {
         Ok(())
     }
     async fn try_lock(&self, lease: &str, holder: &str, _: Duration) -> Result<bool, NodeOpsError> {
+        if self.lock_outage.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(NodeOpsError::Transport {
+                detail: "connection refused".into(),
+            });
+        }
         let mut leases = self.leases.lock().unwrap();
         if leases.get(lease).is_some_and(|h| h != holder) {
             return Ok(false);

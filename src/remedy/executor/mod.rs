@@ -387,7 +387,8 @@ impl Executor {
     }
 
     /// Hold the per-node lock (shared with the CLI) around `work`, renewing it every third
-    /// of its duration while `work` runs (a crashed holder blocks the node one duration).
+    /// of its duration while `work` runs (a crashed holder blocks the node one duration);
+    /// `work` is stopped when the lock is lost.
     async fn locked<F, T>(&self, node: &str, work: F) -> Result<T, Done>
     where
         F: std::future::Future<Output = T>,
@@ -408,36 +409,58 @@ impl Executor {
             Err(e) => return Err(Done::Failed(format!("per-node lock: {e}"))),
         }
         // Renewed next to the work, not in turn with it: the BMC's future keeps being polled
-        // while a renewal waits on the API.
+        // while a renewal waits on the API. A lock another actor now holds, or one not
+        // renewed for two thirds of its life (the next try would come after it expired),
+        // stops the step: from then on someone else may act on the node, and a step stopped
+        // here is resumed from the journal like one a crash stopped, never sent again.
         let renew = async {
+            let period = self.node_lock / 3;
+            let mut renewed = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep(self.node_lock / 3).await;
-                if !matches!(
-                    self.nodes
-                        .try_lock(&lease, &self.holder, self.node_lock)
-                        .await,
-                    Ok(true)
-                ) {
-                    warn!(
-                        node,
-                        "renewing the per-node lock failed; the step in progress finishes"
+                tokio::time::sleep(period).await;
+                let why = match tokio::time::timeout(
+                    period,
+                    self.nodes.try_lock(&lease, &self.holder, self.node_lock),
+                )
+                .await
+                {
+                    Ok(Ok(true)) => {
+                        renewed = tokio::time::Instant::now();
+                        continue;
+                    }
+                    Ok(Ok(false)) => return "another actor holds it now".to_owned(),
+                    Ok(Err(e @ crate::k8s::NodeOpsError::Held { .. })) => return e.to_string(),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("the API did not answer within {}s", period.as_secs()),
+                };
+                let unrenewed = renewed.elapsed();
+                if unrenewed + period >= self.node_lock {
+                    return format!(
+                        "not renewed for {}s of its {}s ({why})",
+                        unrenewed.as_secs(),
+                        self.node_lock.as_secs()
                     );
                 }
+                warn!(node, error = %why, "renewing the per-node lock failed; tried again");
             }
         };
         tokio::pin!(work);
         tokio::pin!(renew);
         let out = tokio::select! {
-            out = &mut work => Some(out),
-            _ = &mut renew => None,
-        };
-        let Some(out) = out else {
-            return Err(Done::Failed("per-node lock: the renewal stopped".into()));
+            out = &mut work => Ok(out),
+            why = &mut renew => Err(why),
         };
         if let Err(e) = self.nodes.unlock(&lease, &self.holder).await {
             warn!(node, error = %e, "releasing the per-node lock failed; it expires on its own");
         }
-        Ok(out)
+        out.map_err(|why| {
+            warn!(node, reason = %why, "per-node lock lost: the step in progress stops");
+            self.note(
+                node,
+                format!("per-node lock lost ({why}): the step stopped; the journal resumes it"),
+            );
+            Done::Failed(format!("per-node lock lost: {why}"))
+        })
     }
 
     /// Journal an intent; `Err` carries the step's end when it was seen before.

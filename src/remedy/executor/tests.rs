@@ -703,3 +703,82 @@ async fn without_a_report_a_recovery_sends_nothing_and_a_dry_run_queues_nothing(
     dry.exec.execute(Remedy::Report, &s).await;
     assert!(dry.exec.journal().deliveries(None).unwrap().is_empty());
 }
+
+/// A step that outlives its per-node lock: another remediator takes the node (its medik8s
+/// lease) while a long verification runs.
+#[tokio::test(start_paused = true)]
+async fn a_per_node_lock_taken_by_another_stops_the_step_at_the_next_renewal() {
+    let w = world(false, 0);
+    let lock = w.exec.node_lock;
+    let lease = node_lock_name("node-1");
+    let began = tokio::time::Instant::now();
+    let out = w
+        .exec
+        .locked("node-1", async {
+            w.cluster
+                .held
+                .lock()
+                .unwrap()
+                .insert(lease.clone(), "self-node-remediation".into());
+            tokio::time::sleep(lock * 10).await;
+            "finished"
+        })
+        .await;
+    match out {
+        Err(Done::Failed(why)) => assert!(
+            why.contains("per-node lock lost") && why.contains("self-node-remediation"),
+            "{why}"
+        ),
+        other => panic!("the step went on without its lock: {other:?}"),
+    }
+    assert_eq!(began.elapsed(), lock / 3, "stopped at the first renewal");
+}
+
+/// The API server unreachable while a step runs: the step goes on through one failed
+/// renewal and stops before the lease could expire (another actor may take it then).
+#[tokio::test(start_paused = true)]
+async fn a_per_node_lock_that_cannot_be_renewed_stops_the_step_before_it_expires() {
+    use std::sync::atomic::Ordering;
+    let w = world(false, 0);
+    let lock = w.exec.node_lock;
+    let began = tokio::time::Instant::now();
+    let out = w
+        .exec
+        .locked("node-1", async {
+            w.cluster.lock_outage.store(true, Ordering::SeqCst);
+            tokio::time::sleep(lock * 10).await;
+        })
+        .await;
+    let Err(Done::Failed(why)) = out else {
+        panic!("the step went on without its lock: {out:?}")
+    };
+    assert!(
+        why.contains("not renewed") && why.contains("connection refused"),
+        "{why}"
+    );
+    assert!(began.elapsed() < lock, "stopped at {:?}", began.elapsed());
+    assert_eq!(
+        began.elapsed(),
+        lock / 3 * 2,
+        "one failed renewal is tolerated"
+    );
+
+    // A short outage is ridden out: the step finishes and the lock is let go.
+    w.cluster.lock_outage.store(false, Ordering::SeqCst);
+    let cluster = w.cluster.clone();
+    let out = w
+        .exec
+        .locked("node-1", async {
+            cluster.lock_outage.store(true, Ordering::SeqCst);
+            tokio::time::sleep(lock / 2).await;
+            cluster.lock_outage.store(false, Ordering::SeqCst);
+            tokio::time::sleep(lock).await;
+            "finished"
+        })
+        .await;
+    assert!(matches!(out, Ok("finished")), "{out:?}");
+    assert!(
+        w.cluster.leases.lock().unwrap().is_empty(),
+        "the lock is let go"
+    );
+}
