@@ -26,8 +26,9 @@ pub struct Fleet {
     /// The machine asking is a control-plane node (label
     /// `node-role.kubernetes.io/control-plane`).
     pub control_plane: bool,
-    /// The machine asking still answers on the network (an OS problem, a live fault): its
-    /// etcd member may still be voting. A dark one's is not.
+    /// The machine asking still answers on the network (an OS problem, a live fault), so its
+    /// etcd member may still be voting, and the remedy would take it down (a reboot, a
+    /// fence; not a unit restart). A dark one's member is not voting.
     pub answering: bool,
     /// Other control-plane nodes that are not Healthy (down, confirming, remediating, or
     /// waiting for a person): each may be an etcd member that is not voting.

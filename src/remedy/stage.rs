@@ -99,6 +99,17 @@ pub enum Remedy {
 }
 
 impl Remedy {
+    /// Whether carrying it out takes the machine down, and with it an etcd member that may
+    /// still vote: a reboot, a fence (power off), a replacement. A unit restart does not
+    /// (etcd runs on under a restarted kubelet or runtime), nor do a report, a recovery or
+    /// powering on a machine that is off.
+    pub fn takes_down(self) -> bool {
+        matches!(
+            self,
+            Self::SoftReboot | Self::HardReboot | Self::Fence | Self::Replace
+        )
+    }
+
     /// The remedy's name in timelines and metrics (`hard-reboot`).
     pub fn name(self) -> &'static str {
         match self {

@@ -67,6 +67,12 @@ impl Service {
         info.is_some_and(|i| i.labels.contains_key(CONTROL_PLANE_LABEL))
     }
 
+    /// Whether `remedy` may take a voting etcd member away (what the quorum rules judge): the
+    /// machine answers, so its member may still vote, and the remedy takes it down.
+    pub(super) fn takes_a_vote(&self, evidence: &Evidence, remedy: Remedy) -> bool {
+        !self.dark(evidence) && remedy.takes_down()
+    }
+
     /// The storm guard, atomically with marking the node as remediating.
     async fn admit(
         &self,
@@ -234,8 +240,15 @@ impl Service {
         let real = mutating(step.remedy) && !self.exec.dry_run();
         // What the last round waited for: a yield to another holder is said once.
         let was_waiting = st.waiting.clone();
+        if real && !self.leading.load(std::sync::atomic::Ordering::Relaxed) {
+            // Leadership was lost while this round gathered: the new leader decides; a
+            // replica that no longer leads begins nothing (nor resumes: the leader adopts).
+            self.metrics.remedy(step.remedy.name(), "deferred");
+            self.wait(name, st, "this replica no longer leads".into());
+            return;
+        }
         if real && resumed_from.is_none() {
-            let answering = !self.dark(evidence);
+            let answering = self.takes_a_vote(evidence, step.remedy);
             match self
                 .admit(name, step.next, st.position.recovered_ms, answering)
                 .await

@@ -299,6 +299,7 @@ impl Service {
         let rejoin = client.clone().map(|c| {
             Arc::new(crate::k8s::join::KubeRejoin(c)) as Arc<dyn crate::k8s::join::Rejoin>
         });
+        let client_less = client.is_none();
         Ok(Self {
             rejoin,
             config,
@@ -315,7 +316,9 @@ impl Service {
             node_cache: std::sync::OnceLock::new(),
             requests: Mutex::default(),
             finished: Mutex::default(),
-            leading: AtomicBool::new(false),
+            // Outside a cluster there is no one else to lead: a person's command or a local
+            // service acts at once. In a cluster, `run` says when (lease held, journal adopted).
+            leading: AtomicBool::new(client_less),
             heartbeat: AtomicU64::new(0),
             ready: AtomicBool::new(false),
         })

@@ -579,6 +579,44 @@ async fn an_etcd_member_down_on_a_ready_node_holds_back_another_control_plane_re
     );
 }
 
+/// A unit restart takes no etcd member away (etcd runs on under a restarted kubelet): it is
+/// not held by the quorum rule that holds a reboot of the same node.
+#[tokio::test(start_paused = true)]
+async fn a_kubelet_restart_on_a_control_plane_node_is_not_held_for_etcd() {
+    use crate::testing::{healthy_host, unit};
+    let f = fleet(5, "suspect_after = 2");
+    for n in ["node-1", "node-2", "node-3"] {
+        f.cluster.edit(n, |info| {
+            info.labels.insert(CONTROL_PLANE_LABEL, String::new());
+        });
+    }
+    // node-2's member is down on a Ready node: node-1's healthy member is needed.
+    f.hosts.reply("member list", 1, &etcd_says(&[2]));
+    f.hosts.reply("127.0.0.12 ", 1, "");
+    f.rounds(2).await;
+    let mut stopped = healthy_host();
+    stopped.kubelet = Some(unit("inactive", "dead"));
+    f.hosts.set_os("127.0.0.11", stopped);
+    f.cluster.edit("node-1", |n| n.ready = Some("False".into()));
+    f.rounds(2).await;
+    let acts = f.hosts.actions();
+    assert!(
+        acts.iter()
+            .any(|a| a == "restart 127.0.0.11 kubelet.service"),
+        "{acts:?}\n{}",
+        f.timeline(1)
+    );
+    assert!(
+        !f.timeline(1).contains("etcd's quorum"),
+        "{}",
+        f.timeline(1)
+    );
+    assert!(
+        !acts.iter().any(|a| a.contains("endpoint health")),
+        "etcd is not asked for a restart: {acts:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_paused_node_is_left_alone_and_the_timeline_says_so() {
     let f = fleet(2, "suspect_after = 1\nmax_unhealthy_percent = 50");
@@ -600,6 +638,34 @@ async fn a_paused_node_is_left_alone_and_the_timeline_says_so() {
     });
     f.rounds(1).await;
     assert!(f.timeline(1).contains("automation resumed"));
+    assert!(
+        matches!(f.stage(1), Stage::SoftReboot { .. }),
+        "{:?}",
+        f.stage(1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_lost_leadership_begins_no_step() {
+    use std::sync::atomic::Ordering;
+    let f = fleet(2, "suspect_after = 1\nmax_unhealthy_percent = 50");
+    f.svc.leading.store(false, Ordering::Relaxed);
+    f.go_dark(1);
+    f.rounds(10).await;
+    assert!(f.requests(1).is_empty(), "{:?}", f.requests(1));
+    assert!(
+        !said(&f.log).iter().any(|l| l.starts_with("cordon")),
+        "{:?}",
+        said(&f.log)
+    );
+    assert!(
+        f.timeline(1).contains("no longer leads"),
+        "{}",
+        f.timeline(1)
+    );
+    // Leading again (the lease taken back, the journal adopted): the ladder goes on.
+    f.svc.leading.store(true, Ordering::Relaxed);
+    f.rounds(1).await;
     assert!(
         matches!(f.stage(1), Stage::SoftReboot { .. }),
         "{:?}",
