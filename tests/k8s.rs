@@ -387,6 +387,64 @@ async fn drain_evicts_what_may_move_and_reports_what_blocks() {
     );
 }
 
+/// A node whose kubelet is gone: evicted pods are marked Terminating and stay (no kubelet
+/// confirms they stopped) until the out-of-service taint lets the pod GC remove them, as on a
+/// real cluster. The drain says so at once instead of calling them evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_evicted_from_a_dead_node_stay_terminating_until_it_is_out_of_service() {
+    let (api, client) = start().await;
+    api.api.touch("node-1", |n| {
+        n["status"]["conditions"] =
+            json!([{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]);
+    });
+    let report = oob::k8s::drain::drain(&client, "node-1", &fast(None, false))
+        .await
+        .unwrap();
+    assert!(report.evicted.is_empty(), "{report:?}");
+    assert!(
+        report
+            .blocked
+            .iter()
+            .any(|(p, w)| p == "default/web-1" && w.contains("not Ready (Ready=Unknown)")),
+        "{:?}",
+        report.blocked
+    );
+    // Said at once, not waited on until the deadline.
+    assert!(
+        !api.api
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path == "/api/v1/namespaces/default/pods/web-1"),
+        "the drain waited for a pod that cannot go"
+    );
+    let web = api.api.pod("default", "web-1").expect("still there");
+    assert!(web["metadata"]["deletionTimestamp"].is_string(), "{web}");
+    assert_eq!(web["metadata"]["deletionGracePeriodSeconds"], 30);
+    // A Terminating pod takes nothing from its budget: evicting it again is no refusal.
+    assert!(
+        !report
+            .blocked
+            .iter()
+            .any(|(p, w)| p == "default/web-1" && w.contains("budget")),
+        "{:?}",
+        report.blocked
+    );
+
+    // Out of service (after a verified power-off): the pod GC removes what is Terminating.
+    api.api.touch("node-1", |n| {
+        n["spec"]["taints"] = json!([{"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}]);
+    });
+    let report = oob::k8s::drain::drain(&client, "node-1", &fast(None, false))
+        .await
+        .unwrap();
+    assert!(!api.api.pods().contains(&"default/web-1".to_owned()));
+    assert!(
+        !report.blocked.iter().any(|(p, _)| p == "default/web-1"),
+        "{:?}",
+        report.blocked
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_deletion_needs_proof_for_this_very_node() {
     let (api, client) = start().await;

@@ -1,13 +1,15 @@
 //! PDB-aware drain by eviction: list the node's pods (`spec.nodeName`), skip DaemonSet-owned,
 //! mirror and completed pods, evict the rest with bounded concurrency, retry evictions a
 //! PodDisruptionBudget refuses (429) every `retry_interval` until the deadline, wait for the
-//! evicted pods to be gone, and report what still blocks. Pods with emptyDir data move only
-//! when allowed. Force deletion happens only with proof that the node is verified powered off.
+//! evicted pods to be gone (not on a node that is down and not out of service: no kubelet
+//! confirms there, the pods stay Terminating, said at once), and report what still blocks.
+//! Pods with emptyDir data move only when allowed. Force deletion happens only with proof that
+//! the node is verified powered off.
 
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, EvictParams, ListParams};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -128,12 +130,40 @@ enum Outcome {
     Blocked(String),
 }
 
-/// Evict one pod, retrying PDB refusals until `until`; then wait for it to be gone.
+/// Why an evicted pod cannot be gone before the deadline: the node's kubelet, which confirms
+/// that a pod stopped, does not answer (and no out-of-service taint lets the pod GC remove
+/// it). `None` when the kubelet answers, the node is out of service, or the Node is gone.
+async fn cannot_finish(client: &kube::Client, node: &str) -> Option<String> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let n = nodes.get_opt(node).await.ok().flatten()?;
+    let ready = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .map_or("Unknown", |c| c.status.as_str())
+        .to_owned();
+    let out_of_service = n
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|ts| ts.iter().any(|t| t.key == super::OUT_OF_SERVICE));
+    (ready != "True" && !out_of_service).then(|| {
+        format!(
+            "evicted, Terminating: the node is not Ready (Ready={ready}), so no kubelet confirms \
+             the pod stopped; it goes once the node is verified off and out of service"
+        )
+    })
+}
+
+/// Evict one pod, retrying PDB refusals until `until`; then wait for it to be gone (not when
+/// `stuck` says why it cannot go).
 async fn evict(
     client: &kube::Client,
     pod: &Pod,
     o: &DrainOptions,
     until: Instant,
+    stuck: Option<&str>,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Outcome {
     let ns = pod
@@ -167,6 +197,9 @@ async fn evict(
                 ))
             }
         }
+    }
+    if let Some(why) = stuck {
+        return Outcome::Blocked(why.to_owned());
     }
     while Instant::now() < until {
         match api.get_opt(&name).await {
@@ -214,6 +247,14 @@ pub async fn drain_with_progress(
             None => to_evict.push(pod),
         }
     }
+    // A node that is down keeps every evicted pod Terminating: said at once rather than
+    // waited on until the deadline (the eviction still lets the pods' controllers replace
+    // them elsewhere).
+    let stuck = match to_evict.is_empty() {
+        true => None,
+        false => cannot_finish(client, node).await,
+    };
+    let stuck = stuck.as_deref();
     progress(Progress::Started {
         to_evict: to_evict.len(),
     });
@@ -221,7 +262,7 @@ pub async fn drain_with_progress(
     let left = &left;
     let outcomes: Vec<(Pod, Outcome)> = futures_util::stream::iter(to_evict)
         .map(|pod| async move {
-            let outcome = evict(client, &pod, o, until, progress).await;
+            let outcome = evict(client, &pod, o, until, stuck, progress).await;
             let remaining = left
                 .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
                 .saturating_sub(1);

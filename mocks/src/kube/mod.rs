@@ -271,6 +271,14 @@ impl FakeApi {
             .collect()
     }
 
+    /// A pod as the API holds it (Terminating ones carry `metadata.deletionTimestamp`).
+    pub fn pod(&self, ns: &str, name: &str) -> Option<Value> {
+        self.lock()
+            .pods
+            .get(&(ns.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
     /// Pods still present, as `namespace/name`.
     pub fn pods(&self) -> Vec<String> {
         self.lock()
@@ -385,6 +393,8 @@ async fn handle(
     if !body.is_empty() && parsed.is_null() {
         return status(400, "BadRequest", "the request body is not valid JSON");
     }
+    // The kubelets and the pod garbage collector, between any two requests.
+    finish_terminating(&mut s);
     let segments: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     match (method.as_str(), segments.as_slice()) {
         ("GET", ["version"]) => ok(
@@ -503,7 +513,11 @@ async fn handle(
             }
         }
         ("DELETE", ["api", "v1", "namespaces", ns, "pods", name]) => {
-            match s.pods.remove(&((*ns).to_owned(), (*name).to_owned())) {
+            let grace = parsed
+                .get("gracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .or_else(|| query_value(uri.query(), "gracePeriodSeconds")?.parse().ok());
+            match delete_pod(&mut s, &((*ns).to_owned(), (*name).to_owned()), grace) {
                 Some(p) => ok(&p),
                 None => status(404, "NotFound", &format!("pods \"{name}\" not found")),
             }
@@ -622,6 +636,106 @@ fn list_pods(s: &State, query: Option<&str>) -> Response {
     )
 }
 
+/// Whether `node`'s kubelet answers: the Node exists with Ready=True.
+fn kubelet_answers(s: &State, node: &str) -> bool {
+    s.nodes.get(node).is_some_and(|n| {
+        n.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+    })
+}
+
+/// Graceful deletion as the API server and the pod's kubelet carry it out: with
+/// `gracePeriodSeconds: 0` the pod is gone at once; otherwise it is marked Terminating
+/// (`deletionTimestamp`, `deletionGracePeriodSeconds`) and stays until its kubelet confirms
+/// that it stopped ([`finish_terminating`]), which a node that is down never does. The pod
+/// as the API returns it, `None` when there is none.
+fn delete_pod(s: &mut State, key: &(String, String), grace: Option<i64>) -> Option<Value> {
+    let mut pod = s.pods.get(key)?.clone();
+    if grace == Some(0) {
+        return s.pods.remove(key);
+    }
+    if pod.pointer("/metadata/deletionTimestamp").is_none() {
+        let grace = grace
+            .or_else(|| pod.pointer("/spec/terminationGracePeriodSeconds")?.as_i64())
+            .unwrap_or(30)
+            .max(1);
+        pod["metadata"]["deletionTimestamp"] = json!(rfc3339_in(grace));
+        pod["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+        stamp(s, &mut pod, false);
+        s.pods.insert(key.clone(), pod.clone());
+    }
+    finish_terminating(s);
+    Some(pod)
+}
+
+/// What the kubelets and the pod garbage collector do with Terminating pods: a pod on a node
+/// whose kubelet answers stops and is removed; on a node that is gone, or NotReady with the
+/// `node.kubernetes.io/out-of-service` taint, the pod GC force-deletes it; on any other node
+/// that is down it stays Terminating.
+fn finish_terminating(s: &mut State) {
+    let gone: Vec<(String, String)> = s
+        .pods
+        .iter()
+        .filter(|(_, p)| p.pointer("/metadata/deletionTimestamp").is_some())
+        .filter(|(_, p)| {
+            let node = p
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let out_of_service = s.nodes.get(node).is_some_and(|n| {
+                n.pointer("/spec/taints")
+                    .and_then(Value::as_array)
+                    .is_some_and(|ts| {
+                        ts.iter()
+                            .any(|t| t["key"] == "node.kubernetes.io/out-of-service")
+                    })
+            });
+            node.is_empty()
+                || !s.nodes.contains_key(node)
+                || kubelet_answers(s, node)
+                || out_of_service
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in gone {
+        s.pods.remove(&key);
+    }
+}
+
+/// Now plus `seconds`, as RFC 3339 UTC.
+fn rfc3339_in(seconds: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
+        .unwrap_or(0);
+    rfc3339(now + seconds)
+}
+
+/// Seconds since the epoch as RFC 3339 UTC.
+fn rfc3339(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3_600,
+        secs % 3_600 / 60,
+        secs % 60
+    )
+}
+
 fn labels_match(selector: &Value, pod: &Value) -> bool {
     let Some(want) = selector.get("matchLabels").and_then(Value::as_object) else {
         return false;
@@ -636,7 +750,14 @@ fn evict(s: &mut State, ns: &str, name: &str) -> Response {
     let Some(pod) = s.pods.get(&key).cloned() else {
         return status(404, "NotFound", &format!("pods \"{name}\" not found"));
     };
-    for pdb in &s.pdbs {
+    // As the eviction REST handler's canIgnorePDB: a pod that is not running, or is being
+    // deleted already, takes nothing away from a budget.
+    let ignore_budgets = pod.pointer("/metadata/deletionTimestamp").is_some()
+        || matches!(
+            pod.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed" | "Pending")
+        );
+    for pdb in s.pdbs.iter().filter(|_| !ignore_budgets) {
         if pdb
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
@@ -657,6 +778,7 @@ fn evict(s: &mut State, ns: &str, name: &str) -> Response {
             .filter(|((pns, _), p)| {
                 pns == ns
                     && labels_match(selector, p)
+                    && p.pointer("/metadata/deletionTimestamp").is_none()
                     && p.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
             })
             .count() as i64;
@@ -685,7 +807,7 @@ fn evict(s: &mut State, ns: &str, name: &str) -> Response {
             return status(429, "TooManyRequests", &format!("Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {pdb_name} needs {} healthy pods and has {healthy} currently", healthy - allowed));
         }
     }
-    s.pods.remove(&key);
+    delete_pod(s, &key, None);
     let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }
@@ -744,4 +866,63 @@ fn watch_nodes(s: &State, query: Option<&str>) -> Response {
         axum::http::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_rfc3339_utc() {
+        for (t, want) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_800_000_000, "2027-01-15T08:00:00Z"),
+            (4_102_444_799, "2099-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(rfc3339(t), want);
+        }
+    }
+
+    fn state(ready: &str, taints: Value) -> State {
+        let mut s = State::default();
+        s.nodes.insert(
+            "n1".into(),
+            json!({"metadata": {"name": "n1"}, "spec": {"taints": taints},
+                   "status": {"conditions": [{"type": "Ready", "status": ready}]}}),
+        );
+        s.pods.insert(
+            ("default".into(), "p".into()),
+            json!({"metadata": {"name": "p", "namespace": "default"},
+                   "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 45},
+                   "status": {"phase": "Running"}}),
+        );
+        s
+    }
+
+    #[test]
+    fn a_deleted_pod_waits_for_its_kubelet_or_the_pod_gc() {
+        let key = ("default".to_owned(), "p".to_owned());
+        // A kubelet that answers confirms at once.
+        let mut s = state("True", json!([]));
+        assert!(delete_pod(&mut s, &key, None).is_some());
+        assert!(s.pods.is_empty());
+        // A node that is down: Terminating, with the pod's own grace period.
+        let mut s = state("Unknown", json!([]));
+        let p = delete_pod(&mut s, &key, None).unwrap();
+        assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 45);
+        assert!(p["metadata"]["deletionTimestamp"].is_string());
+        finish_terminating(&mut s);
+        assert_eq!(s.pods.len(), 1, "no kubelet confirms");
+        // gracePeriodSeconds=0 removes it at once.
+        assert!(delete_pod(&mut s, &key, Some(0)).is_some());
+        assert!(s.pods.is_empty());
+        // Out of service: the pod GC removes it.
+        let mut s = state(
+            "False",
+            json!([{"key": "node.kubernetes.io/out-of-service", "effect": "NoExecute"}]),
+        );
+        delete_pod(&mut s, &key, None);
+        assert!(s.pods.is_empty());
+    }
 }
