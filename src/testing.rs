@@ -203,6 +203,8 @@ pub struct FakeCluster {
     pub held: Mutex<BTreeMap<String, String>>,
     /// The API server unreachable for the per-node locks (taking and renewing them).
     pub lock_outage: std::sync::atomic::AtomicBool,
+    /// The API server never answers a per-node lock request.
+    pub lock_hang: std::sync::atomic::AtomicBool,
     pub log: Log,
 }
 
@@ -229,6 +231,7 @@ impl FakeCluster {
             leases: Mutex::default(),
             held: Mutex::default(),
             lock_outage: Default::default(),
+            lock_hang: Default::default(),
             log: log.clone(),
         }
     }
@@ -305,6 +308,9 @@ impl NodeOps for FakeCluster {
         Ok(())
     }
     async fn try_lock(&self, lease: &str, holder: &str, _: Duration) -> Result<bool, NodeOpsError> {
+        if self.lock_hang.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
         if self.lock_outage.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(NodeOpsError::Transport {
                 detail: "connection refused".into(),

@@ -409,36 +409,47 @@ impl Executor {
             Err(e) => return Err(Done::Failed(format!("per-node lock: {e}"))),
         }
         // Renewed next to the work, not in turn with it: the BMC's future keeps being polled
-        // while a renewal waits on the API. A lock another actor now holds, or one not
-        // renewed for two thirds of its life (the next try would come after it expired),
-        // stops the step: from then on someone else may act on the node, and a step stopped
-        // here is resumed from the journal like one a crash stopped, never sent again.
+        // while a renewal waits on the API. A lock another actor now holds, or one that could
+        // not be renewed in time (the lease lives `node_lock` from the start of the last
+        // renewal that took), stops the step before the lease can expire: from then on
+        // someone else may act on the node. The step is deferred like a busy one: its stage
+        // stays, and the next round resumes it from the journal, never sending it again.
         let renew = async {
             let period = self.node_lock / 3;
             let mut renewed = tokio::time::Instant::now();
+            let mut next = renewed;
             loop {
-                tokio::time::sleep(period).await;
+                // At a fixed rate: a try that waited out its deadline does not delay the next.
+                next += period;
+                tokio::time::sleep_until(next).await;
+                let started = tokio::time::Instant::now();
                 let why = match tokio::time::timeout(
-                    period,
+                    period / 2,
                     self.nodes.try_lock(&lease, &self.holder, self.node_lock),
                 )
                 .await
                 {
                     Ok(Ok(true)) => {
-                        renewed = tokio::time::Instant::now();
+                        renewed = started;
                         continue;
                     }
-                    Ok(Ok(false)) => return "another actor holds it now".to_owned(),
-                    Ok(Err(e @ crate::k8s::NodeOpsError::Held { .. })) => return e.to_string(),
+                    Ok(Ok(false)) => return (true, "another actor holds it now".to_owned()),
+                    Ok(Err(e @ crate::k8s::NodeOpsError::Held { .. })) => {
+                        return (true, e.to_string())
+                    }
                     Ok(Err(e)) => e.to_string(),
-                    Err(_) => format!("the API did not answer within {}s", period.as_secs()),
+                    Err(_) => format!("the API did not answer within {:?}", period / 2),
                 };
-                let unrenewed = renewed.elapsed();
-                if unrenewed + period >= self.node_lock {
-                    return format!(
-                        "not renewed for {}s of its {}s ({why})",
-                        unrenewed.as_secs(),
-                        self.node_lock.as_secs()
+                // The next try, with its own deadline, would end after the lease expired.
+                if started + period + period / 2 >= renewed + self.node_lock {
+                    let unrenewed = started.saturating_duration_since(renewed);
+                    return (
+                        false,
+                        format!(
+                            "not renewed for {}s of its {}s ({why})",
+                            unrenewed.as_secs(),
+                            self.node_lock.as_secs()
+                        ),
                     );
                 }
                 warn!(node, error = %why, "renewing the per-node lock failed; tried again");
@@ -448,18 +459,22 @@ impl Executor {
         tokio::pin!(renew);
         let out = tokio::select! {
             out = &mut work => Ok(out),
-            why = &mut renew => Err(why),
+            lost = &mut renew => Err(lost),
         };
-        if let Err(e) = self.nodes.unlock(&lease, &self.holder).await {
-            warn!(node, error = %e, "releasing the per-node lock failed; it expires on its own");
+        // A lock another actor took is theirs to release (oob replicas share the medik8s
+        // holder name: releasing it would take the new holder's lease away).
+        if !matches!(out, Err((true, _))) {
+            if let Err(e) = self.nodes.unlock(&lease, &self.holder).await {
+                warn!(node, error = %e, "releasing the per-node lock failed; it expires on its own");
+            }
         }
-        out.map_err(|why| {
+        out.map_err(|(_, why)| {
             warn!(node, reason = %why, "per-node lock lost: the step in progress stops");
             self.note(
                 node,
-                format!("per-node lock lost ({why}): the step stopped; the journal resumes it"),
+                format!("per-node lock lost ({why}): the step stopped; the next round resumes it"),
             );
-            Done::Failed(format!("per-node lock lost: {why}"))
+            Done::Busy(format!("per-node lock lost: {why}"))
         })
     }
 

@@ -19,18 +19,23 @@ impl Executor {
             self.note(node, d.clone());
             return Done::Ok(d);
         }
+        // The connection outlives the locked work: a step stopped because its lock was lost
+        // still logs out of the BMC (a session slot is not left behind).
+        let conn: tokio::sync::OnceCell<Connected> = tokio::sync::OnceCell::new();
         let run = async {
-            let c = match self.connect(s.machine).await {
+            let c = match conn.get_or_try_init(|| self.connect(s.machine)).await {
                 Ok(c) => c,
                 Err(e) => return Done::Failed(format!("BMC: {e}")),
             };
-            let done = self.power_connected(s, &c, &key, what).await;
-            c.bmc.close().await;
-            done
+            self.power_connected(s, c, &key, what).await
         };
-        match self.locked(node, run).await {
+        let done = match self.locked(node, run).await {
             Ok(done) | Err(done) => done,
+        };
+        if let Some(c) = conn.get() {
+            c.bmc.close().await;
         }
+        done
     }
 
     async fn power_connected(

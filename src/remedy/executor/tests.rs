@@ -725,13 +725,18 @@ async fn a_per_node_lock_taken_by_another_stops_the_step_at_the_next_renewal() {
         })
         .await;
     match out {
-        Err(Done::Failed(why)) => assert!(
+        Err(Done::Busy(why)) => assert!(
             why.contains("per-node lock lost") && why.contains("self-node-remediation"),
             "{why}"
         ),
         other => panic!("the step went on without its lock: {other:?}"),
     }
     assert_eq!(began.elapsed(), lock / 3, "stopped at the first renewal");
+    assert!(
+        !said(&w.log).iter().any(|l| l.starts_with("unlock")),
+        "another's lock is not released: {:?}",
+        said(&w.log)
+    );
 }
 
 /// The API server unreachable while a step runs: the step goes on through one failed
@@ -749,7 +754,7 @@ async fn a_per_node_lock_that_cannot_be_renewed_stops_the_step_before_it_expires
             tokio::time::sleep(lock * 10).await;
         })
         .await;
-    let Err(Done::Failed(why)) = out else {
+    let Err(Done::Busy(why)) = out else {
         panic!("the step went on without its lock: {out:?}")
     };
     assert!(
@@ -762,6 +767,22 @@ async fn a_per_node_lock_that_cannot_be_renewed_stops_the_step_before_it_expires
         lock / 3 * 2,
         "one failed renewal is tolerated"
     );
+    w.cluster.lock_outage.store(false, Ordering::SeqCst);
+
+    // An API that never answers: each try has its own deadline, and the step stops before
+    // the lease (renewed at its start) can expire.
+    let began = tokio::time::Instant::now();
+    let out = w
+        .exec
+        .locked("node-1", async {
+            w.cluster.lock_hang.store(true, Ordering::SeqCst);
+            tokio::time::sleep(lock * 10).await;
+        })
+        .await;
+    assert!(matches!(out, Err(Done::Busy(_))), "{out:?}");
+    assert!(began.elapsed() < lock, "stopped at {:?}", began.elapsed());
+    w.cluster.lock_hang.store(false, Ordering::SeqCst);
+    w.cluster.leases.lock().unwrap().clear();
 
     // A short outage is ridden out: the step finishes and the lock is let go.
     w.cluster.lock_outage.store(false, Ordering::SeqCst);
