@@ -405,7 +405,7 @@ async fn pods_evicted_from_a_dead_node_stay_terminating_until_it_is_out_of_servi
         report
             .blocked
             .iter()
-            .any(|(p, w)| p == "default/web-1" && w.contains("not Ready (Ready=Unknown)")),
+            .any(|(p, w)| p == "default/web-1" && w.contains("stopped reporting (Ready=Unknown)")),
         "{:?}",
         report.blocked
     );

@@ -1,8 +1,8 @@
 //! PDB-aware drain by eviction: list the node's pods (`spec.nodeName`), skip DaemonSet-owned,
 //! mirror and completed pods, evict the rest with bounded concurrency, retry evictions a
 //! PodDisruptionBudget refuses (429) every `retry_interval` until the deadline, wait for the
-//! evicted pods to be gone (not on a node that is down and not out of service: no kubelet
-//! confirms there, the pods stay Terminating, said at once), and report what still blocks.
+//! evicted pods to be gone (not on a node whose kubelet stopped reporting, Ready=Unknown, and
+//! not out of service: nothing confirms there, the pods stay Terminating, said at once), and report what still blocks.
 //! Pods with emptyDir data move only when allowed. Force deletion happens only with proof that
 //! the node is verified powered off.
 
@@ -131,7 +131,7 @@ enum Outcome {
 }
 
 /// Why an evicted pod cannot be gone before the deadline: the node's kubelet, which confirms
-/// that a pod stopped, does not answer (and no out-of-service taint lets the pod GC remove
+/// that a pod stopped, stopped reporting (and no out-of-service taint lets the pod GC remove
 /// it). `None` when the kubelet answers, the node is out of service, or the Node is gone.
 async fn cannot_finish(client: &kube::Client, node: &str) -> Option<String> {
     let nodes: Api<Node> = Api::all(client.clone());
@@ -141,18 +141,19 @@ async fn cannot_finish(client: &kube::Client, node: &str) -> Option<String> {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
-        .map_or("Unknown", |c| c.status.as_str())
-        .to_owned();
+        .map_or("Unknown", |c| c.status.as_str());
     let out_of_service = n
         .spec
         .as_ref()
         .and_then(|s| s.taints.as_ref())
         .is_some_and(|ts| ts.iter().any(|t| t.key == super::OUT_OF_SERVICE));
-    (ready != "True" && !out_of_service).then(|| {
-        format!(
-            "evicted, Terminating: the node is not Ready (Ready={ready}), so no kubelet confirms \
-             the pod stopped; it goes once the node is verified off and out of service"
-        )
+    // Ready=False is a kubelet that reports (a CNI or PLEG problem): it still stops pods.
+    // Unknown is one that stopped reporting.
+    (ready == "Unknown" && !out_of_service).then(|| {
+        "evicted, Terminating: the node's kubelet stopped reporting (Ready=Unknown), so \
+         nothing confirms the pod stopped; it goes once the node is verified off and out of \
+         service"
+            .to_owned()
     })
 }
 

@@ -636,14 +636,17 @@ fn list_pods(s: &State, query: Option<&str>) -> Response {
     )
 }
 
-/// Whether `node`'s kubelet answers: the Node exists with Ready=True.
+/// Whether `node`'s kubelet answers: the Node exists and its kubelet reports its Ready
+/// condition (True, or False for a kubelet with a problem it reports); Unknown is the node
+/// controller's word for a kubelet that stopped reporting.
 fn kubelet_answers(s: &State, node: &str) -> bool {
     s.nodes.get(node).is_some_and(|n| {
         n.pointer("/status/conditions")
             .and_then(Value::as_array)
             .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                cs.iter().any(|c| {
+                    c["type"] == "Ready" && (c["status"] == "True" || c["status"] == "False")
+                })
             })
     })
 }
@@ -655,14 +658,29 @@ fn kubelet_answers(s: &State, node: &str) -> bool {
 /// as the API returns it, `None` when there is none.
 fn delete_pod(s: &mut State, key: &(String, String), grace: Option<i64>) -> Option<Value> {
     let mut pod = s.pods.get(key)?.clone();
-    if grace == Some(0) {
+    let grace = grace
+        .or_else(|| pod.pointer("/spec/terminationGracePeriodSeconds")?.as_i64())
+        .unwrap_or(30)
+        .max(0);
+    // As the pod strategy's CheckGracefulDelete: a finished pod, or one never scheduled, has
+    // nothing to stop and goes at once, as does a grace of 0.
+    let finished = matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    let unscheduled = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .is_empty();
+    if grace == 0 || finished || unscheduled {
         return s.pods.remove(key);
     }
-    if pod.pointer("/metadata/deletionTimestamp").is_none() {
-        let grace = grace
-            .or_else(|| pod.pointer("/spec/terminationGracePeriodSeconds")?.as_i64())
-            .unwrap_or(30)
-            .max(1);
+    // A second delete may shorten the grace period, never lengthen it.
+    let current = pod
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    if current.is_none_or(|c| grace < c) {
         pod["metadata"]["deletionTimestamp"] = json!(rfc3339_in(grace));
         pod["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
         stamp(s, &mut pod, false);
@@ -919,9 +937,26 @@ mod tests {
         assert!(s.pods.is_empty());
         // Out of service: the pod GC removes it.
         let mut s = state(
-            "False",
+            "Unknown",
             json!([{"key": "node.kubernetes.io/out-of-service", "effect": "NoExecute"}]),
         );
+        delete_pod(&mut s, &key, None);
+        assert!(s.pods.is_empty());
+        // A kubelet that reports a problem (Ready=False) still stops its pods.
+        let mut s = state("False", json!([]));
+        delete_pod(&mut s, &key, None);
+        assert!(s.pods.is_empty());
+        // A second delete shortens the grace period; a finished pod goes at once.
+        let mut s = state("Unknown", json!([]));
+        delete_pod(&mut s, &key, None);
+        let p = delete_pod(&mut s, &key, Some(5)).unwrap();
+        assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 5);
+        let p = delete_pod(&mut s, &key, Some(40)).unwrap();
+        assert_eq!(
+            p["metadata"]["deletionGracePeriodSeconds"], 5,
+            "never lengthened"
+        );
+        s.pods.get_mut(&key).unwrap()["status"]["phase"] = json!("Failed");
         delete_pod(&mut s, &key, None);
         assert!(s.pods.is_empty());
     }
