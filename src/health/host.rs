@@ -34,6 +34,18 @@ pub struct Paths {
     pub kubelet_cert: String,
 }
 
+impl Paths {
+    /// Whether restarting the runtime leaves running containers (an etcd static pod among
+    /// them) up: containerd and CRI-O keep them under their shims; Docker without
+    /// live-restore, or an unknown runtime, may not.
+    pub fn runtime_restart_keeps_containers(&self) -> bool {
+        matches!(
+            self.runtime_unit.trim_end_matches(".service"),
+            "containerd" | "crio" | "cri-o"
+        )
+    }
+}
+
 impl Default for Paths {
     fn default() -> Self {
         Self {

@@ -47,6 +47,9 @@ pub(super) fn mutating(r: Remedy) -> bool {
     )
 }
 
+/// Why a replica that lost the leader lease waits.
+const NOT_LEADING: &str = "this replica no longer leads";
+
 /// How long one read of etcd's members and health stands for every control-plane node.
 pub(super) const ETCD_FRESH_MS: u64 = 15_000;
 
@@ -68,9 +71,32 @@ impl Service {
     }
 
     /// Whether `remedy` may take a voting etcd member away (what the quorum rules judge): the
-    /// machine answers, so its member may still vote, and the remedy takes it down.
-    pub(super) fn takes_a_vote(&self, evidence: &Evidence, remedy: Remedy) -> bool {
-        !self.dark(evidence) && remedy.takes_down()
+    /// machine answers, so its member may still vote, and the remedy takes it down. A repair
+    /// counts when it may restart a runtime whose containers do not outlive it.
+    pub(super) fn takes_a_vote(&self, m: &Machine, evidence: &Evidence, remedy: Remedy) -> bool {
+        let runtime_keeps = m
+            .ssh
+            .as_ref()
+            .is_none_or(|s| s.checks.runtime_restart_keeps_containers());
+        let takes_down = remedy.takes_down() || (remedy == Remedy::Repair && !runtime_keeps);
+        !self.dark(evidence) && takes_down
+    }
+
+    /// Whether this replica may act: it leads (outside a cluster, always). Asked before a
+    /// step is admitted and again right before it is carried out.
+    fn may_act(&self, name: &str, step: &Step) -> bool {
+        if self.exec.dry_run()
+            || step.remedy == Remedy::Nothing
+            || self.leading.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return true;
+        }
+        info!(
+            node = name,
+            remedy = step.remedy.name(),
+            "not leading: the step is left to the leader"
+        );
+        false
     }
 
     /// The storm guard, atomically with marking the node as remediating.
@@ -240,15 +266,15 @@ impl Service {
         let real = mutating(step.remedy) && !self.exec.dry_run();
         // What the last round waited for: a yield to another holder is said once.
         let was_waiting = st.waiting.clone();
-        if real && !self.leading.load(std::sync::atomic::Ordering::Relaxed) {
+        if !self.may_act(name, &step) {
             // Leadership was lost while this round gathered: the new leader decides; a
             // replica that no longer leads begins nothing (nor resumes: the leader adopts).
             self.metrics.remedy(step.remedy.name(), "deferred");
-            self.wait(name, st, "this replica no longer leads".into());
+            self.wait(name, st, NOT_LEADING.into());
             return;
         }
         if real && resumed_from.is_none() {
-            let answering = self.takes_a_vote(evidence, step.remedy);
+            let answering = self.takes_a_vote(m, evidence, step.remedy);
             match self
                 .admit(name, step.next, st.position.recovered_ms, answering)
                 .await
@@ -315,6 +341,13 @@ impl Service {
                 self.put(name, &mut st);
                 return;
             }
+        }
+        if !self.may_act(name, &step) {
+            // Lost while the guard and the journal were asked: what was recorded (the
+            // pending remedy) is the leader's to resume; nothing was sent.
+            self.metrics.remedy(step.remedy.name(), "deferred");
+            self.wait(name, st, NOT_LEADING.into());
+            return;
         }
         let done = self.carry_out(m, node, &mut st, step, j, evidence).await;
         // A release acted on (the hands-off ended, or the replacement was tried, whatever

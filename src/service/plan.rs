@@ -40,7 +40,7 @@ impl Service {
             });
             // What the storm guard would say now (asked, not marked: nothing is admitted).
             let held = if super::act::mutating(step.remedy) {
-                let answering = self.takes_a_vote(&evidence, step.remedy);
+                let answering = self.takes_a_vote(m, &evidence, step.remedy);
                 let (fleet, storm) = self.fleet(&m.name, answering).await;
                 match crate::remedy::guard::admit(fleet, &storm, now, st.position.recovered_ms) {
                     crate::remedy::guard::Admission::Go => None,
