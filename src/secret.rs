@@ -29,11 +29,26 @@ impl Secret {
             return text.to_owned();
         }
         let mut out = text.replace(&self.0, "***");
-        // As a JSON string it may be escaped (a BMC echoing the login body back).
+        // Echoed in another form: as a JSON string (a BMC quoting the login body), in an
+        // HTML error page, or URL-encoded (a token has `+`, `/` and `=`).
+        let mut forms = Vec::new();
         if let Ok(quoted) = serde_json::to_string(&self.0) {
-            let escaped = &quoted[1..quoted.len() - 1];
+            forms.push(quoted[1..quoted.len() - 1].to_owned());
+        }
+        forms.push(
+            self.0
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', "&#39;"),
+        );
+        let form: String = url::form_urlencoded::byte_serialize(self.0.as_bytes()).collect();
+        forms.push(form.replace('+', "%20"));
+        forms.push(form);
+        for escaped in forms {
             if escaped != self.0 {
-                out = out.replace(escaped, "***");
+                out = out.replace(&escaped, "***");
             }
         }
         out
@@ -69,6 +84,17 @@ mod tests {
         let s = Secret::new(r#"pa"ss\w0rd"#);
         let echoed = r#"{"Password":"pa\"ss\\w0rd"}"#;
         assert_eq!(s.scrub(echoed), r#"{"Password":"***"}"#);
+    }
+
+    #[test]
+    fn scrub_also_replaces_html_and_url_encoded_forms() {
+        let s = Secret::new("a+b/c=d&<e>");
+        let page = "<p>token a+b/c=d&amp;&lt;e&gt; refused</p>";
+        assert_eq!(s.scrub(page), "<p>token *** refused</p>");
+        let url = "/x?token=a%2Bb%2Fc%3Dd%26%3Ce%3E";
+        assert_eq!(s.scrub(url), "/x?token=***");
+        let spaced = Secret::new("pass word!");
+        assert_eq!(spaced.scrub("pw=pass+word%21 pw=pass%20word%21"), "pw=*** pw=***");
     }
 
     #[test]
