@@ -94,7 +94,10 @@ mod tests {
         let url = "/x?token=a%2Bb%2Fc%3Dd%26%3Ce%3E";
         assert_eq!(s.scrub(url), "/x?token=***");
         let spaced = Secret::new("pass word!");
-        assert_eq!(spaced.scrub("pw=pass+word%21 pw=pass%20word%21"), "pw=*** pw=***");
+        assert_eq!(
+            spaced.scrub("pw=pass+word%21 pw=pass%20word%21"),
+            "pw=*** pw=***"
+        );
     }
 
     #[test]

@@ -305,3 +305,16 @@ fn garbage_never_panics_and_finds_nothing() {
         let _ = c.repair();
     }
 }
+
+#[test]
+fn only_runtimes_whose_containers_outlive_a_restart_count_as_safe_to_restart() {
+    let paths = |unit: &str| Paths {
+        runtime_unit: unit.into(),
+        ..Paths::default()
+    };
+    assert!(Paths::default().runtime_restart_keeps_containers());
+    assert!(paths("crio.service").runtime_restart_keeps_containers());
+    assert!(paths("containerd").runtime_restart_keeps_containers());
+    assert!(!paths("docker.service").runtime_restart_keeps_containers());
+    assert!(!paths("my-runtime.service").runtime_restart_keeps_containers());
+}
