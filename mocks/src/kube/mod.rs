@@ -724,34 +724,12 @@ fn finish_terminating(s: &mut State) {
     }
 }
 
-/// Now plus `seconds`, as RFC 3339 UTC.
+/// Now plus `seconds`, as RFC 3339 UTC (whole seconds, as the API server writes them).
 fn rfc3339_in(seconds: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(0))
-        .unwrap_or(0);
-    rfc3339(now + seconds)
-}
-
-/// Seconds since the epoch as RFC 3339 UTC.
-fn rfc3339(t: i64) -> String {
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
+    let at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(seconds))
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    format!("{at:.0}")
 }
 
 fn labels_match(selector: &Value, pod: &Value) -> bool {
@@ -890,18 +868,6 @@ fn watch_nodes(s: &State, query: Option<&str>) -> Response {
 mod tests {
     use super::*;
 
-    #[test]
-    fn times_print_as_rfc3339_utc() {
-        for (t, want) in [
-            (0, "1970-01-01T00:00:00Z"),
-            (951_782_400, "2000-02-29T00:00:00Z"),
-            (1_800_000_000, "2027-01-15T08:00:00Z"),
-            (4_102_444_799, "2099-12-31T23:59:59Z"),
-        ] {
-            assert_eq!(rfc3339(t), want);
-        }
-    }
-
     fn state(ready: &str, taints: Value) -> State {
         let mut s = State::default();
         s.nodes.insert(
@@ -929,7 +895,13 @@ mod tests {
         let mut s = state("Unknown", json!([]));
         let p = delete_pod(&mut s, &key, None).unwrap();
         assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 45);
-        assert!(p["metadata"]["deletionTimestamp"].is_string());
+        let at: jiff::Timestamp = p["metadata"]["deletionTimestamp"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ahead = at.duration_since(jiff::Timestamp::now()).as_secs();
+        assert!((40..=45).contains(&ahead), "{at}: {ahead}s ahead");
         finish_terminating(&mut s);
         assert_eq!(s.pods.len(), 1, "no kubelet confirms");
         // gracePeriodSeconds=0 removes it at once.
