@@ -28,28 +28,29 @@ impl Secret {
             // nowhere, but never echoed either since excerpts only come from the BMC.
             return text.to_owned();
         }
-        let mut out = text.replace(&self.0, "***");
         // Echoed in another form: as a JSON string (a BMC quoting the login body), in an
-        // HTML error page, or URL-encoded (a token has `+`, `/` and `=`).
-        let mut forms = Vec::new();
+        // HTML error page, or URL-encoded (a token has `+`, `/` and `=`). The longest forms
+        // go first: the raw value may sit inside its own escaped form (`&amp` in `&amp;amp`).
+        let mut forms = vec![self.0.clone()];
         if let Ok(quoted) = serde_json::to_string(&self.0) {
             forms.push(quoted[1..quoted.len() - 1].to_owned());
         }
-        forms.push(
-            self.0
-                .replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('>', "&gt;")
-                .replace('"', "&quot;")
-                .replace('\'', "&#39;"),
-        );
+        let html = self
+            .0
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;");
+        forms.push(html.replace('\'', "&#39;"));
+        forms.push(html.replace('\'', "&#x27;"));
         let form: String = url::form_urlencoded::byte_serialize(self.0.as_bytes()).collect();
         forms.push(form.replace('+', "%20"));
         forms.push(form);
-        for escaped in forms {
-            if escaped != self.0 {
-                out = out.replace(&escaped, "***");
-            }
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        let mut out = text.to_owned();
+        for form in forms {
+            out = out.replace(&form, "***");
         }
         out
     }
@@ -98,6 +99,14 @@ mod tests {
             spaced.scrub("pw=pass+word%21 pw=pass%20word%21"),
             "pw=*** pw=***"
         );
+    }
+
+    #[test]
+    fn a_secret_inside_its_own_escaped_form_leaves_nothing_behind() {
+        let s = Secret::new("&amp");
+        assert_eq!(s.scrub("x &amp;amp y &amp z"), "x *** y *** z");
+        let s = Secret::new("it's");
+        assert_eq!(s.scrub("it&#x27;s it&#39;s"), "*** ***");
     }
 
     #[test]
