@@ -660,8 +660,9 @@ fn delete_pod(s: &mut State, key: &(String, String), grace: Option<i64>) -> Opti
     let mut pod = s.pods.get(key)?.clone();
     let grace = grace
         .or_else(|| pod.pointer("/spec/terminationGracePeriodSeconds")?.as_i64())
-        .unwrap_or(30)
-        .max(0);
+        .unwrap_or(30);
+    // A negative grace period is taken as 1 s, as the API server does.
+    let grace = if grace < 0 { 1 } else { grace };
     // As the pod strategy's CheckGracefulDelete: a finished pod, or one never scheduled, has
     // nothing to stop and goes at once, as does a grace of 0.
     let finished = matches!(
