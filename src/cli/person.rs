@@ -282,7 +282,10 @@ fn done_status(
         &json!({"node": node, "outcome": outcome, "detail": detail, "verified": ok}),
         &[vec![format!("{node}: {outcome}: {detail}")]],
     )?;
-    if matches!(done, Done::Refused(_) | Done::Busy(_)) {
+    if matches!(
+        done,
+        Done::Refused(_) | Done::Busy(_) | Done::Interrupted(_)
+    ) {
         anyhow::bail!("{node}: {outcome}: {detail}");
     }
     Ok(Status::problems_if(!ok))
@@ -423,7 +426,12 @@ async fn reboot_ladder(
             anyhow::bail!("{}: nothing to do for {}", machine.name, remedy.name());
         };
         let hard_failed = remedy == Remedy::HardReboot && !matches!(done, Done::Ok(_));
-        if matches!(done, Done::Refused(_) | Done::Busy(_)) || ctx.dry_run || hard_failed {
+        if matches!(
+            done,
+            Done::Refused(_) | Done::Busy(_) | Done::Interrupted(_)
+        ) || ctx.dry_run
+            || hard_failed
+        {
             return Ok(done);
         }
         let mut stage = next.after(from, done.kind(), exec.now_ms(), &policy);

@@ -86,7 +86,7 @@ pub fn decide(position: &Position, evidence: &Evidence, now: u64, policy: &Polic
             episode: position.episode,
             resumed_from: Some(p.from),
             notes: vec![format!(
-                "resuming {} decided at {} before a restart; not judged again",
+                "resuming {} decided at {} and stopped before it ended (a restart, a lost lock); not judged again",
                 p.remedy.name(),
                 crate::clock::rfc3339(p.at_ms)
             )],

@@ -350,6 +350,31 @@ impl Service {
             return;
         }
         let done = self.carry_out(m, node, &mut st, step, j, evidence).await;
+        // Stopped part-way (its lock lost), or a resumed step that could not take the node
+        // yet: the position recorded before it (the stage it leads to, the pending remedy)
+        // stays, as after a crash, so a later round resumes this very remedy from the journal
+        // instead of judging the node afresh and beginning another.
+        let keep = match &done {
+            Some(Done::Interrupted(d)) => Some(d),
+            Some(Done::Busy(d)) if resumed_from.is_some() && st.position.pending.is_some() => {
+                Some(d)
+            }
+            _ => None,
+        };
+        if let Some(d) = keep {
+            self.metrics.remedy(step.remedy.name(), "deferred");
+            if was_waiting.as_deref() != Some(d.as_str()) {
+                self.exec
+                    .note(name, format!("{} deferred: {d}", step.remedy.name()));
+            }
+            st.waiting = Some(d.clone());
+            self.put(name, &mut st);
+            return;
+        }
+        if !matches!(done, Some(Done::Busy(_))) {
+            // Carried out (whatever came of it): no longer waiting for anything.
+            st.waiting = None;
+        }
         // A release acted on (the hands-off ended, or the replacement was tried, whatever
         // came of it; a busy node is tried again): taken away, the LED off.
         if evidence.released.is_some()
@@ -402,7 +427,8 @@ impl Service {
                     self.refused_report(m, node, &st, d, j).await;
                     return;
                 }
-                Done::Ok(_) => {}
+                // Kept above, with its position, before anything is folded.
+                Done::Ok(_) | Done::Interrupted(_) => {}
             }
         }
         if position.stage.name() != from.name() {

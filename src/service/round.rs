@@ -372,8 +372,11 @@ impl Service {
         let span = tracing::Span::current();
         span.record("stage", st.position.stage.name());
         span.record("remedy", plan.step.remedy.name());
-        for line in &plan.notes {
-            self.exec.note(name, line.clone());
+        // A resumed step that waits (for the node's lock) said so once, not every round.
+        if plan.resumed_from.is_none() || st.waiting.is_none() {
+            for line in &plan.notes {
+                self.exec.note(name, line.clone());
+            }
         }
         if plan.resumed_from.is_none() {
             self.count_verdict(&plan.judgement.verdict);

@@ -232,6 +232,79 @@ async fn a_hung_host_is_confirmed_soft_then_hard_rebooted_and_recovery_is_verifi
     assert!(l.iter().any(|x| x == "lock oob-node-node-1"), "{l:?}");
 }
 
+/// Another remediator takes the node while oob's power cycle waits for the machine to go off:
+/// the step stops, its position stays (as after a crash), and once the node is free again
+/// the same step is resumed from the journal: the power-off is never sent twice, and the node
+/// is not judged afresh into another remedy.
+#[tokio::test(start_paused = true)]
+async fn a_step_whose_lock_is_lost_is_resumed_never_begun_again() {
+    let f = fleet(
+        5,
+        "suspect_after = 2\nconfirm_timeout_s = 60\nsoft_reboot_timeout_s = 60\nhard_reboot_timeout_s = 300",
+    );
+    f.rounds(2).await;
+    f.go_dark(1);
+    f.rounds(2).await;
+    assert_eq!(f.requests(1), [PowerRequest::GracefulRestart]);
+    // The BMC takes the power-off but the machine never gets there; the moment it was sent,
+    // Self Node Remediation takes the node's medik8s lease.
+    f.bmcs[0].lock().unwrap().stuck = true;
+    let (bmc, cluster) = (f.bmcs[0].clone(), f.cluster.clone());
+    let lease = crate::k8s::lease::node_lock_name("node-1");
+    let taker = tokio::spawn(async move {
+        while !bmc
+            .lock()
+            .unwrap()
+            .requests
+            .contains(&PowerRequest::ForceOff)
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        cluster
+            .held
+            .lock()
+            .unwrap()
+            .insert(lease, "self-node-remediation".into());
+    });
+    f.rounds(32).await;
+    taker.await.unwrap();
+    let offs = |f: &Fleet| {
+        f.requests(1)
+            .iter()
+            .filter(|r| **r == PowerRequest::ForceOff)
+            .count()
+    };
+    assert_eq!(offs(&f), 1, "{:?}\n{}", f.requests(1), f.timeline(1));
+    let t = f.timeline(1);
+    assert!(t.contains("per-node lock lost"), "{t}");
+    assert!(
+        matches!(f.stage(1), Stage::HardReboot { .. }),
+        "the position stays: {:?}\n{t}",
+        f.stage(1)
+    );
+    // Still held: the resumed step waits, said once.
+    f.rounds(5).await;
+    assert_eq!(offs(&f), 1);
+    assert_eq!(
+        f.timeline(1).matches("oob yields").count(),
+        1,
+        "{}",
+        f.timeline(1)
+    );
+    // Free again: the same step resumes from the journal, nothing is sent twice.
+    f.cluster.held.lock().unwrap().clear();
+    f.bmcs[0].lock().unwrap().stuck = false;
+    f.rounds(3).await;
+    let t = f.timeline(1);
+    assert!(t.contains("not sending it again"), "{t}");
+    assert_eq!(offs(&f), 1, "{:?}\n{t}", f.requests(1));
+    assert!(
+        !f.requests(1)[1..].contains(&PowerRequest::GracefulRestart),
+        "not judged afresh into another soft reboot: {:?}",
+        f.requests(1)
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn node_problem_detector_kernel_deadlock_on_a_ready_node_gets_the_reboot_path() {
     let f = fleet(5, "suspect_after = 2");

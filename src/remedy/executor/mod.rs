@@ -73,6 +73,9 @@ pub enum Done {
     Skip(String),
     /// Someone else holds the node (the CLI's lock); try again next round.
     Busy(String),
+    /// Stopped part-way (its per-node lock was lost): what it began may have reached the
+    /// machine. Resumed from the journal like a step a crash stopped, never begun anew.
+    Interrupted(String),
 }
 
 impl Done {
@@ -84,7 +87,7 @@ impl Done {
             Self::Refused(_) => Outcome::Refused,
             Self::Failed(_) => Outcome::Failed,
             Self::Skip(_) => Outcome::Skipped,
-            Self::Busy(_) => Outcome::Busy,
+            Self::Busy(_) | Self::Interrupted(_) => Outcome::Busy,
         }
     }
 
@@ -96,6 +99,7 @@ impl Done {
             Self::Failed(d) => ("failed", d),
             Self::Skip(d) => ("skipped", d),
             Self::Busy(d) => ("busy", d),
+            Self::Interrupted(d) => ("interrupted", d),
         }
     }
 }
@@ -394,6 +398,8 @@ impl Executor {
         F: std::future::Future<Output = T>,
     {
         let lease = node_lock_name(node);
+        // The lease lives `node_lock` from when it was asked for, not from the answer.
+        let asked = tokio::time::Instant::now();
         match self
             .nodes
             .try_lock(&lease, &self.holder, self.node_lock)
@@ -412,12 +418,13 @@ impl Executor {
         // while a renewal waits on the API. A lock another actor now holds, or one that could
         // not be renewed in time (the lease lives `node_lock` from the start of the last
         // renewal that took), stops the step before the lease can expire: from then on
-        // someone else may act on the node. The step is deferred like a busy one: its stage
-        // stays, and the next round resumes it from the journal, never sending it again.
+        // someone else may act on the node. The step is interrupted as by a crash: its
+        // position (stage, pending remedy) stays, and a later round resumes it from the
+        // journal, never sending it again.
         let renew = async {
             let period = self.node_lock / 3;
-            let mut renewed = tokio::time::Instant::now();
-            let mut next = renewed;
+            let mut renewed = asked;
+            let mut next = tokio::time::Instant::now();
             loop {
                 // At a fixed rate: a try that waited out its deadline does not delay the next.
                 next += period;
@@ -461,9 +468,10 @@ impl Executor {
             out = &mut work => Ok(out),
             lost = &mut renew => Err(lost),
         };
-        // A lock another actor took is theirs to release (oob replicas share the medik8s
-        // holder name: releasing it would take the new holder's lease away).
-        if !matches!(out, Err((true, _))) {
+        // A lost lock is not released: another actor may hold it, or take it the moment it
+        // expires (oob replicas share the medik8s holder name, so a late release could take
+        // the new holder's lease away). It expires on its own.
+        if out.is_ok() {
             if let Err(e) = self.nodes.unlock(&lease, &self.holder).await {
                 warn!(node, error = %e, "releasing the per-node lock failed; it expires on its own");
             }
@@ -474,7 +482,7 @@ impl Executor {
                 node,
                 format!("per-node lock lost ({why}): the step stopped; the next round resumes it"),
             );
-            Done::Busy(format!("per-node lock lost: {why}"))
+            Done::Interrupted(format!("per-node lock lost: {why}"))
         })
     }
 

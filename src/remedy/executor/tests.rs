@@ -725,7 +725,7 @@ async fn a_per_node_lock_taken_by_another_stops_the_step_at_the_next_renewal() {
         })
         .await;
     match out {
-        Err(Done::Busy(why)) => assert!(
+        Err(Done::Interrupted(why)) => assert!(
             why.contains("per-node lock lost") && why.contains("self-node-remediation"),
             "{why}"
         ),
@@ -754,7 +754,7 @@ async fn a_per_node_lock_that_cannot_be_renewed_stops_the_step_before_it_expires
             tokio::time::sleep(lock * 10).await;
         })
         .await;
-    let Err(Done::Busy(why)) = out else {
+    let Err(Done::Interrupted(why)) = out else {
         panic!("the step went on without its lock: {out:?}")
     };
     assert!(
@@ -779,7 +779,7 @@ async fn a_per_node_lock_that_cannot_be_renewed_stops_the_step_before_it_expires
             tokio::time::sleep(lock * 10).await;
         })
         .await;
-    assert!(matches!(out, Err(Done::Busy(_))), "{out:?}");
+    assert!(matches!(out, Err(Done::Interrupted(_))), "{out:?}");
     assert!(began.elapsed() < lock, "stopped at {:?}", began.elapsed());
     w.cluster.lock_hang.store(false, Ordering::SeqCst);
     w.cluster.leases.lock().unwrap().clear();
