@@ -2,9 +2,9 @@
 //! mirror and completed pods, evict the rest with bounded concurrency, retry evictions a
 //! PodDisruptionBudget refuses (429) every `retry_interval` until the deadline, wait for the
 //! evicted pods to be gone (not on a node whose kubelet stopped reporting, Ready=Unknown, and
-//! not out of service: nothing confirms there, the pods stay Terminating, said at once), and report what still blocks.
-//! Pods with emptyDir data move only when allowed. Force deletion happens only with proof that
-//! the node is verified powered off.
+//! not out of service: nothing confirms there, the pods stay Terminating, said at once), and
+//! report what still blocks. Pods with emptyDir data move only when allowed. Force deletion
+//! happens only with proof that the node is verified powered off.
 
 use std::time::Duration;
 

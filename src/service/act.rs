@@ -83,7 +83,8 @@ impl Service {
     }
 
     /// Whether this replica may act: it leads (outside a cluster, always). Asked before a
-    /// step is admitted and again right before it is carried out.
+    /// step is admitted and again right before it is carried out; when not, the step is
+    /// counted deferred and left to the leader.
     fn may_act(&self, name: &str, step: &Step) -> bool {
         if self.exec.dry_run()
             || step.remedy == Remedy::Nothing
@@ -96,6 +97,7 @@ impl Service {
             remedy = step.remedy.name(),
             "not leading: the step is left to the leader"
         );
+        self.metrics.remedy(step.remedy.name(), "deferred");
         false
     }
 
@@ -269,7 +271,6 @@ impl Service {
         if !self.may_act(name, &step) {
             // Leadership was lost while this round gathered: the new leader decides; a
             // replica that no longer leads begins nothing (nor resumes: the leader adopts).
-            self.metrics.remedy(step.remedy.name(), "deferred");
             self.wait(name, st, NOT_LEADING.into());
             return;
         }
@@ -345,7 +346,6 @@ impl Service {
         if !self.may_act(name, &step) {
             // Lost while the guard and the journal were asked: what was recorded (the
             // pending remedy) is the leader's to resume; nothing was sent.
-            self.metrics.remedy(step.remedy.name(), "deferred");
             self.wait(name, st, NOT_LEADING.into());
             return;
         }

@@ -148,6 +148,11 @@ impl Fleet {
             .1
     }
 
+    /// How many of the hosts' recorded actions `which` picks.
+    fn host_actions(&self, which: impl Fn(&str) -> bool) -> usize {
+        self.hosts.actions().iter().filter(|a| which(a)).count()
+    }
+
     fn requests(&self, i: usize) -> Vec<PowerRequest> {
         self.bmcs[i - 1].lock().unwrap().requests.clone()
     }
@@ -389,13 +394,7 @@ async fn an_os_problem_is_cordoned_rebooted_over_ssh_and_uncordoned_only_once_th
     assert!(!said(&f.log).iter().any(|x| x == "uncordon node-1"));
     // Not asked again every round: once per 30 s.
     f.rounds(5).await;
-    let checks = |f: &Fleet| {
-        f.hosts
-            .actions()
-            .iter()
-            .filter(|a| a.starts_with("checks"))
-            .count()
-    };
+    let checks = |f: &Fleet| f.host_actions(|a| a.starts_with("checks"));
     // The look at confirmation, then one health check in these 12 s.
     assert_eq!(checks(&f), 2, "{:?}\n{}", f.hosts.actions(), f.timeline(1));
     assert_eq!(t.matches("health check before uncordon failed").count(), 1);
@@ -638,13 +637,7 @@ async fn an_etcd_member_down_on_a_ready_node_holds_back_another_control_plane_re
     );
     assert!(f.requests(1).is_empty());
     // Asked at most once per 15 s for the whole fleet, though node-1 asks every round.
-    let asked = |f: &Fleet| {
-        f.hosts
-            .actions()
-            .iter()
-            .filter(|a| a.contains("endpoint health"))
-            .count()
-    };
+    let asked = |f: &Fleet| f.host_actions(|a| a.contains("endpoint health"));
     assert_eq!(asked(&f), 2, "node-2, then node-3: {:?}", f.hosts.actions());
     // etcd whole again: the reboot goes once the last read is stale.
     f.hosts.reply("member list", 0, &etcd_says(&[]));

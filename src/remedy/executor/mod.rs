@@ -440,23 +440,18 @@ impl Executor {
                         renewed = started;
                         continue;
                     }
-                    Ok(Ok(false)) => return (true, "another actor holds it now".to_owned()),
-                    Ok(Err(e @ crate::k8s::NodeOpsError::Held { .. })) => {
-                        return (true, e.to_string())
-                    }
+                    Ok(Ok(false)) => return "another actor holds it now".to_owned(),
+                    Ok(Err(e @ crate::k8s::NodeOpsError::Held { .. })) => return e.to_string(),
                     Ok(Err(e)) => e.to_string(),
                     Err(_) => format!("the API did not answer within {:?}", period / 2),
                 };
                 // The next try, with its own deadline, would end after the lease expired.
                 if started + period + period / 2 >= renewed + self.node_lock {
                     let unrenewed = started.saturating_duration_since(renewed);
-                    return (
-                        false,
-                        format!(
-                            "not renewed for {}s of its {}s ({why})",
-                            unrenewed.as_secs(),
-                            self.node_lock.as_secs()
-                        ),
+                    return format!(
+                        "not renewed for {}s of its {}s ({why})",
+                        unrenewed.as_secs(),
+                        self.node_lock.as_secs()
                     );
                 }
                 warn!(node, error = %why, "renewing the per-node lock failed; tried again");
@@ -476,12 +471,9 @@ impl Executor {
                 warn!(node, error = %e, "releasing the per-node lock failed; it expires on its own");
             }
         }
-        out.map_err(|(_, why)| {
+        // The timeline says it where the ladder keeps the step's position (service::act).
+        out.map_err(|why| {
             warn!(node, reason = %why, "per-node lock lost: the step in progress stops");
-            self.note(
-                node,
-                format!("per-node lock lost ({why}): the step stopped; the next round resumes it"),
-            );
             Done::Interrupted(format!("per-node lock lost: {why}"))
         })
     }
